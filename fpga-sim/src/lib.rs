@@ -1,0 +1,1 @@
+//! `fpga-sim`: the RTL of `rtl/`, verilated, exposed as an `Offload` engine.

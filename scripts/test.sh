@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 machine: installs what it needs, then runs
+# the Rust tests (unit, property, crash, integration against the real binary and real peers),
+# the fuzz targets for a bounded time, and the Python client tests.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh --test
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "build"
+cargo build --release --workspace --all-targets
+
+step "rust tests"
+cargo test --release --workspace
+
+step "fuzz (bounded)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+
+if compgen -G "datapath/tests/python/test_*.py" >/dev/null; then
+    step "python client tests"
+    .venv/bin/pytest -q datapath/tests/python
+fi
