@@ -9,3 +9,4 @@
 //! Non-goals: knowing what an item, a request or a connection is.
 
 pub mod offload;
+pub mod rdma;
