@@ -50,6 +50,28 @@ struct FerriteCrcOut {
     uint8_t padding[6];
 };
 
+struct FerriteDecompressIn {
+    uint64_t s_data;
+    uint32_t out_limit;
+    uint8_t rst;
+    uint8_t s_valid;
+    uint8_t s_keep;
+    uint8_t s_last;
+    uint8_t m_ready;
+    uint8_t padding[7];
+};
+
+struct FerriteDecompressOut {
+    uint64_t m_data;
+    uint32_t result_len;
+    uint8_t s_ready;
+    uint8_t m_valid;
+    uint8_t m_keep;
+    uint8_t done;
+    uint8_t error;
+    uint8_t padding[7];
+};
+
 // Returns a new model with every clock low, or null if allocation fails. `trace_path` (nullable)
 // names a VCD file that records every half-cycle.
 FerriteRtl* ferrite_rtl_new(const char* trace_path) {
@@ -96,6 +118,28 @@ void ferrite_rtl_crc_cycle(FerriteRtl* rtl, const FerriteCrcIn* in, FerriteCrcOu
     out->m_crc = top.crc_m_crc;
     out->s_ready = top.crc_s_ready;
     out->m_valid = top.crc_m_valid;
+}
+
+void ferrite_rtl_decompress_cycle(FerriteRtl* rtl, const FerriteDecompressIn* in, FerriteDecompressOut* out) {
+    Voffload_top& top = *rtl->top;
+    top.dec_rst = in->rst;
+    top.dec_out_limit = in->out_limit;
+    top.dec_s_valid = in->s_valid;
+    top.dec_s_data = in->s_data;
+    top.dec_s_keep = in->s_keep;
+    top.dec_s_last = in->s_last;
+    top.dec_m_ready = in->m_ready;
+    top.dec_clk = 1;
+    rtl->settle();
+    top.dec_clk = 0;
+    rtl->settle();
+    out->m_data = top.dec_m_data;
+    out->result_len = top.dec_result_len;
+    out->s_ready = top.dec_s_ready;
+    out->m_valid = top.dec_m_valid;
+    out->m_keep = top.dec_m_keep;
+    out->done = top.dec_done;
+    out->error = top.dec_error;
 }
 
 }  // extern "C"

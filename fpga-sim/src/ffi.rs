@@ -34,6 +34,32 @@ pub(crate) struct CrcOut {
     pub padding: [u8; 6],
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DecompressIn {
+    pub s_data: u64,
+    pub out_limit: u32,
+    pub rst: u8,
+    pub s_valid: u8,
+    pub s_keep: u8,
+    pub s_last: u8,
+    pub m_ready: u8,
+    pub padding: [u8; 7],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DecompressOut {
+    pub m_data: u64,
+    pub result_len: u32,
+    pub s_ready: u8,
+    pub m_valid: u8,
+    pub m_keep: u8,
+    pub done: u8,
+    pub error: u8,
+    pub padding: [u8; 7],
+}
+
 extern "C" {
     /// A new model with every clock low, or null if it could not be allocated. `trace_path` is
     /// null or a NUL-terminated path for a VCD waveform.
@@ -45,6 +71,11 @@ extern "C" {
         input: *const CrcIn,
         output: *mut CrcOut,
     );
+    pub(crate) fn ferrite_rtl_decompress_cycle(
+        rtl: *mut FerriteRtl,
+        input: *const DecompressIn,
+        output: *mut DecompressOut,
+    );
 }
 
 #[cfg(test)]
@@ -55,5 +86,7 @@ mod tests {
     fn layouts_match_the_shim() {
         assert_eq!(std::mem::size_of::<CrcIn>(), 16);
         assert_eq!(std::mem::size_of::<CrcOut>(), 16);
+        assert_eq!(std::mem::size_of::<DecompressIn>(), 24);
+        assert_eq!(std::mem::size_of::<DecompressOut>(), 24);
     }
 }

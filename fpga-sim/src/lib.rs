@@ -15,7 +15,7 @@
 
 mod ffi;
 
-use platform::offload::{Offload, OffloadError, SoftwareOffload};
+use platform::offload::{compress_bound, Offload, OffloadError, SoftwareOffload};
 use std::ffi::CString;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +29,12 @@ pub const TRACE_ENV: &str = "FERRITE_RTL_TRACE";
 /// The largest block the LZ4 modules take: their history window and input memory. Larger inputs
 /// go to the software engine and are counted in [`RtlStats::software_fallbacks`].
 pub const BLOCK_BYTES_MAX: usize = 64 * 1024;
+
+/// The largest compressed block the RTL decompressor is given: the worst case for a block of
+/// [`BLOCK_BYTES_MAX`]. It also keeps the RTL's 32-bit length sums from overflowing.
+pub fn decompress_input_bytes_max() -> usize {
+    compress_bound(BLOCK_BYTES_MAX)
+}
 
 /// Bytes the RTL data paths move per clock (64-bit beats).
 pub const BEAT_BYTES: usize = 8;
@@ -56,7 +62,12 @@ pub struct RtlStats {
     pub crc64_operations: u64,
     pub crc64_bytes: u64,
     pub crc64_clocks: u64,
-    /// LZ4 operations the engine handed to the software engine instead of the RTL.
+    /// LZ4 decompressions the RTL ran, bytes it produced and clocks spent.
+    pub decompress_operations: u64,
+    pub decompress_bytes: u64,
+    pub decompress_clocks: u64,
+    /// LZ4 operations the engine handed to the software engine instead of the RTL (blocks above
+    /// [`BLOCK_BYTES_MAX`]).
     pub software_fallbacks: u64,
 }
 
@@ -112,6 +123,63 @@ impl VerilatedOffload {
         self.stats
     }
 
+    fn decompress_cycle(&mut self, input: &ffi::DecompressIn) -> ffi::DecompressOut {
+        let mut output = ffi::DecompressOut::default();
+        // SAFETY: as in `crc_cycle`.
+        unsafe { ffi::ferrite_rtl_decompress_cycle(self.model.as_ptr(), input, &mut output) };
+        output
+    }
+
+    /// Runs one block through `lz4_decompress` with the output limited to `limit` bytes.
+    fn rtl_decompress(&mut self, input: &[u8], output: &mut [u8], limit: usize) -> DecompressOutcome {
+        let limit_u32 = u32::try_from(limit).expect("limit is at most BLOCK_BYTES_MAX");
+        let budget = clock_budget(input.len() + limit);
+        let mut state = self.decompress_cycle(&ffi::DecompressIn { rst: 1, out_limit: limit_u32, ..Default::default() });
+        let mut clocks = 1;
+        let parts = [input];
+        let mut beats = Beats::new(&parts);
+        let mut beat = beats.next();
+        let mut written = 0usize;
+        while state.done == 0 {
+            assert!(clocks < budget, "lz4_decompress RTL did not finish within {budget} clocks");
+            if state.m_valid != 0 {
+                // The beat moves on this clock's edge (m_ready is always high).
+                let count = state.m_keep.count_ones() as usize;
+                assert!(written + count <= limit, "lz4_decompress RTL wrote past its output limit");
+                output[written..written + count].copy_from_slice(&state.m_data.to_le_bytes()[..count]);
+                written += count;
+            }
+            let offered = beat.unwrap_or(Beat { data: 0, keep: 0, last: false });
+            let accepted = beat.is_some() && state.s_ready != 0;
+            state = self.decompress_cycle(&ffi::DecompressIn {
+                s_data: offered.data,
+                out_limit: limit_u32,
+                s_valid: u8::from(beat.is_some()),
+                s_keep: offered.keep,
+                s_last: u8::from(offered.last),
+                m_ready: 1,
+                ..Default::default()
+            });
+            clocks += 1;
+            if accepted {
+                beat = beats.next();
+            }
+        }
+        self.last_clocks = clocks;
+        self.stats.decompress_operations += 1;
+        self.stats.decompress_clocks += clocks;
+        let result_len = state.result_len as usize;
+        match state.error {
+            DECOMPRESS_OK => {
+                assert_eq!(result_len, written, "lz4_decompress RTL reported a length it did not write");
+                self.stats.decompress_bytes += written as u64;
+                DecompressOutcome::Decoded(written)
+            }
+            DECOMPRESS_OUTPUT_LIMIT => DecompressOutcome::OverLimit { needed: result_len },
+            code => DecompressOutcome::Malformed(decompress_error_reason(code)),
+        }
+    }
+
     fn crc_cycle(&mut self, input: &ffi::CrcIn) -> ffi::CrcOut {
         let mut output = ffi::CrcOut::default();
         // SAFETY: `self.model` came from `ferrite_rtl_new` and is freed only in `drop`; the
@@ -121,11 +189,42 @@ impl VerilatedOffload {
     }
 }
 
+impl VerilatedOffload {
+    fn software_decompress(&mut self, input: &[u8], output: &mut [u8]) -> Result<usize, OffloadError> {
+        self.last_clocks = 0;
+        self.stats.software_fallbacks += 1;
+        self.software.decompress(input, output)
+    }
+}
+
 impl Drop for VerilatedOffload {
     fn drop(&mut self) {
         // SAFETY: the model came from `ferrite_rtl_new` and is not used after this.
         unsafe { ffi::ferrite_rtl_free(self.model.as_ptr()) };
     }
+}
+
+/// `lz4_decompress`'s `error` codes (rtl/lz4_decompress.v).
+const DECOMPRESS_OK: u8 = 0;
+const DECOMPRESS_TRUNCATED: u8 = 1;
+const DECOMPRESS_OFFSET_ZERO: u8 = 2;
+const DECOMPRESS_OFFSET_RANGE: u8 = 3;
+const DECOMPRESS_OUTPUT_LIMIT: u8 = 4;
+
+fn decompress_error_reason(code: u8) -> &'static str {
+    match code {
+        DECOMPRESS_TRUNCATED => "truncated sequence",
+        DECOMPRESS_OFFSET_ZERO => "match offset 0",
+        DECOMPRESS_OFFSET_RANGE => "match offset before the start of the output",
+        other => panic!("lz4_decompress RTL reported unknown error code {other}"),
+    }
+}
+
+/// How one block went through the RTL decompressor.
+enum DecompressOutcome {
+    Decoded(usize),
+    OverLimit { needed: usize },
+    Malformed(&'static str),
 }
 
 /// The clock budget for an operation touching `bytes` bytes; exceeding it is an RTL bug.
@@ -253,9 +352,21 @@ impl Offload for VerilatedOffload {
     }
 
     fn decompress(&mut self, input: &[u8], output: &mut [u8]) -> Result<usize, OffloadError> {
-        self.last_clocks = 0;
-        self.stats.software_fallbacks += 1;
-        self.software.decompress(input, output)
+        if input.len() > decompress_input_bytes_max() {
+            return self.software_decompress(input, output);
+        }
+        let limit = output.len().min(BLOCK_BYTES_MAX);
+        match self.rtl_decompress(input, output, limit) {
+            DecompressOutcome::Decoded(len) => Ok(len),
+            DecompressOutcome::Malformed(reason) => Err(OffloadError::Malformed { reason: reason.to_string() }),
+            // The block may fit the caller's buffer but not the hardware's limit.
+            DecompressOutcome::OverLimit { .. } if output.len() > BLOCK_BYTES_MAX => {
+                self.software_decompress(input, output)
+            }
+            DecompressOutcome::OverLimit { needed } => {
+                Err(OffloadError::OutputTooSmall { needed, available: output.len() })
+            }
+        }
     }
 }
 
