@@ -2,8 +2,11 @@
 //
 // Two halves run side by side, joined by a small command queue:
 // - the parser reads tokens, length extensions, literals and offsets from a 16-byte input window
-//   and queues commands: "write these literal bytes" (up to 8) or "copy LEN bytes from OFFSET back";
-// - the copier executes the command at the head of the queue, 8 bytes per clock, into the history
+//   and queues commands: "write these literal bytes (up to 8), then copy LEN bytes from OFFSET
+//   back", either part possibly absent. A short sequence (at most 8 literals, no length bytes)
+//   that sits whole in the window is parsed in one clock; so is the tail of a longer one;
+// - the copier executes the command at the head of the queue, the literals in one clock and the
+//   copy 8 bytes per clock, into the history
 //   window (eight byte-wide banks so any 8 consecutive positions are one row in each bank) and onto
 //   the output stream. Overlapping copies (offset < 8) repeat the last OFFSET bytes lane by lane,
 //   so they also run at 8 bytes per clock.
@@ -73,6 +76,7 @@ module lz4_decompress #(
     wire [7:0] byte1 = window[15:8];
 
     // ---------------------------------------------------------------- command queue
+    reg [3:0]            queue_literal_count [0:QUEUE_DEPTH-1];
     reg                  queue_is_match [0:QUEUE_DEPTH-1];
     reg [31:0]           queue_length   [0:QUEUE_DEPTH-1];
     reg [15:0]           queue_offset   [0:QUEUE_DEPTH-1];
@@ -94,9 +98,16 @@ module lz4_decompress #(
     // Parser decisions for this clock (combinational).
     reg [4:0]  consume;
     reg        push;
+    reg [3:0]  push_literal_count;
+    reg [63:0] push_literals;
     reg        push_is_match;
     reg [31:0] push_length;
     reg [15:0] push_offset;
+    // A whole sequence tail (literals then match) in the window, and whether it may go in one clock.
+    reg [63:0]  tail_literals;
+    reg [15:0]  tail_offset;
+    reg [31:0]  tail_match_length;
+    reg         tail_fits;
     reg [2:0]  parse_state_next;
     reg [31:0] literal_length_next;
     reg        literals_over_next;
@@ -144,12 +155,46 @@ module lz4_decompress #(
         end
     endtask
 
+    // Literals `literal_count` (<= 8) at window byte `first`, then the offset, all in the window and
+    // all checks passing: queue literals and match as one command and go to the next token.
+    // Anything else leaves the decision to the byte-by-byte states, which report errors in order.
+    task automatic try_tail(input [3:0] literal_count, input first, input [3:0] match_nibble);
+        begin
+            tail_literals = window[{3'd0, first, 3'd0} +: 64];
+            tail_offset = window[{{3'd0, first} + literal_count, 3'd0} +: 16];
+            tail_match_length = MIN_MATCH + {28'd0, match_nibble};
+            tail_fits = match_nibble != 4'd15 && literal_count <= 4'd8 && !queue_full
+                && window_count >= {4'd0, first} + {1'b0, literal_count} + 5'd2
+                && tail_offset != 16'd0
+                && ({1'b0, produced} + {29'd0, literal_count} + {1'b0, tail_match_length}) <= {1'b0, out_limit}
+                && {16'd0, tail_offset} <= produced + {28'd0, literal_count};
+            if (tail_fits) begin
+                consume = {4'd0, first} + {1'b0, literal_count} + 5'd2;
+                push = 1'b1;
+                push_literal_count = literal_count;
+                push_literals = tail_literals;
+                push_is_match = 1'b1;
+                push_length = tail_match_length;
+                push_offset = tail_offset;
+                produced_next = produced + {28'd0, literal_count} + tail_match_length;
+                literal_length_next = 32'd0;
+                parse_state_next = P_TOKEN;
+            end
+        end
+    endtask
+
     always @* begin
         consume = 5'd0;
         push = 1'b0;
+        push_literal_count = 4'd0;
+        push_literals = window[63:0];
         push_is_match = 1'b0;
         push_length = 32'd0;
         push_offset = 16'd0;
+        tail_literals = 64'd0;
+        tail_offset = 16'd0;
+        tail_match_length = 32'd0;
+        tail_fits = 1'b0;
         parse_state_next = parse_state;
         literal_length_next = literal_length;
         literals_over_next = literals_over;
@@ -163,6 +208,11 @@ module lz4_decompress #(
         case (parse_state)
             P_TOKEN: begin
                 if (window_count != 5'd0) begin
+                    try_tail(byte0[7:4], 1'b1, byte0[3:0]);
+                end
+                if (tail_fits) begin
+                    token_match_next = byte0[3:0];
+                end else if (window_count != 5'd0) begin
                     consume = 5'd1;
                     token_match_next = byte0[3:0];
                     if (byte0[7:4] == 4'd15) begin
@@ -198,10 +248,13 @@ module lz4_decompress #(
                         parse_state_next = P_OFFSET;
                     end
                 end else if (window_count != 5'd0) begin
-                    if (literals_over || !queue_full) begin
+                    if (!literals_over && literal_length <= 32'd8) begin
+                        try_tail(literal_length[3:0], 1'b0, token_match);
+                    end
+                    if (!tail_fits && (literals_over || !queue_full)) begin
                         consume = literal_chunk;
                         push = !literals_over;
-                        push_length = {27'd0, literal_chunk};
+                        push_literal_count = literal_chunk[3:0];
                         literal_length_next = literal_length - {27'd0, literal_chunk};
                         if (!literals_over) begin
                             produced_next = produced + {27'd0, literal_chunk};
@@ -252,14 +305,18 @@ module lz4_decompress #(
     // ---------------------------------------------------------------- copier
     reg [HISTORY_LOG2-1:0] write_position;   // where the next output byte goes in the history
 
+    wire [3:0]  head_literal_count = queue_literal_count[queue_head];
     wire        head_is_match = queue_is_match[queue_head];
     wire [31:0] head_length = queue_length[queue_head];
     wire [15:0] head_offset = queue_offset[queue_head];
     wire [63:0] head_literals = queue_literals[queue_head];
 
+    // A command's literals go first, in one clock; then its match, up to 8 bytes a clock.
+    wire        copying_literals = head_literal_count != 4'd0;
     wire        copier_go = queue_count != 0 && (!m_valid || m_ready);
-    wire [3:0]  copy_count = (head_length < 32'd8) ? head_length[3:0] : 4'd8;
-    wire        head_done = head_length <= 32'd8;
+    wire [3:0]  match_chunk = (head_length < 32'd8) ? head_length[3:0] : 4'd8;
+    wire [3:0]  copy_count = copying_literals ? head_literal_count : match_chunk;
+    wire        head_done = copying_literals ? !head_is_match : head_length <= 32'd8;
     /* verilator lint_off WIDTH */
     wire [HISTORY_LOG2-1:0] read_position = write_position - head_offset;
     /* verilator lint_on WIDTH */
@@ -301,7 +358,7 @@ module lz4_decompress #(
         source_lane = 3'd0;
         source_bank = 3'd0;
         for (lane = 0; lane < 8; lane = lane + 1) begin
-            if (!head_is_match) begin
+            if (copying_literals) begin
                 copy_bytes[lane * 8 +: 8] = head_literals[lane * 8 +: 8];
             end else begin
                 // An overlapping copy repeats the OFFSET bytes before the write position.
@@ -370,10 +427,11 @@ module lz4_decompress #(
             produced <= produced_next;
 
             if (push) begin
+                queue_literal_count[queue_tail] <= push_literal_count;
                 queue_is_match[queue_tail] <= push_is_match;
                 queue_length[queue_tail] <= push_length;
                 queue_offset[queue_tail] <= push_offset;
-                queue_literals[queue_tail] <= window[63:0];
+                queue_literals[queue_tail] <= push_literals;
                 queue_tail <= queue_tail + 1'b1;
             end
 
@@ -387,6 +445,8 @@ module lz4_decompress #(
                 write_position <= write_position + {{(HISTORY_LOG2-4){1'b0}}, copy_count};
                 if (head_done) begin
                     queue_head <= queue_head + 1'b1;
+                end else if (copying_literals) begin
+                    queue_literal_count[queue_head] <= 4'd0;
                 end else begin
                     queue_length[queue_head] <= head_length - 32'd8;
                 end

@@ -20,8 +20,12 @@ fn main() {
         let crc_rate = input.len() as f64 / rtl.last_clocks() as f64;
         let block = lz4_flex::block::compress(&input);
         let mut output = vec![0u8; input.len()];
-        rtl.decompress(&block, &mut output).expect("lz4_flex blocks decode");
+        rtl.decompress(&block, &mut output)
+            .expect("lz4_flex blocks decode");
         let decompress_rate = input.len() as f64 / rtl.last_clocks() as f64;
-        println!("| {name} | {} | {crc_rate:.2} | {decompress_rate:.2} |", input.len());
+        println!(
+            "| {name} | {} | {crc_rate:.2} | {decompress_rate:.2} |",
+            input.len()
+        );
     }
 }

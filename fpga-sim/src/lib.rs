@@ -131,25 +131,45 @@ impl VerilatedOffload {
     }
 
     /// Runs one block through `lz4_decompress` with the output limited to `limit` bytes.
-    fn rtl_decompress(&mut self, input: &[u8], output: &mut [u8], limit: usize) -> DecompressOutcome {
+    fn rtl_decompress(
+        &mut self,
+        input: &[u8],
+        output: &mut [u8],
+        limit: usize,
+    ) -> DecompressOutcome {
         let limit_u32 = u32::try_from(limit).expect("limit is at most BLOCK_BYTES_MAX");
         let budget = clock_budget(input.len() + limit);
-        let mut state = self.decompress_cycle(&ffi::DecompressIn { rst: 1, out_limit: limit_u32, ..Default::default() });
+        let mut state = self.decompress_cycle(&ffi::DecompressIn {
+            rst: 1,
+            out_limit: limit_u32,
+            ..Default::default()
+        });
         let mut clocks = 1;
         let parts = [input];
         let mut beats = Beats::new(&parts);
         let mut beat = beats.next();
         let mut written = 0usize;
         while state.done == 0 {
-            assert!(clocks < budget, "lz4_decompress RTL did not finish within {budget} clocks");
+            assert!(
+                clocks < budget,
+                "lz4_decompress RTL did not finish within {budget} clocks"
+            );
             if state.m_valid != 0 {
                 // The beat moves on this clock's edge (m_ready is always high).
                 let count = state.m_keep.count_ones() as usize;
-                assert!(written + count <= limit, "lz4_decompress RTL wrote past its output limit");
-                output[written..written + count].copy_from_slice(&state.m_data.to_le_bytes()[..count]);
+                assert!(
+                    written + count <= limit,
+                    "lz4_decompress RTL wrote past its output limit"
+                );
+                output[written..written + count]
+                    .copy_from_slice(&state.m_data.to_le_bytes()[..count]);
                 written += count;
             }
-            let offered = beat.unwrap_or(Beat { data: 0, keep: 0, last: false });
+            let offered = beat.unwrap_or(Beat {
+                data: 0,
+                keep: 0,
+                last: false,
+            });
             let accepted = beat.is_some() && state.s_ready != 0;
             state = self.decompress_cycle(&ffi::DecompressIn {
                 s_data: offered.data,
@@ -171,7 +191,10 @@ impl VerilatedOffload {
         let result_len = state.result_len as usize;
         match state.error {
             DECOMPRESS_OK => {
-                assert_eq!(result_len, written, "lz4_decompress RTL reported a length it did not write");
+                assert_eq!(
+                    result_len, written,
+                    "lz4_decompress RTL reported a length it did not write"
+                );
                 self.stats.decompress_bytes += written as u64;
                 DecompressOutcome::Decoded(written)
             }
@@ -190,7 +213,11 @@ impl VerilatedOffload {
 }
 
 impl VerilatedOffload {
-    fn software_decompress(&mut self, input: &[u8], output: &mut [u8]) -> Result<usize, OffloadError> {
+    fn software_decompress(
+        &mut self,
+        input: &[u8],
+        output: &mut [u8],
+    ) -> Result<usize, OffloadError> {
         self.last_clocks = 0;
         self.stats.software_fallbacks += 1;
         self.software.decompress(input, output)
@@ -358,14 +385,17 @@ impl Offload for VerilatedOffload {
         let limit = output.len().min(BLOCK_BYTES_MAX);
         match self.rtl_decompress(input, output, limit) {
             DecompressOutcome::Decoded(len) => Ok(len),
-            DecompressOutcome::Malformed(reason) => Err(OffloadError::Malformed { reason: reason.to_string() }),
+            DecompressOutcome::Malformed(reason) => Err(OffloadError::Malformed {
+                reason: reason.to_string(),
+            }),
             // The block may fit the caller's buffer but not the hardware's limit.
             DecompressOutcome::OverLimit { .. } if output.len() > BLOCK_BYTES_MAX => {
                 self.software_decompress(input, output)
             }
-            DecompressOutcome::OverLimit { needed } => {
-                Err(OffloadError::OutputTooSmall { needed, available: output.len() })
-            }
+            DecompressOutcome::OverLimit { needed } => Err(OffloadError::OutputTooSmall {
+                needed,
+                available: output.len(),
+            }),
         }
     }
 }

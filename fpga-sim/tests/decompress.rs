@@ -1,6 +1,7 @@
 //! The LZ4 decompressor RTL against blocks made by lz4_flex and by liblz4 (default and HC).
 mod common;
 
+use common::liblz4::{self, Level};
 use fpga_sim::VerilatedOffload;
 use platform::offload::{compress_bound, Offload, OffloadError, SoftwareOffload};
 use proptest::prelude::*;
@@ -17,7 +18,9 @@ fn lz4_flex_block(input: &[u8]) -> Vec<u8> {
 /// 0xFF (so a byte the RTL skipped shows), and checks the result.
 fn check(rtl: &mut VerilatedOffload, name: &str, block: &[u8], expected: &[u8]) {
     let mut output = vec![0xFFu8; expected.len()];
-    let len = rtl.decompress(block, &mut output).unwrap_or_else(|error| panic!("{name}: {error}"));
+    let len = rtl
+        .decompress(block, &mut output)
+        .unwrap_or_else(|error| panic!("{name}: {error}"));
     assert_eq!(len, expected.len(), "{name}");
     assert!(output == expected, "{name}: decoded bytes differ");
 }
@@ -32,6 +35,25 @@ fn corpus_blocks_from_lz4_flex() {
 }
 
 #[test]
+fn corpus_blocks_from_liblz4_default_and_hc() {
+    let mut rtl = engine();
+    for level in [
+        Level::Default,
+        Level::HighCompression(9),
+        Level::HighCompression(12),
+    ] {
+        for (name, input) in common::corpus() {
+            check(
+                &mut rtl,
+                &format!("{name} {level:?}"),
+                &liblz4::compress(&input, level),
+                &input,
+            );
+        }
+    }
+}
+
+#[test]
 fn match_heavy_data_decodes_at_least_four_bytes_per_clock() {
     let mut rtl = engine();
     for (name, input) in common::corpus() {
@@ -40,7 +62,10 @@ fn match_heavy_data_decodes_at_least_four_bytes_per_clock() {
         }
         check(&mut rtl, &name, &lz4_flex_block(&input), &input);
         let bytes_per_clock = input.len() as f64 / rtl.last_clocks() as f64;
-        assert!(bytes_per_clock >= 4.0, "{name}: {bytes_per_clock:.2} bytes per clock");
+        assert!(
+            bytes_per_clock >= 4.0,
+            "{name}: {bytes_per_clock:.2} bytes per clock"
+        );
     }
 }
 
@@ -60,22 +85,40 @@ fn malformed_blocks_are_errors() {
     for (name, block) in cases {
         let hardware = rtl.decompress(block, &mut output);
         let software = SoftwareOffload.decompress(block, &mut output);
-        assert!(matches!(hardware, Err(OffloadError::Malformed { .. })), "{name}: {hardware:?}");
-        assert!(software.is_err(), "{name}: the reference accepts it: {software:?}");
+        assert!(
+            matches!(hardware, Err(OffloadError::Malformed { .. })),
+            "{name}: {hardware:?}"
+        );
+        assert!(
+            software.is_err(),
+            "{name}: the reference accepts it: {software:?}"
+        );
     }
 }
 
 #[test]
 fn output_limit_is_never_crossed() {
     let mut rtl = engine();
-    let input = common::corpus().into_iter().find(|(name, _)| name == "text_4096").unwrap().1;
+    let input = common::corpus()
+        .into_iter()
+        .find(|(name, _)| name == "text_4096")
+        .unwrap()
+        .1;
     let block = lz4_flex_block(&input);
     for available in [0usize, 1, 100, 4095] {
         // A guard region past the slice the engine gets must stay untouched.
         let mut buffer = vec![0xEEu8; available + 64];
-        let error = rtl.decompress(&block, &mut buffer[..available]).unwrap_err();
-        assert!(matches!(error, OffloadError::OutputTooSmall { available: a, .. } if a == available), "{error:?}");
-        assert!(buffer[available..].iter().all(|&byte| byte == 0xEE), "wrote past {available}");
+        let error = rtl
+            .decompress(&block, &mut buffer[..available])
+            .unwrap_err();
+        assert!(
+            matches!(error, OffloadError::OutputTooSmall { available: a, .. } if a == available),
+            "{error:?}"
+        );
+        assert!(
+            buffer[available..].iter().all(|&byte| byte == 0xEE),
+            "wrote past {available}"
+        );
     }
 }
 
@@ -116,5 +159,8 @@ proptest! {
 
 #[test]
 fn compress_bound_covers_the_decoder_input_limit() {
-    assert_eq!(fpga_sim::decompress_input_bytes_max(), compress_bound(fpga_sim::BLOCK_BYTES_MAX));
+    assert_eq!(
+        fpga_sim::decompress_input_bytes_max(),
+        compress_bound(fpga_sim::BLOCK_BYTES_MAX)
+    );
 }

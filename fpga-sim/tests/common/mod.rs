@@ -2,6 +2,8 @@
 //! generated deterministically so a failure names a reproducible case.
 #![allow(dead_code)] // each test binary uses its own part of the corpus
 
+pub mod liblz4;
+
 /// The largest input the corpus holds: the RTL's block limit.
 pub const CORPUS_BYTES_MAX: usize = fpga_sim::BLOCK_BYTES_MAX;
 
