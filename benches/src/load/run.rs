@@ -288,7 +288,7 @@ fn start_batch(
     connection.batch_replies = 0;
     for offset in 0..count as u64 {
         let number = match phase {
-            Phase::Random => connection.picker.next(),
+            Phase::Random => connection.picker.pick(),
             Phase::Sequential | Phase::VerifySet | Phase::VerifyGet => {
                 config.key_start + start + offset
             }

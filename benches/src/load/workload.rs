@@ -80,7 +80,7 @@ impl KeyPicker {
     }
 
     /// A key number in `[0, keyspace)`. Zipf rank 1 (the hottest) maps to key 0.
-    pub fn next(&mut self) -> u64 {
+    pub fn pick(&mut self) -> u64 {
         match &self.zipf {
             None => self.rng.random_range(0..self.keyspace),
             Some(zipf) => (zipf.sample(&mut self.rng) as u64).clamp(1, self.keyspace) - 1,
@@ -129,7 +129,7 @@ fn json_record(number: u64, size: usize) -> Vec<u8> {
         let entry = format!(
             "{{\"id\":{number},\"seq\":{item},\"city\":\"{city}\",\"score\":{},\"active\":{}}},",
             seed % 1000,
-            seed % 2 == 0
+            seed.is_multiple_of(2)
         );
         record.extend_from_slice(entry.as_bytes());
         item += 1;
@@ -161,7 +161,7 @@ mod tests {
         let mut picker = KeyPicker::new(KeyDistribution::Zipf { skew: 0.99 }, 1000, 7);
         let mut head = 0;
         for _ in 0..10_000 {
-            let key = picker.next();
+            let key = picker.pick();
             assert!(key < 1000);
             head += u32::from(key < 10);
         }
@@ -174,7 +174,7 @@ mod tests {
         let mut picker = KeyPicker::new(KeyDistribution::Uniform, 16, 1);
         let mut seen = [false; 16];
         for _ in 0..1000 {
-            seen[picker.next() as usize] = true;
+            seen[picker.pick() as usize] = true;
         }
         assert!(seen.iter().all(|&hit| hit));
     }
