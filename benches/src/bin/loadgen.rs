@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::Parser;
 use ferrite_benches::load::cpu;
 use ferrite_benches::load::run::{run, LoadConfig, Mode};
+use ferrite_benches::load::transport::TransportKind;
 use ferrite_benches::load::wire::Protocol;
 use ferrite_benches::load::workload::{KeyDistribution, ValueKind};
 
@@ -23,9 +24,13 @@ struct Arguments {
     /// redis, memcache (text get/set) or memcache-meta (mg/ms).
     #[arg(long, default_value = "redis")]
     proto: Protocol,
-    /// Server host: loopback addresses only.
+    /// Server host: loopback addresses only over TCP; over RDMA, the address of the server's
+    /// RoCE port (in the soft-RoCE VMs the test harness makes).
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// tcp, or rdma (RoCEv2 through RDMA CM; the server's --rdma-port).
+    #[arg(long, default_value = "tcp")]
+    transport: TransportKind,
     #[arg(long)]
     port: u16,
     /// set, get, mixed:READ_RATIO (e.g. mixed:0.9), load (sequential SETs) or verify.
@@ -94,13 +99,13 @@ fn mode_name(mode: Mode) -> String {
     }
 }
 
-fn loopback_address(host: &str, port: u16) -> Result<SocketAddr, String> {
+fn server_address(host: &str, port: u16, transport: TransportKind) -> Result<SocketAddr, String> {
     let address = (host, port)
         .to_socket_addrs()
         .map_err(|error| format!("{host}: {error}"))?
         .next()
         .ok_or_else(|| format!("{host}: no address"))?;
-    if !address.ip().is_loopback() {
+    if transport == TransportKind::Tcp && !address.ip().is_loopback() {
         return Err(format!(
             "refusing {address}: loadgen only sends to loopback addresses"
         ));
@@ -116,7 +121,7 @@ fn server_seconds(pids: &[u32]) -> f64 {
 
 fn main() -> ExitCode {
     let arguments = Arguments::parse();
-    let address = match loopback_address(&arguments.host, arguments.port) {
+    let address = match server_address(&arguments.host, arguments.port, arguments.transport) {
         Ok(address) => address,
         Err(error) => {
             eprintln!("loadgen: {error}");
@@ -126,6 +131,7 @@ fn main() -> ExitCode {
     let config = LoadConfig {
         protocol: arguments.proto,
         address,
+        transport: arguments.transport,
         mode: arguments.mode,
         connections: arguments.conns.max(1),
         threads: arguments.threads.max(1),

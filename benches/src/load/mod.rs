@@ -7,5 +7,6 @@
 
 pub mod cpu;
 pub mod run;
+pub mod transport;
 pub mod wire;
 pub mod workload;

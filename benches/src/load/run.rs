@@ -1,21 +1,19 @@
 //! Runs one load: threads of epoll-driven connections, each with one pipelined batch in flight.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use super::transport::{Transport, TransportKind};
 use super::wire::{Framed, Outcome, Protocol};
 use super::workload::{value_for, write_key, KeyDistribution, KeyPicker, ValueKind};
 
 /// Latencies above this are clamped (a minute: anything slower is a stall worth seeing as max).
 const LATENCY_NS_MAX: u64 = 60_000_000_000;
-/// Bytes read per `read` call.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Epoll events taken per wait.
 const EVENTS_PER_WAIT: usize = 256;
 
@@ -37,6 +35,7 @@ pub enum Mode {
 pub struct LoadConfig {
     pub protocol: Protocol,
     pub address: SocketAddr,
+    pub transport: TransportKind,
     pub mode: Mode,
     pub connections: usize,
     pub threads: usize,
@@ -105,7 +104,7 @@ enum Phase {
 }
 
 struct Connection {
-    socket: TcpStream,
+    transport: Transport,
     output: Vec<u8>,
     written: usize,
     input: Vec<u8>,
@@ -140,15 +139,13 @@ pub fn run(config: &LoadConfig) -> std::io::Result<Report> {
     };
     let mut connections = Vec::with_capacity(config.connections);
     for index in 0..config.connections {
-        let socket = TcpStream::connect_timeout(&config.address, Duration::from_secs(5))?;
-        socket.set_nodelay(true)?;
-        socket.set_nonblocking(true)?;
+        let transport = Transport::connect(config.transport, config.address)?;
         let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index as u64 + 1);
         connections.push(Connection {
-            socket,
+            transport,
             output: Vec::with_capacity(64 * 1024),
             written: 0,
-            input: Vec::with_capacity(READ_CHUNK_BYTES),
+            input: Vec::with_capacity(64 * 1024),
             batch_keys: Vec::with_capacity(config.pipeline),
             batch_replies: 0,
             batch_started: Instant::now(),
@@ -220,7 +217,7 @@ fn drive(
             libc::epoll_ctl(
                 epoll,
                 libc::EPOLL_CTL_ADD,
-                connection.socket.as_raw_fd(),
+                connection.transport.fd(),
                 &mut event,
             )
         };
@@ -321,7 +318,7 @@ fn start_batch(
 fn flush(connection: &mut Connection, report: &mut Report) {
     while connection.written < connection.output.len() {
         match connection
-            .socket
+            .transport
             .write(&connection.output[connection.written..])
         {
             Ok(0) => return fail(connection, report),
@@ -339,15 +336,11 @@ fn fail(connection: &mut Connection, report: &mut Report) {
 }
 
 fn receive(config: &LoadConfig, phase: Phase, connection: &mut Connection, report: &mut Report) {
-    let mut chunk = [0u8; READ_CHUNK_BYTES];
-    loop {
-        match connection.socket.read(&mut chunk) {
-            Ok(0) => return fail(connection, report),
-            Ok(read) => connection.input.extend_from_slice(&chunk[..read]),
-            Err(error) if error.kind() == ErrorKind::WouldBlock => break,
-            Err(error) if error.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return fail(connection, report),
-        }
+    if !matches!(
+        connection.transport.read_into(&mut connection.input),
+        Ok(true)
+    ) {
+        return fail(connection, report);
     }
     let now = Instant::now();
     let mut consumed = 0;
