@@ -1,1 +1,3 @@
 //! `datapath`: the `ferrite` server.
+
+pub mod protocol;
