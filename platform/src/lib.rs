@@ -10,3 +10,4 @@
 
 pub mod offload;
 pub mod rdma;
+pub mod verbs;

@@ -69,6 +69,16 @@ impl RdmaGid {
     }
 }
 
+impl RdmaPort {
+    /// The first IPv4 address this port carries RoCEv2 for: what RDMA CM clients connect to.
+    pub fn roce_v2_ipv4(&self) -> Option<Ipv4Addr> {
+        self.gids
+            .iter()
+            .filter(|gid| gid.is_roce_v2())
+            .find_map(RdmaGid::ipv4)
+    }
+}
+
 impl RdmaProbe {
     /// The first device with an active port, or the one named `wanted`, with that port.
     pub fn choose(&self, wanted: Option<&str>) -> Option<(&RdmaDevice, &RdmaPort)> {

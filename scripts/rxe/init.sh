@@ -28,6 +28,11 @@ else
     /usr/bin/ip addr add 10.0.0.1/24 dev veth0; /usr/bin/ip link set veth0 up; /usr/bin/ip link set veth1 up
 fi
 /usr/bin/rdma link add rxe0 type rxe netdev "$netdev"
+# the GID of the IPv4 address (::ffff:a.b.c.d, what RoCEv2 uses) appears a moment after the link
+tries=0
+until cat /sys/class/infiniband/rxe0/ports/1/gids/* 2>/dev/null | grep -q ':ffff:' || [ $tries -ge 50 ]; do
+    sleep 0.1; tries=$((tries + 1))
+done
 if [ "$mode" = node ]; then
     tries=0
     until ping -c 1 -W 1 "$ip_peer" >/dev/null 2>&1 || [ $tries -ge 30 ]; do tries=$((tries + 1)); done

@@ -10,6 +10,10 @@ for tool in qemu-system-x86_64 busybox cpio depmod; do
     command -v "$tool" >/dev/null || { echo "rxe: $tool missing: run bash scripts/setup.sh --test" >&2; exit 1; }
 done
 cargo build -q --release -p platform --bin ferrite-probe
+# the verbs tests are ignored on hosts without RDMA; the VM runs them with --ignored
+link_test=$(cargo test -q --release -p platform --test rdma_link --no-run --message-format=json |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+[[ -x $link_test ]] || { echo "rxe: could not build the rdma_link test binary" >&2; exit 1; }
 bash scripts/rxe/prepare-kernel.sh "$kdir" >/dev/null
 failed=0
 run_single() { # NAME SCENARIO BINARY...
@@ -24,5 +28,7 @@ run_single() { # NAME SCENARIO BINARY...
         failed=1
     fi
 }
+mkdir -p "$kdir/bin" && cp "$link_test" "$kdir/bin/rdma_link"
 run_single probe scripts/rxe/scenarios/probe.sh target/release/ferrite-probe
+run_single link scripts/rxe/scenarios/link.sh "$kdir/bin/rdma_link"
 exit "$failed"
