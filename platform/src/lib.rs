@@ -9,3 +9,5 @@
 //! Non-goals: knowing what an item, a request or a connection is.
 
 pub mod offload;
+pub mod kernel;
+pub mod topology;
