@@ -212,7 +212,7 @@ fn shard_main(
     let mut shard = Shard::new(id, shared, executor, mailbox);
     let result = match backend {
         Backend::Epoll => crate::io::epoll::run(&mut shard, listeners),
-        Backend::Uring => crate::io::epoll::run(&mut shard, listeners),
+        Backend::Uring => crate::io::uring::run(&mut shard, listeners),
     };
     let closed = shard.core.executor.close(now_ms());
     result.map_err(|error| ServerError::Shard { shard: id, message: format!("event loop: {error}") })?;

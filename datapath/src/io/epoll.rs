@@ -5,11 +5,9 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use super::listener::Listener;
-use super::{ACCEPTS_PER_TICK_MAX, READ_CHUNK_BYTES, SHUTDOWN_DRAIN_MAX, SHUTDOWN_POLL_MS};
+use super::{Stopping, StopStep, ACCEPTS_PER_TICK_MAX, READ_CHUNK_BYTES, SHUTDOWN_POLL_MS};
 use crate::shard::Shard;
 
 /// Events taken from the kernel per `epoll_wait`.
@@ -77,10 +75,9 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
     let mut events: Vec<libc::epoll_event> = Vec::with_capacity(EVENTS_PER_WAIT_MAX);
     let mut scratch = vec![0u8; READ_CHUNK_BYTES];
     let mut dirty: Vec<u32> = Vec::new();
-    let mut stop_started: Option<Instant> = None;
-    let mut counted_drained = false;
+    let mut stopping = Stopping::default();
     loop {
-        let timeout = if stop_started.is_some() { SHUTDOWN_POLL_MS } else { -1 };
+        let timeout = if stopping.started() { SHUTDOWN_POLL_MS } else { -1 };
         if shard.mailbox.prepare_to_sleep() {
             epoll.wait(&mut events, timeout)?;
         } else {
@@ -114,21 +111,11 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
             write_out(shard, &epoll, &mut sockets, index)?;
         }
 
-        if stop_started.is_none() && shard.core.shared.stop_requested() {
-            stop_started = Some(Instant::now());
-            // Stop accepting: the listening sockets close, new connections are refused.
-            listeners.iter_mut().for_each(|listener| *listener = None);
-            shard.stop_reading();
-        }
-        if let Some(started) = stop_started {
-            let shared = &shard.core.shared;
-            if !counted_drained && (shard.owes_nothing() || started.elapsed() > SHUTDOWN_DRAIN_MAX) {
-                counted_drained = true;
-                shared.drained.fetch_add(1, Ordering::AcqRel);
-            }
-            if shared.drained.load(Ordering::Acquire) == shared.shard_count || started.elapsed() > 2 * SHUTDOWN_DRAIN_MAX {
-                return Ok(());
-            }
+        match stopping.check(shard) {
+            StopStep::Continue => {}
+            // Dropping the listening sockets closes them: new connections are refused.
+            StopStep::CloseListeners => listeners.iter_mut().for_each(|listener| *listener = None),
+            StopStep::Exit => return Ok(()),
         }
     }
 }
