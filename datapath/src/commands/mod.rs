@@ -260,17 +260,20 @@ impl Run<'_> {
         if argv.len() % 2 == 0 {
             return self.error(&format!("ERR wrong number of arguments for '{name}' command"));
         }
-        let (condition, finish) = if name == "msetnx" {
-            (Condition::IfAbsent, Finish::StoredFlag)
-        } else {
-            (Condition::Always, Finish::Ok)
-        };
         let pairs = &argv[1..];
         let shard_count = self.core.shared.shard_count;
+        if name == "msetnx" {
+            // First phase: does any key exist? (see Core::continue_if_complete)
+            let finish = Finish::MsetNx { pairs: pairs.iter().map(|argument| argument.to_vec()).collect() };
+            let keys: Vec<&[u8]> = pairs.iter().step_by(2).copied().collect();
+            let parts = keys.iter().map(|key| (crate::shard::owner_of(key, shard_count), Op::Exists { key: Cow::Borrowed(*key) }));
+            self.core.run_multi(self.conn_index, self.conn, finish, parts);
+            return;
+        }
         let parts = pairs.chunks_exact(2).map(|pair| {
-            (crate::shard::owner_of(pair[0], shard_count), set_op(pair[0], pair[1], Expiry::Never, condition, false))
+            (crate::shard::owner_of(pair[0], shard_count), set_op(pair[0], pair[1], Expiry::Never, Condition::Always, false))
         });
-        self.core.run_multi(self.conn_index, self.conn, finish, parts);
+        self.core.run_multi(self.conn_index, self.conn, Finish::Ok, parts);
     }
 
     fn expire(&mut self, name: &str, argv: &[&[u8]]) {

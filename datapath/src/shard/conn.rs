@@ -143,8 +143,7 @@ impl Conn {
     /// Records the outcome of part `part` of reply `seq`. Returns false for an unknown slot
     /// (a stale or duplicate reply), which is ignored.
     pub fn fill(&mut self, seq: u64, part: usize, outcome: Outcome<'static>) -> bool {
-        let Some(index) = seq.checked_sub(self.first_seq) else { return false };
-        let Some(Slot::Waiting(pending)) = self.slots.get_mut(index as usize) else { return false };
+        let Some(pending) = self.pending_mut(seq) else { return false };
         match pending.outcomes.get_mut(part) {
             Some(place @ None) => {
                 *place = Some(outcome);
@@ -152,6 +151,15 @@ impl Conn {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// The pending slot `seq`, if it is waiting.
+    pub fn pending_mut(&mut self, seq: u64) -> Option<&mut Pending> {
+        let index = seq.checked_sub(self.first_seq)?;
+        match self.slots.get_mut(index as usize) {
+            Some(Slot::Waiting(pending)) => Some(pending),
+            _ => None,
         }
     }
 

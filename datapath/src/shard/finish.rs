@@ -46,6 +46,9 @@ pub enum Finish {
     Scan { shard: usize, shard_count: usize },
     /// One key chosen among the shards' random keys (RANDOMKEY); `pick` selects which.
     RandomKey { pick: usize },
+    /// MSETNX, first phase: the parts are Exists checks; when none exists, the same slot
+    /// becomes a second phase that sets every pair (`pairs`: key, value, key, value, ...).
+    MsetNx { pairs: Vec<Vec<u8>> },
     /// The INFO text: `text_before` (server-wide sections already rendered), then the sections
     /// made from the shards' figures.
     Info(Box<InfoRequest>),
@@ -158,6 +161,9 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], version: Version, out: 
                 None => reply.null(),
             }
         }
+        // Only reached if the continuation did not run: a programming error, but never a panic
+        // on the request path; the client sees an error.
+        Finish::MsetNx { .. } => reply.error(b"ERR internal error: MSETNX continuation missing"),
         Finish::Info(request) => {
             let figures = sum_figures(outcomes);
             let text = info_text(request, &figures);
