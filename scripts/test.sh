@@ -14,6 +14,9 @@ cargo build --release --workspace --all-targets
 step "rust tests"
 cargo test --release --workspace
 
+step "soft-RoCE VM (rdma_rxe under QEMU)"
+bash scripts/rxe/test.sh
+
 step "fuzz (bounded)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 

@@ -5,8 +5,20 @@ use std::hint::black_box;
 
 /// Text-like input: compressible the way cached JSON and HTML are.
 fn text_like(len: usize) -> Vec<u8> {
-    let words = [&b"ferrite "[..], b"cache ", b"segment ", b"{\"id\":", b"value", b"}, "];
-    words.iter().cycle().flat_map(|word| word.iter().copied()).take(len).collect()
+    let words = [
+        &b"ferrite "[..],
+        b"cache ",
+        b"segment ",
+        b"{\"id\":",
+        b"value",
+        b"}, ",
+    ];
+    words
+        .iter()
+        .cycle()
+        .flat_map(|word| word.iter().copied())
+        .take(len)
+        .collect()
 }
 
 fn offload(criterion: &mut Criterion) {
@@ -19,14 +31,18 @@ fn offload(criterion: &mut Criterion) {
             bench.iter(|| engine.crc64(&[black_box(input)]))
         });
         let mut block = vec![0u8; compress_bound(len)];
-        group.bench_with_input(BenchmarkId::new("lz4_compress", len), &input, |bench, input| {
-            bench.iter(|| engine.compress(black_box(input), &mut block).unwrap())
-        });
+        group.bench_with_input(
+            BenchmarkId::new("lz4_compress", len),
+            &input,
+            |bench, input| bench.iter(|| engine.compress(black_box(input), &mut block).unwrap()),
+        );
         let block_len = engine.compress(&input, &mut block).unwrap();
         let mut output = vec![0u8; len];
-        group.bench_with_input(BenchmarkId::new("lz4_decompress", len), &block[..block_len], |bench, block| {
-            bench.iter(|| engine.decompress(black_box(block), &mut output).unwrap())
-        });
+        group.bench_with_input(
+            BenchmarkId::new("lz4_decompress", len),
+            &block[..block_len],
+            |bench, block| bench.iter(|| engine.decompress(black_box(block), &mut output).unwrap()),
+        );
     }
     group.finish();
 }

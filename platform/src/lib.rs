@@ -10,4 +10,6 @@
 
 pub mod offload;
 pub mod kernel;
+pub mod rdma;
 pub mod topology;
+pub mod verbs;

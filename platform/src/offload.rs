@@ -77,7 +77,10 @@ impl Offload for SoftwareOffload {
     fn compress(&mut self, input: &[u8], output: &mut [u8]) -> Result<usize, OffloadError> {
         let needed = compress_bound(input.len());
         if output.len() < needed {
-            return Err(OffloadError::OutputTooSmall { needed, available: output.len() });
+            return Err(OffloadError::OutputTooSmall {
+                needed,
+                available: output.len(),
+            });
         }
         lz4_flex::block::compress_into(input, output).map_err(|error| OffloadError::Malformed {
             reason: error.to_string(),
@@ -87,9 +90,14 @@ impl Offload for SoftwareOffload {
     fn decompress(&mut self, input: &[u8], output: &mut [u8]) -> Result<usize, OffloadError> {
         lz4_flex::block::decompress_into(input, output).map_err(|error| match error {
             lz4_flex::block::DecompressError::OutputTooSmall { expected, actual } => {
-                OffloadError::OutputTooSmall { needed: expected, available: actual }
+                OffloadError::OutputTooSmall {
+                    needed: expected,
+                    available: actual,
+                }
             }
-            other => OffloadError::Malformed { reason: other.to_string() },
+            other => OffloadError::Malformed {
+                reason: other.to_string(),
+            },
         })
     }
 }
@@ -102,15 +110,23 @@ mod tests {
     #[test]
     fn crc64_matches_the_catalogue_check_value() {
         assert_eq!(SoftwareOffload.crc64(&[b"123456789"]), CRC64_CHECK);
-        assert_eq!(SoftwareOffload.crc64(&[b"1234", b"", b"56789"]), CRC64_CHECK);
+        assert_eq!(
+            SoftwareOffload.crc64(&[b"1234", b"", b"56789"]),
+            CRC64_CHECK
+        );
         assert_eq!(SoftwareOffload.crc64(&[]), 0);
     }
 
     #[test]
     fn compress_needs_room_for_the_worst_case() {
         let mut output = [0u8; 4];
-        let error = SoftwareOffload.compress(&[7u8; 100], &mut output).unwrap_err();
-        assert!(matches!(error, OffloadError::OutputTooSmall { available: 4, .. }));
+        let error = SoftwareOffload
+            .compress(&[7u8; 100], &mut output)
+            .unwrap_err();
+        assert!(matches!(
+            error,
+            OffloadError::OutputTooSmall { available: 4, .. }
+        ));
     }
 
     #[test]
@@ -119,15 +135,22 @@ mod tests {
         let mut block = vec![0u8; compress_bound(input.len())];
         let block_len = SoftwareOffload.compress(&input, &mut block).unwrap();
         let mut small = vec![0u8; 999];
-        let error = SoftwareOffload.decompress(&block[..block_len], &mut small).unwrap_err();
-        assert!(matches!(error, OffloadError::OutputTooSmall { .. }), "{error:?}");
+        let error = SoftwareOffload
+            .decompress(&block[..block_len], &mut small)
+            .unwrap_err();
+        assert!(
+            matches!(error, OffloadError::OutputTooSmall { .. }),
+            "{error:?}"
+        );
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let mut output = vec![0u8; 64];
         // Token: 0 literals, match length 4, then an offset of 0xFFFF before the start.
-        let error = SoftwareOffload.decompress(&[0x00, 0xFF, 0xFF], &mut output).unwrap_err();
+        let error = SoftwareOffload
+            .decompress(&[0x00, 0xFF, 0xFF], &mut output)
+            .unwrap_err();
         assert!(matches!(error, OffloadError::Malformed { .. }), "{error:?}");
     }
 

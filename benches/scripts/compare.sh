@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Ferrite against redis-server and memcached, side by side in one run, all driven by the project's
+# loadgen the same way: CONNS connections, VALUE-byte values, KEYSPACE keys (preloaded), SET and
+# GET, pipelines PIPELINES. Prints a markdown table of medians over REPEAT rounds: ops/s, p50/p99
+# and ops per server-CPU-second (server CPU time from /proc, the figure that survives the client
+# sharing the machine's cores), plus the ratio to the best peer.
+#
+# usage: bash benches/scripts/compare.sh            (from the repo root; builds release first)
+# knobs (env): SERVERS PIPELINES OPS REQ_P1 REQ_P16 CONNS KEYSPACE VALUE REPEAT FERRITE_ARGS
+#   SERVERS defaults to "ferrite-uring ferrite-epoll redis memcached-t1 memcached-t2";
+#   each server is measured on the protocols it speaks (ferrite: redis, memcache, memcache-meta).
+# Every server listens on 127.0.0.1 on a free port and is stopped by its PID.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+SERVERS=${SERVERS:-"ferrite-uring ferrite-epoll redis memcached-t1 memcached-t2"}
+PIPELINES=${PIPELINES:-"1 16"}
+OPS=${OPS:-"set get"}
+PROTOCOLS=${PROTOCOLS:-"redis memcache memcache-meta"}
+REQ_P1=${REQ_P1:-200000}
+REQ_P16=${REQ_P16:-1000000}
+CONNS=${CONNS:-50}
+KEYSPACE=${KEYSPACE:-100000}
+VALUE=${VALUE:-100}
+REPEAT=${REPEAT:-3}
+MAX_S=${MAX_S:-20}
+work=$(mktemp -d -t ferrite-compare.XXXXXX)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+for tool in redis-server memcached ss; do
+    command -v "$tool" >/dev/null || { echo "compare: $tool missing: apt-get install redis-server memcached iproute2" >&2; exit 1; }
+done
+cargo build -q --release --bin ferrite --bin loadgen
+loadgen=target/release/loadgen
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 200); do [[ -n $(ss -Hltn "sport = :$1") ]] && return 0; sleep 0.05; done
+    echo "compare: nothing listening on 127.0.0.1:$1" >&2; exit 1
+}
+
+# start SERVER -> sets pid, and ports[protocol]
+declare -A ports
+start() {
+    local server=$1 port mport
+    ports=()
+    case $server in
+    ferrite-*)
+        port=$(free_port) mport=$(free_port)
+        target/release/ferrite --bind 127.0.0.1 --port "$port" --memcache-port "$mport" \
+            --io "${server#ferrite-}" ${FERRITE_ARGS:-} >"$work/$server.log" 2>&1 &
+        pid=$!
+        ports=([redis]=$port [memcache]=$mport [memcache-meta]=$mport)
+        wait_port "$port"; wait_port "$mport" ;;
+    redis)
+        port=$(free_port)
+        redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+            --dir "$work" >"$work/redis.log" 2>&1 &
+        pid=$!
+        ports=([redis]=$port)
+        wait_port "$port" ;;
+    memcached-t*)
+        port=$(free_port)
+        local as_root=()
+        ((EUID == 0)) && as_root=(-u root)
+        memcached "${as_root[@]}" -l 127.0.0.1 -p "$port" -U 0 -t "${server#memcached-t}" -m 1024 -c 4096 \
+            >"$work/$server.log" 2>&1 &
+        pid=$!
+        ports=([memcache]=$port [memcache-meta]=$port)
+        wait_port "$port" ;;
+    *) echo "compare: unknown server $server" >&2; exit 1 ;;
+    esac
+    pids+=("$pid")
+}
+
+csv=$work/compare.csv
+echo "server,proto,op,pipeline,round,ops_per_s,p50_us,p99_us,server_cpu_pct" >"$csv"
+for round in $(seq "$REPEAT"); do
+    for server in $SERVERS; do
+        start "$server"
+        for proto in $PROTOCOLS; do
+            [[ -n ${ports[$proto]:-} ]] || continue
+            "$loadgen" --proto "$proto" --port "${ports[$proto]}" --mode load --requests "$KEYSPACE" \
+                --value-size "$VALUE" --conns 8 --pipeline 64 >/dev/null
+            for p in $PIPELINES; do
+                for op in $OPS; do
+                    requests=$REQ_P1; ((p > 1)) && requests=$REQ_P16
+                    log "round $round: $server $proto $op P=$p"
+                    line=$("$loadgen" --proto "$proto" --port "${ports[$proto]}" --mode "$op" --conns "$CONNS" \
+                        --pipeline "$p" --requests "$requests" --keyspace "$KEYSPACE" --value-size "$VALUE" \
+                        --max-seconds "$MAX_S" --server-pid "$pid") || log "loadgen reported errors: $line"
+                    # label,proto,op,P,conns,threads,requests,wall,ops,avg,p50,p99,p999,max,hits,misses,errors,cli,srv,machine
+                    awk -F, -v s="$server" -v r="$round" 'BEGIN{OFS=","} {print s, $2, $3, $4, r, $9, $11, $12, $19}' \
+                        <<<"$line" >>"$csv"
+                done
+            done
+        done
+        kill "$pid"; wait "$pid" 2>/dev/null || true
+    done
+done
+
+log "raw rows: $csv"
+echo "| server | proto | op | P | ops/s | p50 µs | p99 µs | server CPU % | ops per server-CPU-s | × best peer (ops/CPU-s) |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+# Median round per (server, proto, op, P) by ops/s; then the ratio of ops per server-CPU-second to
+# the best non-ferrite server on the same (proto, op, P).
+tail -n +2 "$csv" | sort -t, -k1,1 -k2,2 -k3,3 -k4,4n -k6,6n | awk -F, '
+    { key = $1 FS $2 FS $3 FS $4; rows[key, ++count[key]] = $0; if (!(key in seen)) { seen[key] = 1; order[++keys] = key } }
+    END {
+        for (i = 1; i <= keys; i++) {
+            key = order[i]; split(rows[key, int((count[key] + 1) / 2)], f, ",")
+            efficiency = f[9] > 0 ? f[6] / (f[9] / 100) : 0
+            median[key] = f[6] FS f[7] FS f[8] FS f[9] FS efficiency
+            cell = f[2] FS f[3] FS f[4]
+            if (f[1] !~ /^ferrite/ && efficiency > best[cell]) best[cell] = efficiency
+        }
+        for (i = 1; i <= keys; i++) {
+            key = order[i]; split(key, k, ","); split(median[key], m, ",")
+            cell = k[2] FS k[3] FS k[4]
+            ratio = best[cell] > 0 ? sprintf("%.2f", m[5] / best[cell]) : "-"
+            printf "| %s | %s | %s | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %s |\n", k[1], k[2], k[3], k[4], m[1], m[2], m[3], m[4], m[5], ratio
+        }
+    }'

@@ -1,0 +1,129 @@
+//! Verilates `rtl/` into a C++ model (cached in OUT_DIR: cargo reruns this only when the RTL or the
+//! shim changes), compiles the C ABI shim over it, and links both into the crate.
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The simulation top: every offload module side by side (see rtl/offload_top.v).
+const TOP_MODULE: &str = "offload_top";
+/// The Verilog sources, in `rtl/`.
+const RTL_SOURCES: &[&str] = &["offload_top.v", "crc64.v", "lz4_decompress.v"];
+/// Verilator's runtime, compiled alongside the model (the model calls into it; the VCD writer
+/// serves the waveform dump).
+const VERILATOR_RUNTIME_SOURCES: &[&str] = &[
+    "verilated.cpp",
+    "verilated_threads.cpp",
+    "verilated_vcd_c.cpp",
+];
+
+fn main() {
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let rtl_dir = manifest_dir.join("..").join("rtl");
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let model_dir = out_dir.join("verilated");
+
+    for source in RTL_SOURCES {
+        println!("cargo:rerun-if-changed={}", rtl_dir.join(source).display());
+    }
+    println!("cargo:rerun-if-changed=csrc/shim.cpp");
+    println!("cargo:rerun-if-env-changed=VERILATOR_ROOT");
+
+    let verilator_root = verilator_root();
+    verilate(&rtl_dir, &model_dir);
+
+    // The model, Verilator's runtime and the shim go into one static library, so link order
+    // between them never matters.
+    let include = verilator_root.join("include");
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .std("c++17")
+        .opt_level(2)
+        .define("VM_TRACE", "1")
+        .define("VM_TRACE_VCD", "1")
+        .define("VM_TRACE_FST", "0")
+        .define("VM_COVERAGE", "0")
+        .define("VM_SC", "0")
+        .flag("-faligned-new")
+        .include(&model_dir)
+        .include(&include)
+        .include(include.join("vltstd"))
+        .warnings(false)
+        .file("csrc/shim.cpp");
+    for runtime_source in VERILATOR_RUNTIME_SOURCES {
+        build.file(include.join(runtime_source));
+    }
+    for model_source in model_sources(&model_dir) {
+        build.file(model_source);
+    }
+    build.compile("ferrite_rtl");
+    println!("cargo:rustc-link-lib=dylib=pthread");
+}
+
+/// The C++ files Verilator generated for the model (it regenerates the directory every run).
+fn model_sources(model_dir: &Path) -> Vec<PathBuf> {
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(model_dir)
+        .expect("verilator wrote the model directory")
+        .map(|entry| entry.expect("readable model directory").path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "cpp"))
+        .collect();
+    sources.sort();
+    assert!(
+        !sources.is_empty(),
+        "verilator generated no C++ in {}",
+        model_dir.display()
+    );
+    sources
+}
+
+/// Where Verilator keeps its runtime headers and sources; stops the build if Verilator is missing.
+fn verilator_root() -> PathBuf {
+    if let Ok(root) = env::var("VERILATOR_ROOT") {
+        return PathBuf::from(root);
+    }
+    let output = Command::new("verilator")
+        .arg("--getenv")
+        .arg("VERILATOR_ROOT")
+        .output();
+    match output {
+        Ok(output) if output.status.success() => {
+            PathBuf::from(String::from_utf8_lossy(&output.stdout).trim().to_string())
+        }
+        _ => panic!(
+            "fpga-sim needs Verilator (5.x) on PATH to build the RTL model: \
+             install it with `apt-get install verilator`"
+        ),
+    }
+}
+
+fn verilate(rtl_dir: &Path, model_dir: &Path) {
+    if model_dir.exists() {
+        std::fs::remove_dir_all(model_dir).expect("the old model directory can be removed");
+    }
+    let mut command = Command::new("verilator");
+    command
+        .arg("--cc")
+        .args([
+            "-O3",
+            "--x-assign",
+            "fast",
+            "--x-initial",
+            "fast",
+            "--noassert",
+        ])
+        .arg("--trace")
+        .args(["-Wall", "--top-module", TOP_MODULE])
+        .arg("-Mdir")
+        .arg(model_dir);
+    for source in RTL_SOURCES {
+        command.arg(rtl_dir.join(source));
+    }
+    let status = command.status().unwrap_or_else(|error| {
+        panic!("could not run verilator ({error}): install it with `apt-get install verilator`")
+    });
+    assert!(
+        status.success(),
+        "verilator failed to build the RTL model ({status})"
+    );
+}

@@ -1,0 +1,729 @@
+//! Reliable-connected RDMA links over the RDMA connection manager: what a transport needs from
+//! the NIC, and nothing about what travels on it.
+//!
+//! A [`Link`] is an ordered, reliable stream of messages between two queue pairs. Each side
+//! pre-posts [`LinkConfig::receive_buffers`] receive buffers and keeps
+//! [`LinkConfig::send_slots`] send buffers; all of them live in one memory region registered
+//! once when the link is made, so sending and receiving never register memory or allocate.
+//!
+//! ```text
+//!  region: [ receive 0 | receive 1 | ... | receive R-1 | send 0 | ... | send S-1 ]
+//!           each `buffer_bytes` long; a work request's wr_id is its buffer's index
+//! ```
+//!
+//! Everything is non-blocking and driven by the caller's event loop: [`Listener::fd`] and
+//! [`Link::completion_fd`] become readable when there is work, then [`Listener::next_event`]
+//! and [`Link::poll`] do it. Only [`Link::connect`] (the client side) blocks, with a timeout.
+//!
+//! Flow control is the NIC's: a SEND that finds no posted receive is retried by the hardware
+//! [`RNR_RETRY_COUNT`] times, then fails, and the link reports [`VerbsError::Completion`]; a
+//! peer that stops posting receives is therefore cut off instead of stalling its sender.
+
+use std::ffi::CStr;
+use std::net::SocketAddrV4;
+use std::os::fd::RawFd;
+use std::ptr;
+use std::time::{Duration, Instant};
+
+use rdma_sys::*;
+use thiserror::Error;
+
+/// How often the NIC retries a SEND that found no posted receive before failing it. 7 would mean
+/// "forever", which lets one slow peer stall a sender; 6 gives a peer roughly half a second.
+pub const RNR_RETRY_COUNT: u8 = 6;
+/// Transport retries on a lost packet (the ACK timeout applies between them).
+pub const RETRY_COUNT: u8 = 7;
+/// Outstanding RDMA READs a peer may issue into our memory and we into theirs.
+const READ_DEPTH: u8 = 4;
+/// Completions taken from the completion queue per `ibv_poll_cq` call.
+const POLL_BATCH: usize = 32;
+/// Connection requests the listener queues before the CM refuses more.
+const LISTEN_BACKLOG: i32 = 128;
+
+/// The shape of a link's buffers. Both sides should agree on `buffer_bytes`: a message longer than
+/// the receiver's buffer fails on the receiver's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkConfig {
+    pub receive_buffers: u32,
+    pub send_slots: u32,
+    pub buffer_bytes: u32,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            receive_buffers: 32,
+            send_slots: 32,
+            buffer_bytes: 16 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum VerbsError {
+    #[error("{call} failed: {source}")]
+    Call {
+        call: &'static str,
+        source: std::io::Error,
+    },
+    #[error("connection manager: expected {expected}, got {got} (status {status})")]
+    UnexpectedEvent {
+        expected: &'static str,
+        got: String,
+        status: i32,
+    },
+    #[error("timed out after {0:?} waiting for the connection manager")]
+    Timeout(Duration),
+    #[error("work request {wr_id} failed: {status}")]
+    Completion { wr_id: u64, status: String },
+    #[error("message of {len} bytes is larger than a buffer ({max} bytes)")]
+    MessageTooLarge { len: usize, max: usize },
+}
+
+fn last_error(call: &'static str) -> VerbsError {
+    VerbsError::Call {
+        call,
+        source: std::io::Error::last_os_error(),
+    }
+}
+
+/// Turns a C status (0 = success, else -1 with errno, or a positive errno) into a Result.
+fn check(call: &'static str, status: i32) -> Result<(), VerbsError> {
+    match status {
+        0 => Ok(()),
+        -1 => Err(last_error(call)),
+        errno => Err(VerbsError::Call {
+            call,
+            source: std::io::Error::from_raw_os_error(errno),
+        }),
+    }
+}
+
+fn set_nonblocking(fd: RawFd) -> Result<(), VerbsError> {
+    // SAFETY: fcntl on an fd we own, with flag arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(last_error("fcntl(O_NONBLOCK)"));
+    }
+    Ok(())
+}
+
+fn socket_address(address: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: address.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*address.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+fn event_name(event: rdma_cm_event_type::Type) -> String {
+    // SAFETY: rdma_event_str returns a static NUL-terminated string for any value.
+    unsafe { CStr::from_ptr(rdma_event_str(event)) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// An event channel: the fd the connection manager reports on.
+struct EventChannel(*mut rdma_event_channel);
+
+impl EventChannel {
+    fn new() -> Result<Self, VerbsError> {
+        // SAFETY: no arguments; a null answer is checked.
+        let channel = unsafe { rdma_create_event_channel() };
+        if channel.is_null() {
+            return Err(last_error("rdma_create_event_channel"));
+        }
+        Ok(EventChannel(channel))
+    }
+
+    fn fd(&self) -> RawFd {
+        // SAFETY: the channel is live for as long as `self`.
+        unsafe { (*self.0).fd }
+    }
+
+    /// The next event, or None when the (non-blocking) channel has none now. The caller must
+    /// `rdma_ack_cm_event` it.
+    fn next(&self) -> Result<Option<*mut rdma_cm_event>, VerbsError> {
+        let mut event = ptr::null_mut();
+        // SAFETY: the channel is live and `event` is a valid out-pointer.
+        if unsafe { rdma_get_cm_event(self.0, &mut event) } != 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == std::io::ErrorKind::WouldBlock {
+                return Ok(None);
+            }
+            return Err(VerbsError::Call {
+                call: "rdma_get_cm_event",
+                source: error,
+            });
+        }
+        Ok(Some(event))
+    }
+
+    /// Blocks (by poll) until the next event or the deadline.
+    fn wait(&self, deadline: Instant, timeout: Duration) -> Result<*mut rdma_cm_event, VerbsError> {
+        loop {
+            if let Some(event) = self.next()? {
+                return Ok(event);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(VerbsError::Timeout(timeout));
+            }
+            let mut poll_fd = libc::pollfd {
+                fd: self.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let millis = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut poll_fd, 1, millis) };
+        }
+    }
+
+    /// Waits for one event of type `expected` on `id`'s channel and acks it.
+    fn expect(
+        &self,
+        expected: rdma_cm_event_type::Type,
+        expected_name: &'static str,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(), VerbsError> {
+        let event = self.wait(deadline, timeout)?;
+        // SAFETY: `event` came from rdma_get_cm_event and is acked right after being read.
+        let (kind, status) = unsafe { ((*event).event, (*event).status) };
+        // SAFETY: as above; acked exactly once.
+        unsafe { rdma_ack_cm_event(event) };
+        if kind != expected {
+            return Err(VerbsError::UnexpectedEvent {
+                expected: expected_name,
+                got: event_name(kind),
+                status,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for EventChannel {
+    fn drop(&mut self) {
+        // SAFETY: every id on this channel was destroyed before (ids are dropped first).
+        unsafe { rdma_destroy_event_channel(self.0) };
+    }
+}
+
+/// Listens for RC connections on an IPv4 address (the one bound to the RDMA device's netdev).
+pub struct Listener {
+    id: *mut rdma_cm_id,
+    // Declared last so it drops after the id.
+    channel: EventChannel,
+}
+
+// SAFETY: the CM id and channel are owned by this value and used by one thread at a time.
+unsafe impl Send for Listener {}
+
+/// What the connection manager told a listener.
+pub enum ListenerEvent {
+    /// A new link, accepted and ready for receives; it becomes established a moment later.
+    Accepted(Link),
+    /// A peer's link was established (data may flow).
+    Established(LinkId),
+    /// A peer went away: drop the link with this id.
+    Disconnected(LinkId),
+    /// A connection request that could not be served (out of resources); already rejected.
+    Refused(VerbsError),
+}
+
+/// Identifies a link in listener events: the address of its CM id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinkId(usize);
+
+impl Listener {
+    pub fn bind(address: SocketAddrV4) -> Result<Listener, VerbsError> {
+        let channel = EventChannel::new()?;
+        let mut id = ptr::null_mut();
+        // SAFETY: channel is live; `id` is a valid out-pointer.
+        check("rdma_create_id", unsafe {
+            rdma_create_id(
+                channel.0,
+                &mut id,
+                ptr::null_mut(),
+                rdma_port_space::RDMA_PS_TCP,
+            )
+        })?;
+        let listener = Listener { id, channel };
+        let mut socket = socket_address(address);
+        // SAFETY: id is live; the sockaddr outlives the call.
+        check("rdma_bind_addr", unsafe {
+            rdma_bind_addr(listener.id, (&mut socket as *mut libc::sockaddr_in).cast())
+        })?;
+        // SAFETY: id is bound.
+        check("rdma_listen", unsafe {
+            rdma_listen(listener.id, LISTEN_BACKLOG)
+        })?;
+        set_nonblocking(listener.channel.fd())?;
+        Ok(listener)
+    }
+
+    /// Readable when [`Listener::next_event`] has something.
+    pub fn fd(&self) -> RawFd {
+        self.channel.fd()
+    }
+
+    /// Handles the next connection-manager event without blocking.
+    pub fn next_event(&mut self, config: LinkConfig) -> Result<Option<ListenerEvent>, VerbsError> {
+        let Some(event) = self.channel.next()? else {
+            return Ok(None);
+        };
+        // SAFETY: `event` is live until acked below.
+        let (kind, id) = unsafe { ((*event).event, (*event).id) };
+        let answer = match kind {
+            rdma_cm_event_type::RDMA_CM_EVENT_CONNECT_REQUEST => match Link::accept(id, config) {
+                Ok(link) => ListenerEvent::Accepted(link),
+                Err(error) => {
+                    // SAFETY: `id` is the request's id; rejecting then destroying it is the CM's
+                    // protocol for a request we will not serve.
+                    unsafe {
+                        rdma_reject(id, ptr::null(), 0);
+                    }
+                    ListenerEvent::Refused(error)
+                }
+            },
+            rdma_cm_event_type::RDMA_CM_EVENT_ESTABLISHED => {
+                ListenerEvent::Established(LinkId(id as usize))
+            }
+            _ => ListenerEvent::Disconnected(LinkId(id as usize)),
+        };
+        // SAFETY: acked exactly once, after its fields were read.
+        unsafe { rdma_ack_cm_event(event) };
+        if let ListenerEvent::Refused(_) = answer {
+            // SAFETY: the event referring to it is acked; nothing else holds the id.
+            unsafe { rdma_destroy_id(id) };
+        }
+        Ok(Some(answer))
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // SAFETY: the id is live and all its events were acked in next_event.
+        unsafe { rdma_destroy_id(self.id) };
+    }
+}
+
+/// One end of a reliable-connected queue pair with its registered buffers.
+pub struct Link {
+    id: *mut rdma_cm_id,
+    protection_domain: *mut ibv_pd,
+    completion_channel: *mut ibv_comp_channel,
+    completion_queue: *mut ibv_cq,
+    region: *mut ibv_mr,
+    buffers: Box<[u8]>,
+    config: LinkConfig,
+    /// Send slots not in flight, as buffer indices.
+    free_send_slots: Vec<u32>,
+    /// Set on a client link: the channel its own CM events arrive on.
+    client_channel: Option<EventChannel>,
+    queue_pair_made: bool,
+}
+
+// SAFETY: all verbs objects are owned by this value and used by one thread at a time; libibverbs
+// allows them to move between threads.
+unsafe impl Send for Link {}
+
+impl Link {
+    /// The client side: resolves `server`, connects, and waits until established.
+    pub fn connect(
+        server: SocketAddrV4,
+        config: LinkConfig,
+        timeout: Duration,
+    ) -> Result<Link, VerbsError> {
+        let deadline = Instant::now() + timeout;
+        let timeout_ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let channel = EventChannel::new()?;
+        set_nonblocking(channel.fd())?;
+        let mut id = ptr::null_mut();
+        // SAFETY: channel is live; `id` is a valid out-pointer.
+        check("rdma_create_id", unsafe {
+            rdma_create_id(
+                channel.0,
+                &mut id,
+                ptr::null_mut(),
+                rdma_port_space::RDMA_PS_TCP,
+            )
+        })?;
+        let mut link = Link::empty(id, config);
+        link.client_channel = Some(channel);
+        let channel = link.client_channel.as_ref().expect("set above");
+        let mut socket = socket_address(server);
+        // SAFETY: id is live; the sockaddr outlives the call.
+        check("rdma_resolve_addr", unsafe {
+            rdma_resolve_addr(
+                id,
+                ptr::null_mut(),
+                (&mut socket as *mut libc::sockaddr_in).cast(),
+                timeout_ms,
+            )
+        })?;
+        channel.expect(
+            rdma_cm_event_type::RDMA_CM_EVENT_ADDR_RESOLVED,
+            "ADDR_RESOLVED",
+            deadline,
+            timeout,
+        )?;
+        // SAFETY: the address is resolved.
+        check("rdma_resolve_route", unsafe {
+            rdma_resolve_route(id, timeout_ms)
+        })?;
+        channel.expect(
+            rdma_cm_event_type::RDMA_CM_EVENT_ROUTE_RESOLVED,
+            "ROUTE_RESOLVED",
+            deadline,
+            timeout,
+        )?;
+        link.make_queue_pair()?;
+        let mut parameters = connection_parameters();
+        // SAFETY: the route is resolved and the QP exists.
+        check("rdma_connect", unsafe { rdma_connect(id, &mut parameters) })?;
+        let channel = link.client_channel.as_ref().expect("set above");
+        channel.expect(
+            rdma_cm_event_type::RDMA_CM_EVENT_ESTABLISHED,
+            "ESTABLISHED",
+            deadline,
+            timeout,
+        )?;
+        Ok(link)
+    }
+
+    fn accept(id: *mut rdma_cm_id, config: LinkConfig) -> Result<Link, VerbsError> {
+        let mut link = Link::empty(id, config);
+        // A link that fails to set up must not destroy the id: the listener rejects it first.
+        let made = link.make_queue_pair().and_then(|()| {
+            let mut parameters = connection_parameters();
+            // SAFETY: the id came with a connect request and its QP exists.
+            check("rdma_accept", unsafe { rdma_accept(id, &mut parameters) })
+        });
+        if let Err(error) = made {
+            link.id = ptr::null_mut();
+            return Err(error);
+        }
+        Ok(link)
+    }
+
+    fn empty(id: *mut rdma_cm_id, config: LinkConfig) -> Link {
+        assert!(config.receive_buffers > 0 && config.send_slots > 0 && config.buffer_bytes > 0);
+        let total =
+            (config.receive_buffers + config.send_slots) as usize * config.buffer_bytes as usize;
+        Link {
+            id,
+            protection_domain: ptr::null_mut(),
+            completion_channel: ptr::null_mut(),
+            completion_queue: ptr::null_mut(),
+            region: ptr::null_mut(),
+            buffers: vec![0u8; total].into_boxed_slice(),
+            config,
+            free_send_slots: (config.receive_buffers..config.receive_buffers + config.send_slots)
+                .rev()
+                .collect(),
+            client_channel: None,
+            queue_pair_made: false,
+        }
+    }
+
+    /// Protection domain, completion channel and queue, the QP, the registered region, and every
+    /// receive buffer posted. Each object is recorded as soon as it exists so Drop frees it.
+    fn make_queue_pair(&mut self) -> Result<(), VerbsError> {
+        // SAFETY: the id is bound to a device (resolved or a connect request), so `verbs` is set.
+        let context = unsafe { (*self.id).verbs };
+        // SAFETY: context is a live device context.
+        self.protection_domain = unsafe { ibv_alloc_pd(context) };
+        if self.protection_domain.is_null() {
+            return Err(last_error("ibv_alloc_pd"));
+        }
+        // SAFETY: as above.
+        self.completion_channel = unsafe { ibv_create_comp_channel(context) };
+        if self.completion_channel.is_null() {
+            return Err(last_error("ibv_create_comp_channel"));
+        }
+        // SAFETY: the channel is live for as long as `self`.
+        set_nonblocking(unsafe { (*self.completion_channel).fd })?;
+        let entries = (self.config.receive_buffers + self.config.send_slots) as i32;
+        // SAFETY: context and channel are live; no user context pointer.
+        self.completion_queue = unsafe {
+            ibv_create_cq(
+                context,
+                entries,
+                ptr::null_mut(),
+                self.completion_channel,
+                0,
+            )
+        };
+        if self.completion_queue.is_null() {
+            return Err(last_error("ibv_create_cq"));
+        }
+        // SAFETY: plain-data struct; every field is set below or meant to be zero.
+        let mut attributes: ibv_qp_init_attr = unsafe { std::mem::zeroed() };
+        attributes.send_cq = self.completion_queue;
+        attributes.recv_cq = self.completion_queue;
+        attributes.qp_type = ibv_qp_type::IBV_QPT_RC;
+        attributes.cap = ibv_qp_cap {
+            max_send_wr: self.config.send_slots,
+            max_recv_wr: self.config.receive_buffers,
+            max_send_sge: 1,
+            max_recv_sge: 1,
+            max_inline_data: 0,
+        };
+        // SAFETY: id, PD and CQ are live; attributes is fully initialised.
+        check("rdma_create_qp", unsafe {
+            rdma_create_qp(self.id, self.protection_domain, &mut attributes)
+        })?;
+        self.queue_pair_made = true;
+        let access = ibv_access_flags::IBV_ACCESS_LOCAL_WRITE.0;
+        // SAFETY: the buffer lives in `self` (boxed: it never moves) until the region is
+        // deregistered in Drop.
+        self.region = unsafe {
+            __ibv_reg_mr(
+                self.protection_domain,
+                self.buffers.as_mut_ptr().cast(),
+                self.buffers.len(),
+                access,
+                1,
+            )
+        };
+        if self.region.is_null() {
+            return Err(last_error("ibv_reg_mr"));
+        }
+        for index in 0..self.config.receive_buffers {
+            self.post_receive(index)?;
+        }
+        self.arm()
+    }
+
+    fn buffer_address(&self, index: u32) -> u64 {
+        self.buffers.as_ptr() as u64 + u64::from(index) * u64::from(self.config.buffer_bytes)
+    }
+
+    fn sge(&self, index: u32, length: u32) -> ibv_sge {
+        // SAFETY: the region is registered (make_queue_pair succeeded before any post).
+        let lkey = unsafe { (*self.region).lkey };
+        ibv_sge {
+            addr: self.buffer_address(index),
+            length,
+            lkey,
+        }
+    }
+
+    fn post_receive(&mut self, index: u32) -> Result<(), VerbsError> {
+        let mut sge = self.sge(index, self.config.buffer_bytes);
+        let mut request = ibv_recv_wr {
+            wr_id: u64::from(index),
+            next: ptr::null_mut(),
+            sg_list: &mut sge,
+            num_sge: 1,
+        };
+        let mut bad = ptr::null_mut();
+        // SAFETY: the QP is live; the buffer is inside the registered region and not handed to
+        // the NIC twice (an index is reposted only after its completion was taken).
+        check("ibv_post_recv", unsafe {
+            ibv_post_recv((*self.id).qp, &mut request, &mut bad)
+        })
+    }
+
+    /// The largest message [`Link::send`] takes.
+    pub fn message_bytes_max(&self) -> usize {
+        self.config.buffer_bytes as usize
+    }
+
+    /// Whether a send slot is free now (each completes when the peer has the message).
+    pub fn can_send(&self) -> bool {
+        !self.free_send_slots.is_empty()
+    }
+
+    /// Copies `message` into a free send slot and posts it. Returns Ok(false) when every slot is
+    /// in flight: poll for send completions, then try again.
+    pub fn send(&mut self, message: &[u8]) -> Result<bool, VerbsError> {
+        let max = self.message_bytes_max();
+        if message.len() > max {
+            return Err(VerbsError::MessageTooLarge {
+                len: message.len(),
+                max,
+            });
+        }
+        let Some(index) = self.free_send_slots.pop() else {
+            return Ok(false);
+        };
+        let start = index as usize * self.config.buffer_bytes as usize;
+        self.buffers[start..start + message.len()].copy_from_slice(message);
+        let mut sge = self.sge(index, message.len() as u32);
+        // SAFETY: plain-data struct; zero is the right value for every field not set below.
+        let mut request: ibv_send_wr = unsafe { std::mem::zeroed() };
+        request.wr_id = u64::from(index);
+        request.sg_list = &mut sge;
+        request.num_sge = 1;
+        request.opcode = ibv_wr_opcode::IBV_WR_SEND;
+        request.send_flags = ibv_send_flags::IBV_SEND_SIGNALED.0;
+        let mut bad = ptr::null_mut();
+        // SAFETY: the QP is live; the slot was free (not in flight) and lies in the region.
+        let posted = check("ibv_post_send", unsafe {
+            ibv_post_send((*self.id).qp, &mut request, &mut bad)
+        });
+        if posted.is_err() {
+            self.free_send_slots.push(index);
+        }
+        posted.map(|()| true)
+    }
+
+    /// Readable when completions are waiting; then call [`Link::poll`].
+    pub fn completion_fd(&self) -> RawFd {
+        // SAFETY: the channel is live for as long as `self`.
+        unsafe { (*self.completion_channel).fd }
+    }
+
+    /// Asks for the next completion to wake `completion_fd`.
+    fn arm(&mut self) -> Result<(), VerbsError> {
+        // SAFETY: the CQ is live.
+        check("ibv_req_notify_cq", unsafe {
+            ibv_req_notify_cq(self.completion_queue, 0)
+        })
+    }
+
+    /// Takes every waiting completion: each received message goes to `on_message` (then its
+    /// buffer is posted again), each finished send frees its slot. Re-arms the completion fd.
+    /// Returns the number of messages received. An error means the link is broken: drop it.
+    pub fn poll(&mut self, mut on_message: impl FnMut(&[u8])) -> Result<usize, VerbsError> {
+        self.take_wakeup();
+        let mut received = 0;
+        // Poll, arm, poll again: a completion landing between the last poll and the arm would
+        // otherwise wait for the next wake-up.
+        for pass in 0..2 {
+            loop {
+                // SAFETY: ibv_wc is plain data; zero is valid.
+                let mut completions: [ibv_wc; POLL_BATCH] = unsafe { std::mem::zeroed() };
+                // SAFETY: the CQ is live and the array holds POLL_BATCH entries.
+                let count = unsafe {
+                    ibv_poll_cq(
+                        self.completion_queue,
+                        POLL_BATCH as i32,
+                        completions.as_mut_ptr(),
+                    )
+                };
+                if count < 0 {
+                    return Err(last_error("ibv_poll_cq"));
+                }
+                for completion in &completions[..count as usize] {
+                    received += self.complete(completion, &mut on_message)?;
+                }
+                if (count as usize) < POLL_BATCH {
+                    break;
+                }
+            }
+            if pass == 0 {
+                self.arm()?;
+            }
+        }
+        Ok(received)
+    }
+
+    fn complete(
+        &mut self,
+        completion: &ibv_wc,
+        on_message: &mut impl FnMut(&[u8]),
+    ) -> Result<usize, VerbsError> {
+        if completion.status != ibv_wc_status::IBV_WC_SUCCESS {
+            // SAFETY: returns a static string for any status.
+            let status = unsafe { CStr::from_ptr(ibv_wc_status_str(completion.status)) };
+            return Err(VerbsError::Completion {
+                wr_id: completion.wr_id,
+                status: status.to_string_lossy().into_owned(),
+            });
+        }
+        let index = completion.wr_id as u32;
+        if completion.opcode & ibv_wc_opcode::IBV_WC_RECV == 0 {
+            self.free_send_slots.push(index);
+            return Ok(0);
+        }
+        let start = index as usize * self.config.buffer_bytes as usize;
+        let length = (completion.byte_len as usize).min(self.config.buffer_bytes as usize);
+        on_message(&self.buffers[start..start + length]);
+        self.post_receive(index)?;
+        Ok(1)
+    }
+
+    /// Consumes a pending completion-channel event, if any (the fd is non-blocking).
+    fn take_wakeup(&mut self) {
+        let mut queue = ptr::null_mut();
+        let mut context = ptr::null_mut();
+        // SAFETY: the channel is live; out-pointers are valid; a return of 0 hands us one event
+        // that must be acked on the CQ it names (ours).
+        if unsafe { ibv_get_cq_event(self.completion_channel, &mut queue, &mut context) } == 0 {
+            // SAFETY: acks the one event just taken.
+            unsafe { ibv_ack_cq_events(queue, 1) };
+        }
+    }
+
+    /// The id listener events use for this link.
+    pub fn id(&self) -> LinkId {
+        LinkId(self.id as usize)
+    }
+
+    /// For the client side: whether the server has gone away (a pending DISCONNECTED event).
+    pub fn peer_disconnected(&self) -> Result<bool, VerbsError> {
+        let Some(channel) = &self.client_channel else {
+            return Ok(false);
+        };
+        let Some(event) = channel.next()? else {
+            return Ok(false);
+        };
+        // SAFETY: read then acked once.
+        let kind = unsafe { (*event).event };
+        // SAFETY: as above.
+        unsafe { rdma_ack_cm_event(event) };
+        Ok(kind == rdma_cm_event_type::RDMA_CM_EVENT_DISCONNECTED)
+    }
+}
+
+fn connection_parameters() -> rdma_conn_param {
+    rdma_conn_param {
+        private_data: ptr::null(),
+        private_data_len: 0,
+        responder_resources: READ_DEPTH,
+        initiator_depth: READ_DEPTH,
+        flow_control: 1,
+        retry_count: RETRY_COUNT,
+        rnr_retry_count: RNR_RETRY_COUNT,
+        srq: 0,
+        qp_num: 0,
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // Teardown order is the reverse of make_queue_pair; each step only if it was reached.
+        // SAFETY (whole block): every pointer is either null (never made) or owned by `self`
+        // and no longer used by the NIC once the QP is destroyed.
+        unsafe {
+            if !self.id.is_null() && self.queue_pair_made {
+                rdma_disconnect(self.id);
+                rdma_destroy_qp(self.id);
+            }
+            if !self.region.is_null() {
+                ibv_dereg_mr(self.region);
+            }
+            if !self.completion_queue.is_null() {
+                ibv_destroy_cq(self.completion_queue);
+            }
+            if !self.completion_channel.is_null() {
+                ibv_destroy_comp_channel(self.completion_channel);
+            }
+            if !self.protection_domain.is_null() {
+                ibv_dealloc_pd(self.protection_domain);
+            }
+            if !self.id.is_null() {
+                rdma_destroy_id(self.id);
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! RC links over a real RDMA device. Hosts without one (developer machines, CI) cannot run these:
+//! `scripts/rxe/test.sh` runs them inside a soft-RoCE VM, with `--ignored`.
+use platform::rdma::probe;
+use platform::verbs::{Link, LinkConfig, Listener, ListenerEvent, VerbsError};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const CONFIG: LinkConfig = LinkConfig {
+    receive_buffers: 8,
+    send_slots: 8,
+    buffer_bytes: 4096,
+};
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The IPv4 address of the first active RoCEv2 port.
+fn device_address() -> Ipv4Addr {
+    let found = probe();
+    let (_, port) = found
+        .choose(None)
+        .unwrap_or_else(|| panic!("needs an RDMA device: {found}"));
+    port.roce_v2_ipv4().expect("a RoCEv2 IPv4 GID")
+}
+
+/// Serves one link at a time, echoing every message, until `links_to_serve` links have ended;
+/// returns how each ended.
+fn echo_server(mut listener: Listener, links_to_serve: usize) -> Vec<String> {
+    let mut endings = Vec::new();
+    let mut link: Option<Link> = None;
+    let started = Instant::now();
+    while endings.len() < links_to_serve {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "server gave up after {endings:?}"
+        );
+        match listener.next_event(CONFIG).unwrap() {
+            Some(ListenerEvent::Accepted(accepted)) => link = Some(accepted),
+            Some(ListenerEvent::Disconnected(id))
+                if link.as_ref().is_some_and(|link| link.id() == id) =>
+            {
+                link = None;
+                endings.push("disconnected".to_owned());
+            }
+            Some(_) | None => {}
+        }
+        if let Some(active) = link.as_mut() {
+            if let Err(error) = echo_waiting(active) {
+                endings.push(format!("error: {error}"));
+                link = None;
+            }
+        }
+        thread::sleep(Duration::from_micros(200));
+    }
+    endings
+}
+
+fn echo_waiting(link: &mut Link) -> Result<(), VerbsError> {
+    let mut echoes = Vec::new();
+    link.poll(|message| echoes.push(message.to_vec()))?;
+    for echo in &echoes {
+        let started = Instant::now();
+        while !link.send(echo)? {
+            assert!(started.elapsed() < DEADLINE, "send slots never freed");
+            link.poll(|message| panic!("unexpected {} bytes while sending", message.len()))?;
+        }
+    }
+    Ok(())
+}
+
+fn round_trip(link: &mut Link, message: &[u8]) -> Vec<u8> {
+    assert!(link.send(message).unwrap());
+    let started = Instant::now();
+    let mut reply = None;
+    while reply.is_none() {
+        assert!(started.elapsed() < DEADLINE, "no reply");
+        link.poll(|message| reply = Some(message.to_vec())).unwrap();
+    }
+    reply.unwrap()
+}
+
+#[test]
+#[ignore = "needs an RDMA device: scripts/rxe/test.sh runs it in a soft-RoCE VM"]
+fn messages_echo_in_order_and_bad_peers_are_cut_off() {
+    let address = SocketAddrV4::new(device_address(), 18515);
+    let listener = Listener::bind(address).unwrap();
+    let server = thread::spawn(move || echo_server(listener, 3));
+
+    // 1. Every size from empty to a full buffer comes back byte for byte.
+    let mut link = Link::connect(address, CONFIG, DEADLINE).unwrap();
+    for len in [0usize, 1, 7, 100, 1000, 4095, 4096] {
+        let message: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
+        assert_eq!(
+            round_trip(&mut link, &message),
+            message,
+            "echo of {len} bytes"
+        );
+    }
+    // Pipelined: every send slot in flight at once, echoes in order.
+    for round in 0..CONFIG.send_slots as u8 {
+        assert!(link.send(&[round; 64]).unwrap());
+    }
+    let mut echoed = Vec::new();
+    let started = Instant::now();
+    while echoed.len() < CONFIG.send_slots as usize {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "pipelined echoes missing: {}",
+            echoed.len()
+        );
+        link.poll(|message| echoed.push(message[0])).unwrap();
+    }
+    assert_eq!(echoed, (0..CONFIG.send_slots as u8).collect::<Vec<_>>());
+    // A message longer than a buffer is refused before it reaches the NIC.
+    assert!(matches!(
+        link.send(&[0u8; 4097]),
+        Err(VerbsError::MessageTooLarge {
+            len: 4097,
+            max: 4096
+        })
+    ));
+    // 2. A client that goes away is noticed by the server.
+    drop(link);
+
+    // 3. A client that never takes its replies (two receives posted, never re-posted) is cut off
+    //    by the server's NIC once its retries run out, instead of stalling the server.
+    let stingy = LinkConfig {
+        receive_buffers: 2,
+        ..CONFIG
+    };
+    let mut silent = Link::connect(address, stingy, DEADLINE).unwrap();
+    for round in 0..CONFIG.send_slots as u8 {
+        assert!(silent.send(&[round; 512]).unwrap());
+    }
+    let started = Instant::now();
+    while !silent.peer_disconnected().unwrap() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the server never cut off the silent client"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+
+    // 4. A fresh client is served normally after all that.
+    let mut fresh = Link::connect(address, CONFIG, DEADLINE).unwrap();
+    assert_eq!(round_trip(&mut fresh, b"still serving"), b"still serving");
+    drop(fresh);
+    let endings = server.join().unwrap();
+    drop(silent);
+    assert_eq!(endings.len(), 3);
+    assert_eq!(endings[0], "disconnected");
+    assert!(
+        endings[1].starts_with("error"),
+        "the silent client was not cut off: {endings:?}"
+    );
+    assert_eq!(endings[2], "disconnected");
+}
+
+/// Where no device exists (the usual developer machine and CI host), making a link is an error
+/// that says which call failed: never a panic or a hang.
+#[test]
+fn without_a_device_links_fail_with_an_error() {
+    if probe().choose(None).is_some() {
+        return; // this host has RDMA: the VM test above covers it
+    }
+    let address = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 18515);
+    let error = Listener::bind(address)
+        .err()
+        .expect("no device, yet the listener bound");
+    assert!(matches!(error, VerbsError::Call { .. }), "{error}");
+    let error = Link::connect(address, CONFIG, Duration::from_secs(1))
+        .err()
+        .expect("connected without a device");
+    assert!(
+        matches!(error, VerbsError::Call { .. } | VerbsError::Timeout(_)),
+        "{error}"
+    );
+}

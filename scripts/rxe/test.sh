@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The soft-RoCE part of the suite: boots Debian's kernel under QEMU (TCG) with an rdma_rxe device
+# and runs each scenario in it, judging by the markers init.sh prints on the serial console.
+# Needs: qemu-system-x86, busybox-static, cpio, kmod, iproute2, ibverbs-utils, ibverbs-providers
+# (scripts/setup.sh --test installs them). Kernel package and initramfs are cached in target/rxe.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+kdir=target/rxe
+for tool in qemu-system-x86_64 busybox cpio depmod; do
+    command -v "$tool" >/dev/null || { echo "rxe: $tool missing: run bash scripts/setup.sh --test" >&2; exit 1; }
+done
+cargo build -q --release -p platform --bin ferrite-probe
+# the verbs tests are ignored on hosts without RDMA; the VM runs them with --ignored
+link_test=$(cargo test -q --release -p platform --test rdma_link --no-run --message-format=json |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+[[ -x $link_test ]] || { echo "rxe: could not build the rdma_link test binary" >&2; exit 1; }
+bash scripts/rxe/prepare-kernel.sh "$kdir" >/dev/null
+failed=0
+run_single() { # NAME SCENARIO BINARY...
+    local name=$1 scenario=$2
+    shift 2
+    bash scripts/rxe/build-initramfs.sh "$kdir" "$kdir/$name.cpio.gz" "$scenario" "$@"
+    if bash scripts/rxe/boot.sh "$kdir" "$kdir/$name.cpio.gz" "$kdir/$name.log"; then
+        echo "rxe: $name ok"
+    else
+        echo "rxe: $name FAILED; serial console:" >&2
+        tail -30 "$kdir/$name.log" >&2
+        failed=1
+    fi
+}
+mkdir -p "$kdir/bin" && cp "$link_test" "$kdir/bin/rdma_link"
+run_single probe scripts/rxe/scenarios/probe.sh target/release/ferrite-probe
+run_single link scripts/rxe/scenarios/link.sh "$kdir/bin/rdma_link"
+exit "$failed"
