@@ -45,7 +45,11 @@ pub enum OffloadChoice {
 
 /// The command line. Every field is optional so that a config file can supply it.
 #[derive(Debug, Default, Parser)]
-#[command(name = "ferrite", version, about = "A Redis- and memcached-compatible cache server, thread-per-core on io_uring")]
+#[command(
+    name = "ferrite",
+    version,
+    about = "A Redis- and memcached-compatible cache server, thread-per-core on io_uring"
+)]
 pub struct Flags {
     /// Address to listen on (default 127.0.0.1).
     #[arg(long, value_name = "ADDRESS")]
@@ -145,7 +149,10 @@ pub struct Config {
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    ReadFile { path: PathBuf, source: std::io::Error },
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     ParseFile { path: PathBuf, message: String },
     #[error("memory: {0}")]
@@ -194,51 +201,83 @@ impl Config {
         };
         let port_or_off = |port: u16| (port != 0).then_some(port);
         let resp_port = port_or_off(flags.port.or(file.port).unwrap_or(RESP_PORT_DEFAULT));
-        let memcache_port = port_or_off(flags.memcache_port.or(file.memcache_port).unwrap_or(MEMCACHE_PORT_DEFAULT));
+        let memcache_port = port_or_off(
+            flags
+                .memcache_port
+                .or(file.memcache_port)
+                .unwrap_or(MEMCACHE_PORT_DEFAULT),
+        );
         if resp_port.is_none() && memcache_port.is_none() {
             return Err(ConfigError::NothingToServe);
         }
-        let clients_max = flags.max_clients.or(file.max_clients).unwrap_or(CLIENTS_MAX_DEFAULT);
+        let clients_max = flags
+            .max_clients
+            .or(file.max_clients)
+            .unwrap_or(CLIENTS_MAX_DEFAULT);
         if clients_max == 0 {
             return Err(ConfigError::NoClients);
         }
         Ok(Config {
-            bind: flags.bind.or(file.bind).unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            bind: flags
+                .bind
+                .or(file.bind)
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
             resp_port,
             memcache_port,
             placement,
             memory_bytes,
             data_file: flags.data_file.or(file.data_file),
             io: flags.io.or(file.io).unwrap_or(IoChoice::Auto),
-            offload: flags.offload.or(file.offload).unwrap_or(OffloadChoice::Software),
+            offload: flags
+                .offload
+                .or(file.offload)
+                .unwrap_or(OffloadChoice::Software),
             clients_max,
-            log_level: flags.log_level.or(file.log_level).unwrap_or_else(|| "info".to_owned()),
+            log_level: flags
+                .log_level
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".to_owned()),
         })
     }
 }
 
 fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })?;
-    toml::from_str(&text).map_err(|error| ConfigError::ParseFile { path: path.to_owned(), message: error.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|error| ConfigError::ParseFile {
+        path: path.to_owned(),
+        message: error.to_string(),
+    })
 }
 
 /// Parses `1234`, `512MiB`, `4GiB`, `64kb`, `1G` (units are powers of 1024, case-insensitive,
 /// with or without `i`/`b`).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits_end);
-    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a size (examples: 512MiB, 4GiB)"))?;
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (examples: 512MiB, 4GiB)"))?;
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
         "m" | "mb" | "mib" => 20,
         "g" | "gb" | "gib" => 30,
         "t" | "tb" | "tib" => 40,
-        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB, GiB or TiB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use KiB, MiB, GiB or TiB)"
+            ))
+        }
     };
-    number.checked_mul(1u64 << shift).ok_or_else(|| format!("{text:?} does not fit in 64 bits"))
+    number
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?} does not fit in 64 bits"))
 }
 
 #[cfg(test)]
@@ -246,8 +285,12 @@ mod tests {
     use super::*;
 
     fn resolve(arguments: &[&str]) -> Result<Config, ConfigError> {
-        let flags = Flags::try_parse_from(std::iter::once("ferrite").chain(arguments.iter().copied()))
-            .map_err(|error| ConfigError::ParseFile { path: PathBuf::new(), message: error.to_string() })?;
+        let flags =
+            Flags::try_parse_from(std::iter::once("ferrite").chain(arguments.iter().copied()))
+                .map_err(|error| ConfigError::ParseFile {
+                    path: PathBuf::new(),
+                    message: error.to_string(),
+                })?;
         Config::resolve(flags)
     }
 
@@ -277,8 +320,24 @@ mod tests {
     #[test]
     fn flags_are_parsed_with_their_fixed_names() {
         let config = resolve(&[
-            "--bind", "127.0.0.2", "--port", "7000", "--memcache-port", "0", "--threads", "2", "--memory",
-            "64MiB", "--data-file", "x.dat", "--io", "epoll", "--offload", "software", "--log-level", "debug",
+            "--bind",
+            "127.0.0.2",
+            "--port",
+            "7000",
+            "--memcache-port",
+            "0",
+            "--threads",
+            "2",
+            "--memory",
+            "64MiB",
+            "--data-file",
+            "x.dat",
+            "--io",
+            "epoll",
+            "--offload",
+            "software",
+            "--log-level",
+            "debug",
         ])
         .unwrap();
         assert_eq!(config.bind, IpAddr::from([127, 0, 0, 2]));
@@ -289,22 +348,39 @@ mod tests {
         assert_eq!(config.data_file, Some(PathBuf::from("x.dat")));
         assert_eq!(config.io, IoChoice::Epoll);
         assert_eq!(config.log_level, "debug");
-        assert_eq!(resolve(&["--cores", "0,1"]).unwrap().placement, ShardPlacement::Cpus(vec![0, 1]));
+        assert_eq!(
+            resolve(&["--cores", "0,1"]).unwrap().placement,
+            ShardPlacement::Cpus(vec![0, 1])
+        );
     }
 
     #[test]
     fn contradictions_and_nonsense_are_refused() {
         assert!(resolve(&["--threads", "2", "--cores", "1"]).is_err());
-        assert!(matches!(resolve(&["--threads", "0"]), Err(ConfigError::NoThreads)));
-        assert!(matches!(resolve(&["--memory", "1MiB"]), Err(ConfigError::Memory(_))));
-        assert!(matches!(resolve(&["--port", "0", "--memcache-port", "0"]), Err(ConfigError::NothingToServe)));
+        assert!(matches!(
+            resolve(&["--threads", "0"]),
+            Err(ConfigError::NoThreads)
+        ));
+        assert!(matches!(
+            resolve(&["--memory", "1MiB"]),
+            Err(ConfigError::Memory(_))
+        ));
+        assert!(matches!(
+            resolve(&["--port", "0", "--memcache-port", "0"]),
+            Err(ConfigError::NothingToServe)
+        ));
         assert!(resolve(&["--io", "kqueue"]).is_err());
     }
 
     #[test]
     fn the_file_fills_in_and_flags_win() {
-        let path = std::env::temp_dir().join(format!("ferrite-config-test-{}.toml", std::process::id()));
-        std::fs::write(&path, "port = 7001\nmemory = \"32MiB\"\nthreads = 1\nio = \"epoll\"\nmax-clients = 5\n").unwrap();
+        let path =
+            std::env::temp_dir().join(format!("ferrite-config-test-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "port = 7001\nmemory = \"32MiB\"\nthreads = 1\nio = \"epoll\"\nmax-clients = 5\n",
+        )
+        .unwrap();
         let path_text = path.to_str().unwrap();
         let config = resolve(&["--config", path_text, "--port", "7002"]).unwrap();
         assert_eq!(config.resp_port, Some(7002));

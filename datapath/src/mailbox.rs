@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crossbeam::channel::{Receiver, Sender, TryRecvError};
+use crossbeam::channel::{Receiver, Sender};
 
 /// A shard's wake-up line.
 #[derive(Debug)]
@@ -30,7 +30,10 @@ impl Doorbell {
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let eventfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Doorbell { eventfd, sleeping: AtomicBool::new(false) })
+        Ok(Doorbell {
+            eventfd,
+            sleeping: AtomicBool::new(false),
+        })
     }
 
     /// The eventfd the shard's loop waits on (readable when rung).
@@ -98,14 +101,18 @@ impl<M> Mailbox<M> {
     pub fn new() -> io::Result<(Mailbox<M>, Address<M>)> {
         let (sender, receiver) = crossbeam::channel::unbounded();
         let doorbell = Arc::new(Doorbell::new()?);
-        Ok((Mailbox { receiver, doorbell: Arc::clone(&doorbell) }, Address { sender, doorbell }))
+        Ok((
+            Mailbox {
+                receiver,
+                doorbell: Arc::clone(&doorbell),
+            },
+            Address { sender, doorbell },
+        ))
     }
 
     pub fn try_receive(&self) -> Option<M> {
-        match self.receiver.try_recv() {
-            Ok(message) => Some(message),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        // Empty and disconnected (every sender gone at shutdown) both mean: nothing to do.
+        self.receiver.try_recv().ok()
     }
 
     pub fn doorbell(&self) -> &Doorbell {
@@ -146,7 +153,10 @@ mod tests {
         let (mailbox, address) = Mailbox::<u32>::new().unwrap();
         address.post(1);
         assert!(!rung(mailbox.doorbell()), "awake shard must not be rung");
-        assert!(!mailbox.prepare_to_sleep(), "mail is waiting: must not sleep");
+        assert!(
+            !mailbox.prepare_to_sleep(),
+            "mail is waiting: must not sleep"
+        );
         assert_eq!(mailbox.try_receive(), Some(1));
         assert!(mailbox.prepare_to_sleep());
         address.post(2);

@@ -46,7 +46,11 @@ pub enum ServerError {
     #[error("--offload verilator: this ferrite was built without the `verilator` cargo feature; rebuild with it (the default) or use --offload software")]
     VerilatorNotBuilt,
     #[error("shard {shard}: cannot listen on {address}: {source}")]
-    Listen { shard: usize, address: SocketAddr, source: std::io::Error },
+    Listen {
+        shard: usize,
+        address: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("shard {shard}: {message}")]
     Shard { shard: usize, message: String },
     #[error("signal handling: {0}")]
@@ -77,14 +81,19 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         "shards chosen"
     );
     if config.memcache_port.is_some() {
-        tracing::info!("memcached protocol is not built into this ferrite yet: no memcached port is opened");
+        tracing::info!(
+            "memcached protocol is not built into this ferrite yet: no memcached port is opened"
+        );
     }
 
     let signals = block_stop_signals().map_err(ServerError::Signals)?;
     let (mailboxes, addresses): (Vec<Mailbox<Mail>>, Vec<Address<Mail>>) = (0..shard_count)
         .map(|_| Mailbox::new())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| ServerError::Shard { shard: 0, message: format!("mailbox: {error}") })?
+        .map_err(|error| ServerError::Shard {
+            shard: 0,
+            message: format!("mailbox: {error}"),
+        })?
         .into_iter()
         .unzip();
     let server_info = format!(
@@ -116,12 +125,26 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let ready = ready_sender.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("shard-{id}"))
-            .spawn(move || shard_main(id, cpu, backend, &config, store_settings, shard_shared, mailbox, ready));
+            .spawn(move || {
+                shard_main(
+                    id,
+                    cpu,
+                    backend,
+                    &config,
+                    store_settings,
+                    shard_shared,
+                    mailbox,
+                    ready,
+                )
+            });
         match spawned {
             Ok(handle) => threads.push(handle),
             Err(error) => {
                 stop_all(&shared);
-                return Err(ServerError::Shard { shard: id, message: format!("cannot start thread: {error}") });
+                return Err(ServerError::Shard {
+                    shard: id,
+                    message: format!("cannot start thread: {error}"),
+                });
             }
         }
     }
@@ -140,7 +163,11 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     }
     if ready == shard_count {
         if let Some(port) = config.resp_port {
-            tracing::info!(backend = backend.name(), "ready: RESP on {}", SocketAddr::new(config.bind, port));
+            tracing::info!(
+                backend = backend.name(),
+                "ready: RESP on {}",
+                SocketAddr::new(config.bind, port)
+            );
         }
         wait_for_stop(&signals, &threads);
     }
@@ -152,7 +179,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                 first_error.get_or_insert(error);
             }
             Err(_) => {
-                first_error.get_or_insert(ServerError::Shard { shard: usize::MAX, message: "a shard thread panicked".into() });
+                first_error.get_or_insert(ServerError::Shard {
+                    shard: usize::MAX,
+                    message: "a shard thread panicked".into(),
+                });
             }
         }
     }
@@ -185,9 +215,18 @@ fn shard_main(
 ) -> Result<(), ServerError> {
     let pinned = pin_current_thread(cpu.cpu);
     if pinned {
-        tracing::debug!(shard = id, cpu = cpu.cpu, numa_node = cpu.numa_node, "pinned");
+        tracing::debug!(
+            shard = id,
+            cpu = cpu.cpu,
+            numa_node = cpu.numa_node,
+            "pinned"
+        );
     } else {
-        tracing::warn!(shard = id, cpu = cpu.cpu, "could not pin to the CPU; the scheduler places this shard");
+        tracing::warn!(
+            shard = id,
+            cpu = cpu.cpu,
+            "could not pin to the CPU; the scheduler places this shard"
+        );
     }
     let setup = || -> Result<(Executor, Vec<Listener>), ServerError> {
         let executor = Executor::open(&store_settings, id, shared.shard_count, now_ms())
@@ -195,8 +234,12 @@ fn shard_main(
         let mut listeners = Vec::new();
         if let Some(port) = config.resp_port {
             let address = SocketAddr::new(config.bind, port);
-            let listener = listener::bind(address, Protocol::Resp)
-                .map_err(|source| ServerError::Listen { shard: id, address, source })?;
+            let listener =
+                listener::bind(address, Protocol::Resp).map_err(|source| ServerError::Listen {
+                    shard: id,
+                    address,
+                    source,
+                })?;
             listeners.push(listener);
         }
         Ok((executor, listeners))
@@ -215,7 +258,10 @@ fn shard_main(
         Backend::Uring => crate::io::uring::run(&mut shard, listeners),
     };
     let closed = shard.core.executor.close(now_ms());
-    result.map_err(|error| ServerError::Shard { shard: id, message: format!("event loop: {error}") })?;
+    result.map_err(|error| ServerError::Shard {
+        shard: id,
+        message: format!("event loop: {error}"),
+    })?;
     closed.map_err(|message| ServerError::Shard { shard: id, message })
 }
 
@@ -243,17 +289,21 @@ fn choose_backend(choice: IoChoice) -> Result<Backend, ServerError> {
             tracing::info!(backend = "epoll", "I/O backend: epoll, as --io epoll asked");
             Ok(Backend::Epoll)
         }
-        IoChoice::Uring | IoChoice::Auto => match probe_io_uring() {
-            IoUringSupport::Available { msg_ring } => {
-                tracing::info!(backend = "io_uring", msg_ring, "I/O backend: io_uring (probed: multishot accept/recv, provided buffer rings)");
-                Ok(Backend::Uring)
+        IoChoice::Uring | IoChoice::Auto => {
+            match probe_io_uring() {
+                IoUringSupport::Available { msg_ring } => {
+                    tracing::info!(backend = "io_uring", msg_ring, "I/O backend: io_uring (probed: multishot accept/recv, provided buffer rings)");
+                    Ok(Backend::Uring)
+                }
+                IoUringSupport::Unavailable { reason } if choice == IoChoice::Auto => {
+                    tracing::warn!(backend = "epoll", %reason, "I/O backend: epoll, because io_uring is unusable");
+                    Ok(Backend::Epoll)
+                }
+                IoUringSupport::Unavailable { reason } => {
+                    Err(ServerError::UringUnavailable(reason))
+                }
             }
-            IoUringSupport::Unavailable { reason } if choice == IoChoice::Auto => {
-                tracing::warn!(backend = "epoll", %reason, "I/O backend: epoll, because io_uring is unusable");
-                Ok(Backend::Epoll)
-            }
-            IoUringSupport::Unavailable { reason } => Err(ServerError::UringUnavailable(reason)),
-        },
+        }
     }
 }
 
@@ -270,9 +320,19 @@ fn settings(config: &Config, shard_count: usize, backend: Backend) -> Vec<(Strin
         ("timeout", "0".to_owned()),
         ("io-threads", shard_count.to_string()),
         ("ferrite-io", backend.name().to_owned()),
-        ("ferrite-data-file", config.data_file.as_ref().map(|path| path.display().to_string()).unwrap_or_default()),
+        (
+            "ferrite-data-file",
+            config
+                .data_file
+                .as_ref()
+                .map(|path| path.display().to_string())
+                .unwrap_or_default(),
+        ),
     ];
-    pairs.into_iter().map(|(name, value)| (name.to_owned(), value)).collect()
+    pairs
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
 }
 
 /// The signal set SIGINT + SIGTERM, blocked in the calling thread (and so in every thread it
@@ -296,13 +356,22 @@ fn block_stop_signals() -> std::io::Result<libc::sigset_t> {
 
 /// Waits for SIGINT/SIGTERM, or for a shard thread to end on its own (an error).
 fn wait_for_stop(signals: &libc::sigset_t, threads: &[JoinHandle<Result<(), ServerError>>]) {
-    let timeout = libc::timespec { tv_sec: 0, tv_nsec: SIGNAL_WAIT.as_nanos() as libc::c_long };
+    let timeout = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: SIGNAL_WAIT.as_nanos() as libc::c_long,
+    };
     loop {
         // SAFETY: `signals` is an initialised set, `timeout` a live timespec; no siginfo wanted.
         let signal = unsafe { libc::sigtimedwait(signals, std::ptr::null_mut(), &timeout) };
         if signal == libc::SIGINT || signal == libc::SIGTERM {
-            let name = if signal == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
-            tracing::info!("{name}: stopping: no new connections, finishing owed replies, closing the store");
+            let name = if signal == libc::SIGINT {
+                "SIGINT"
+            } else {
+                "SIGTERM"
+            };
+            tracing::info!(
+                "{name}: stopping: no new connections, finishing owed replies, closing the store"
+            );
             return;
         }
         if threads.iter().any(JoinHandle::is_finished) {

@@ -91,7 +91,10 @@ fn short_px_expires() {
             let key = format!("short:{n}");
             assert_eq!(client.call(&["SET", &key, "v", "PX", "30"]), b"+OK\r\n");
         }
-        assert_eq!(client.call(&["SET", "long", "v", "PX", "60000"]), b"+OK\r\n");
+        assert_eq!(
+            client.call(&["SET", "long", "v", "PX", "60000"]),
+            b"+OK\r\n"
+        );
         // Poll (not a fixed sleep) until every short key has gone; the bound is generous.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
@@ -101,7 +104,10 @@ fn short_px_expires() {
             if client.call(&argv) == b":0\r\n" {
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "keys set with PX 30 still exist after 5 s");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "keys set with PX 30 still exist after 5 s"
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         assert_eq!(client.call(&["GET", "short:0"]), b"$-1\r\n");
@@ -115,16 +121,40 @@ fn exact_error_strings() {
     let server = start("epoll");
     let mut client = server.client();
     let cases: &[(&[&str], &str)] = &[
-        (&["NOSUCH", "a", "b"], "-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' \r\n"),
-        (&["NOSUCH"], "-ERR unknown command 'NOSUCH', with args beginning with: \r\n"),
-        (&["GET"], "-ERR wrong number of arguments for 'get' command\r\n"),
-        (&["SET", "k"], "-ERR wrong number of arguments for 'set' command\r\n"),
-        (&["INCRBY", "k", "x"], "-ERR value is not an integer or out of range\r\n"),
+        (
+            &["NOSUCH", "a", "b"],
+            "-ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' \r\n",
+        ),
+        (
+            &["NOSUCH"],
+            "-ERR unknown command 'NOSUCH', with args beginning with: \r\n",
+        ),
+        (
+            &["GET"],
+            "-ERR wrong number of arguments for 'get' command\r\n",
+        ),
+        (
+            &["SET", "k"],
+            "-ERR wrong number of arguments for 'set' command\r\n",
+        ),
+        (
+            &["INCRBY", "k", "x"],
+            "-ERR value is not an integer or out of range\r\n",
+        ),
         (&["SET", "k", "v", "BOGUS"], "-ERR syntax error\r\n"),
-        (&["SET", "k", "v", "EX", "0"], "-ERR invalid expire time in 'set' command\r\n"),
+        (
+            &["SET", "k", "v", "EX", "0"],
+            "-ERR invalid expire time in 'set' command\r\n",
+        ),
         (&["SET", "k", "v", "NX", "XX"], "-ERR syntax error\r\n"),
-        (&["MSET", "a", "1", "b"], "-ERR wrong number of arguments for 'mset' command\r\n"),
-        (&["EXPIRE", "k", "10", "GT", "LT"], "-ERR GT and LT options at the same time are not compatible\r\n"),
+        (
+            &["MSET", "a", "1", "b"],
+            "-ERR wrong number of arguments for 'mset' command\r\n",
+        ),
+        (
+            &["EXPIRE", "k", "10", "GT", "LT"],
+            "-ERR GT and LT options at the same time are not compatible\r\n",
+        ),
         (&["SELECT", "1"], "-ERR DB index is out of range\r\n"),
         (&["HELLO", "4"], "-NOPROTO unsupported protocol version\r\n"),
     ];
@@ -133,10 +163,22 @@ fn exact_error_strings() {
         assert_eq!(String::from_utf8_lossy(&reply), *expected, "{argv:?}");
     }
     assert_eq!(client.call(&["SET", "text", "abc"]), b"+OK\r\n");
-    assert_eq!(client.call(&["INCR", "text"]), b"-ERR value is not an integer or out of range\r\n");
-    assert_eq!(client.call(&["INCRBYFLOAT", "text", "1"]), b"-ERR value is not a valid float\r\n");
-    assert_eq!(client.call(&["SET", "big", "9223372036854775807"]), b"+OK\r\n");
-    assert_eq!(client.call(&["INCR", "big"]), b"-ERR increment or decrement would overflow\r\n");
+    assert_eq!(
+        client.call(&["INCR", "text"]),
+        b"-ERR value is not an integer or out of range\r\n"
+    );
+    assert_eq!(
+        client.call(&["INCRBYFLOAT", "text", "1"]),
+        b"-ERR value is not a valid float\r\n"
+    );
+    assert_eq!(
+        client.call(&["SET", "big", "9223372036854775807"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        client.call(&["INCR", "big"]),
+        b"-ERR increment or decrement would overflow\r\n"
+    );
     server.stop();
 }
 
@@ -145,11 +187,26 @@ fn protocol_errors_answer_then_close() {
     for backend in BACKENDS {
         let server = start(backend);
         let cases: &[(&[u8], &str)] = &[
-            (b"*1\r\n$-5\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
-            (b"*abc\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
-            (b"*1\r\n+x\r\n", "-ERR Protocol error: expected '$', got '+'\r\n"),
-            (b"*1\r\n$3\r\nabcXY", "-ERR Protocol error: bulk data not terminated by CRLF\r\n"),
-            (b"*1\r\n$999999999999\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
+            (
+                b"*1\r\n$-5\r\n",
+                "-ERR Protocol error: invalid bulk length\r\n",
+            ),
+            (
+                b"*abc\r\n",
+                "-ERR Protocol error: invalid multibulk length\r\n",
+            ),
+            (
+                b"*1\r\n+x\r\n",
+                "-ERR Protocol error: expected '$', got '+'\r\n",
+            ),
+            (
+                b"*1\r\n$3\r\nabcXY",
+                "-ERR Protocol error: bulk data not terminated by CRLF\r\n",
+            ),
+            (
+                b"*1\r\n$999999999999\r\n",
+                "-ERR Protocol error: invalid bulk length\r\n",
+            ),
         ];
         for (bytes, expected) in cases {
             let mut client = server.client();
@@ -157,7 +214,10 @@ fn protocol_errors_answer_then_close() {
             assert_eq!(client.read_reply(), b"+PONG\r\n");
             client.send(bytes);
             assert_eq!(String::from_utf8_lossy(&client.read_reply()), *expected);
-            assert!(client.closed_by_server(), "connection stays open after {expected}");
+            assert!(
+                client.closed_by_server(),
+                "connection stays open after {expected}"
+            );
         }
         // The server is still fine for others.
         assert_eq!(server.client().call(&["PING"]), b"+PONG\r\n");
@@ -238,7 +298,11 @@ fn pipelines_keep_request_order_across_shards() {
                     format!(":{}\r\n", counts[n % 7]).into_bytes()
                 }
             };
-            assert_eq!(String::from_utf8_lossy(&reply), String::from_utf8_lossy(&expected), "reply {n}");
+            assert_eq!(
+                String::from_utf8_lossy(&reply),
+                String::from_utf8_lossy(&expected),
+                "reply {n}"
+            );
         }
         server.stop();
     }
@@ -270,7 +334,10 @@ fn mget_mset_del_exists_fan_out_over_every_shard() {
         exists.extend(keys.iter().map(String::as_str));
         assert_eq!(client.call(&exists), b":200\r\n");
         assert_eq!(client.call(&["DBSIZE"]), b":200\r\n");
-        assert_eq!(client.call(&["MSETNX", "spread:0", "x", "spread:new", "y"]), b":0\r\n");
+        assert_eq!(
+            client.call(&["MSETNX", "spread:0", "x", "spread:new", "y"]),
+            b":0\r\n"
+        );
         let mut del: Vec<&str> = vec!["DEL"];
         del.extend(keys.iter().take(150).map(String::as_str));
         assert_eq!(client.call(&del), b":150\r\n");
@@ -299,7 +366,13 @@ fn scan_keys_and_randomkey_cover_every_shard() {
         let lines: Vec<&str> = text.split("\r\n").collect();
         // *2, $len, cursor, *N, then $len/key pairs.
         cursor = lines[2].to_owned();
-        scanned.extend(lines[4..].iter().skip(1).step_by(2).map(|key| key.to_string()));
+        scanned.extend(
+            lines[4..]
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .map(|key| key.to_string()),
+        );
         calls += 1;
         assert!(calls < 1000, "SCAN does not terminate");
         if cursor == "0" {
@@ -310,13 +383,19 @@ fn scan_keys_and_randomkey_cover_every_shard() {
     let mut expected: Vec<String> = (0..300).map(|n| format!("scan:{n}")).collect();
     expected.sort();
     assert_eq!(scanned, expected);
-    let mut keys: Vec<String> = cli(&["KEYS", "scan:1?"]).lines().map(str::to_owned).collect();
+    let mut keys: Vec<String> = cli(&["KEYS", "scan:1?"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
     keys.sort();
     let mut expected: Vec<String> = (10..20).map(|n| format!("scan:{n}")).collect();
     expected.sort();
     assert_eq!(keys, expected);
     let random = cli(&["RANDOMKEY"]);
-    assert!(random.starts_with("scan:") || random == "other\n", "{random}");
+    assert!(
+        random.starts_with("scan:") || random == "other\n",
+        "{random}"
+    );
     server.stop();
 }
 
@@ -325,27 +404,55 @@ fn hello_client_info_config_command() {
     let server = start("epoll");
     let mut client = server.client();
     let hello = client.call(&["HELLO", "3", "SETNAME", "tester"]);
-    assert!(hello.starts_with(b"%7\r\n"), "{}", String::from_utf8_lossy(&hello));
+    assert!(
+        hello.starts_with(b"%7\r\n"),
+        "{}",
+        String::from_utf8_lossy(&hello)
+    );
     assert!(String::from_utf8_lossy(&hello).contains("proto\r\n:3\r\n"));
     assert_eq!(client.call(&["GET", "missing"]), b"_\r\n");
     assert_eq!(client.call(&["CLIENT", "GETNAME"]), b"$6\r\ntester\r\n");
-    assert_eq!(client.call(&["CLIENT", "SETINFO", "LIB-NAME", "rawtest"]), b"+OK\r\n");
+    assert_eq!(
+        client.call(&["CLIENT", "SETINFO", "LIB-NAME", "rawtest"]),
+        b"+OK\r\n"
+    );
     let list = String::from_utf8_lossy(&client.call(&["CLIENT", "LIST"])).into_owned();
-    assert!(list.contains("name=tester") && list.contains("lib-name=rawtest") && list.contains("resp=3"), "{list}");
+    assert!(
+        list.contains("name=tester")
+            && list.contains("lib-name=rawtest")
+            && list.contains("resp=3"),
+        "{list}"
+    );
     let id = client.call(&["CLIENT", "ID"]);
     assert!(id.starts_with(b":"), "{id:?}");
     assert_eq!(client.call(&["HELLO", "2"]).first(), Some(&b'*'));
     assert_eq!(client.call(&["GET", "missing"]), b"$-1\r\n");
     let config = client.call(&["CONFIG", "GET", "maxmemory"]);
-    assert_eq!(config, format!("*2\r\n$9\r\nmaxmemory\r\n$8\r\n{}\r\n", 64 << 20).into_bytes());
+    assert_eq!(
+        config,
+        format!("*2\r\n$9\r\nmaxmemory\r\n$8\r\n{}\r\n", 64 << 20).into_bytes()
+    );
     let count = client.call(&["COMMAND", "COUNT"]);
-    let count: usize = String::from_utf8_lossy(&count[1..count.len() - 2]).parse().unwrap();
+    let count: usize = String::from_utf8_lossy(&count[1..count.len() - 2])
+        .parse()
+        .unwrap();
     assert!(count >= 45, "{count}");
-    let info = String::from_utf8_lossy(&client.call(&["COMMAND", "INFO", "get", "nosuch"])).into_owned();
-    assert!(info.starts_with("*2\r\n*10\r\n$3\r\nget\r\n:2\r\n"), "{info}");
+    let info =
+        String::from_utf8_lossy(&client.call(&["COMMAND", "INFO", "get", "nosuch"])).into_owned();
+    assert!(
+        info.starts_with("*2\r\n*10\r\n$3\r\nget\r\n:2\r\n"),
+        "{info}"
+    );
     assert!(info.ends_with("*-1\r\n"), "{info}");
     let info = String::from_utf8_lossy(&client.call(&["INFO"])).into_owned();
-    for needle in ["# Server", "redis_version:", "io_backend:epoll", "# Keyspace", "# Ferrite", "shards:2"] {
+    for needle in [
+        "# Server",
+        "redis_version:",
+        "io_backend:epoll",
+        "# Keyspace",
+        "# Ferrite",
+        "shards:2",
+    ] {
         assert!(info.contains(needle), "INFO lacks {needle}: {info}");
     }
     assert_eq!(client.call(&["QUIT"]), b"+OK\r\n");
@@ -359,23 +466,51 @@ fn redis_benchmark_completes_and_its_keys_read_back() {
         let server = start(backend);
         let output = tool("redis-benchmark", "redis-tools")
             .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
-            .args(["-t", "set,get,incr,mset", "-n", "20000", "-P", "16", "-r", "1000", "-d", "16", "-q", "--csv"])
+            .args([
+                "-t",
+                "set,get,incr,mset",
+                "-n",
+                "20000",
+                "-P",
+                "16",
+                "-r",
+                "1000",
+                "-d",
+                "16",
+                "-q",
+                "--csv",
+            ])
             .output()
             .expect("run redis-benchmark");
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "redis-benchmark failed: {stdout} {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "redis-benchmark failed: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         for test in ["SET", "GET", "INCR", "MSET"] {
-            assert!(stdout.contains(&format!("\"{test}")), "no {test} line: {stdout}");
+            assert!(
+                stdout.contains(&format!("\"{test}")),
+                "no {test} line: {stdout}"
+            );
         }
         assert!(!stdout.to_lowercase().contains("error"), "{stdout}");
         // Every key SET and MSET wrote holds the benchmark's 16-byte value.
         let mut client = server.client();
         let keys = redis_cli(server.port, &["--scan", "--pattern", "key:*"]);
         let keys: Vec<&str> = keys.lines().collect();
-        assert!(keys.len() > 900, "only {} keys from 20000 SETs over 1000 keys", keys.len());
+        assert!(
+            keys.len() > 900,
+            "only {} keys from 20000 SETs over 1000 keys",
+            keys.len()
+        );
         for key in keys {
             let reply = client.call(&["GET", key]);
-            assert!(reply.starts_with(b"$16\r\n"), "{key}: {}", String::from_utf8_lossy(&reply));
+            assert!(
+                reply.starts_with(b"$16\r\n"),
+                "{key}: {}",
+                String::from_utf8_lossy(&reply)
+            );
         }
         server.stop();
     }

@@ -53,7 +53,9 @@ pub fn probe_io_uring() -> IoUringSupport {
                 Some(libc::EPERM) if disabled > 0 => {
                     format!("io_uring is disabled by sysctl kernel.io_uring_disabled={disabled} (EPERM)")
                 }
-                Some(libc::EPERM) => "io_uring_setup is forbidden (EPERM: seccomp or a container policy)".to_owned(),
+                Some(libc::EPERM) => {
+                    "io_uring_setup is forbidden (EPERM: seccomp or a container policy)".to_owned()
+                }
                 _ => format!("io_uring_setup failed: {error}"),
             };
             return IoUringSupport::Unavailable { reason: why };
@@ -61,10 +63,15 @@ pub fn probe_io_uring() -> IoUringSupport {
     };
     let mut probe = Probe::new();
     if let Err(error) = ring.submitter().register_probe(&mut probe) {
-        return IoUringSupport::Unavailable { reason: format!("IORING_REGISTER_PROBE failed: {error}") };
+        return IoUringSupport::Unavailable {
+            reason: format!("IORING_REGISTER_PROBE failed: {error}"),
+        };
     }
-    let missing: Vec<&str> =
-        NEEDED_OPCODES.iter().filter(|(code, _)| !probe.is_supported(*code)).map(|(_, name)| *name).collect();
+    let missing: Vec<&str> = NEEDED_OPCODES
+        .iter()
+        .filter(|(code, _)| !probe.is_supported(*code))
+        .map(|(_, name)| *name)
+        .collect();
     if !missing.is_empty() {
         return IoUringSupport::Unavailable {
             reason: format!("the kernel's io_uring lacks {}", missing.join(", ")),
@@ -73,7 +80,9 @@ pub fn probe_io_uring() -> IoUringSupport {
     if let Err(reason) = probe_buffer_ring(&ring) {
         return IoUringSupport::Unavailable { reason };
     }
-    IoUringSupport::Available { msg_ring: probe.is_supported(opcode::MsgRingData::CODE) }
+    IoUringSupport::Available {
+        msg_ring: probe.is_supported(opcode::MsgRingData::CODE),
+    }
 }
 
 /// Registers and unregisters a one-entry provided-buffer ring (kernel 5.19+, which also brought
@@ -87,9 +96,14 @@ fn probe_buffer_ring(ring: &IoUring) -> Result<(), String> {
     let address = page[offset..].as_ptr() as u64;
     // SAFETY: `address` points at ENTRY_BYTES zeroed bytes inside `page`, page-aligned, which
     // stays alive until after the ring is unregistered below.
-    let registered = unsafe { ring.submitter().register_buf_ring_with_flags(address, 1, PROBE_BUFFER_GROUP, 0) };
+    let registered = unsafe {
+        ring.submitter()
+            .register_buf_ring_with_flags(address, 1, PROBE_BUFFER_GROUP, 0)
+    };
     if let Err(error) = registered {
-        return Err(format!("provided-buffer rings are not supported (IORING_REGISTER_PBUF_RING: {error})"));
+        return Err(format!(
+            "provided-buffer rings are not supported (IORING_REGISTER_PBUF_RING: {error})"
+        ));
     }
     ring.submitter()
         .unregister_buf_ring(PROBE_BUFFER_GROUP)

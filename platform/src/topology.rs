@@ -37,7 +37,9 @@ pub struct ChosenCpu {
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TopologyError {
-    #[error("{requested} threads requested but only {available} CPUs are allowed for this process")]
+    #[error(
+        "{requested} threads requested but only {available} CPUs are allowed for this process"
+    )]
     NotEnoughCpus { requested: usize, available: usize },
     #[error("CPU {cpu} is not allowed for this process (allowed: {allowed:?})")]
     CpuNotAllowed { cpu: usize, allowed: Vec<usize> },
@@ -55,18 +57,27 @@ impl Topology {
         match probe_hwloc(&allowed) {
             Ok(topology) => topology,
             Err(reason) => Topology {
-                nodes: vec![NumaNode { os_index: 0, cpus: allowed, memory_bytes: 0 }],
+                nodes: vec![NumaNode {
+                    os_index: 0,
+                    cpus: allowed,
+                    memory_bytes: 0,
+                }],
                 physical_cores: 0,
-                source: format!("fallback (hwloc failed: {reason}): one node, CPUs from sched_getaffinity"),
+                source: format!(
+                    "fallback (hwloc failed: {reason}): one node, CPUs from sched_getaffinity"
+                ),
             },
         }
     }
 
     /// Every allowed CPU, in the order cores are handed out.
     pub fn cpus_in_order(&self) -> impl Iterator<Item = ChosenCpu> + '_ {
-        self.nodes
-            .iter()
-            .flat_map(|node| node.cpus.iter().map(move |&cpu| ChosenCpu { cpu, numa_node: node.os_index }))
+        self.nodes.iter().flat_map(|node| {
+            node.cpus.iter().map(move |&cpu| ChosenCpu {
+                cpu,
+                numa_node: node.os_index,
+            })
+        })
     }
 
     /// Chooses `threads` CPUs, NUMA node by node.
@@ -76,7 +87,10 @@ impl Topology {
         }
         let chosen: Vec<ChosenCpu> = self.cpus_in_order().take(threads).collect();
         if chosen.len() < threads {
-            return Err(TopologyError::NotEnoughCpus { requested: threads, available: chosen.len() });
+            return Err(TopologyError::NotEnoughCpus {
+                requested: threads,
+                available: chosen.len(),
+            });
         }
         Ok(chosen)
     }
@@ -95,7 +109,10 @@ impl Topology {
             match found {
                 Some(candidate) => chosen.push(candidate),
                 None => {
-                    let allowed = self.cpus_in_order().map(|candidate| candidate.cpu).collect();
+                    let allowed = self
+                        .cpus_in_order()
+                        .map(|candidate| candidate.cpu)
+                        .collect();
                     return Err(TopologyError::CpuNotAllowed { cpu, allowed });
                 }
             }
@@ -131,19 +148,35 @@ fn probe_hwloc(allowed: &[usize]) -> Result<Topology, String> {
     let cores: Vec<Vec<usize>> = topology
         .objects_with_type(ObjectType::Core)
         .filter_map(|core| core.cpuset())
-        .map(|cpuset| cpuset.iter_set().map(usize::from).filter(|cpu| allowed.contains(cpu)).collect::<Vec<_>>())
+        .map(|cpuset| {
+            cpuset
+                .iter_set()
+                .map(usize::from)
+                .filter(|cpu| allowed.contains(cpu))
+                .collect::<Vec<_>>()
+        })
         .collect();
     let physical_cores = cores.len();
     let mut nodes = Vec::new();
     for node in topology.objects_with_type(ObjectType::NUMANode) {
-        let Some(node_cpus) = node.cpuset() else { continue };
+        let Some(node_cpus) = node.cpuset() else {
+            continue;
+        };
         let in_node: Vec<&Vec<usize>> = cores
             .iter()
             .filter(|threads| threads.first().is_some_and(|cpu| node_cpus.is_set(*cpu)))
             .collect();
-        let max_smt = in_node.iter().map(|threads| threads.len()).max().unwrap_or(0);
+        let max_smt = in_node
+            .iter()
+            .map(|threads| threads.len())
+            .max()
+            .unwrap_or(0);
         let cpus: Vec<usize> = (0..max_smt)
-            .flat_map(|sibling| in_node.iter().filter_map(move |threads| threads.get(sibling).copied()))
+            .flat_map(|sibling| {
+                in_node
+                    .iter()
+                    .filter_map(move |threads| threads.get(sibling).copied())
+            })
             .collect();
         if cpus.is_empty() {
             continue;
@@ -155,9 +188,15 @@ fn probe_hwloc(allowed: &[usize]) -> Result<Topology, String> {
         });
     }
     if nodes.is_empty() {
-        return Err(format!("no NUMA node holds an allowed CPU (allowed: {allowed:?})"));
+        return Err(format!(
+            "no NUMA node holds an allowed CPU (allowed: {allowed:?})"
+        ));
     }
-    Ok(Topology { nodes, physical_cores, source: "hwloc".to_owned() })
+    Ok(Topology {
+        nodes,
+        physical_cores,
+        source: "hwloc".to_owned(),
+    })
 }
 
 /// Pins the calling thread to `cpu`. Returns false when the kernel refused (the thread then
@@ -173,8 +212,16 @@ mod tests {
     fn two_nodes() -> Topology {
         Topology {
             nodes: vec![
-                NumaNode { os_index: 0, cpus: vec![0, 1, 4, 5], memory_bytes: 0 },
-                NumaNode { os_index: 1, cpus: vec![2, 3, 6, 7], memory_bytes: 0 },
+                NumaNode {
+                    os_index: 0,
+                    cpus: vec![0, 1, 4, 5],
+                    memory_bytes: 0,
+                },
+                NumaNode {
+                    os_index: 1,
+                    cpus: vec![2, 3, 6, 7],
+                    memory_bytes: 0,
+                },
             ],
             physical_cores: 4,
             source: "test".to_owned(),
@@ -192,7 +239,10 @@ mod tests {
     fn too_many_threads_is_an_error() {
         assert_eq!(
             two_nodes().choose_threads(9),
-            Err(TopologyError::NotEnoughCpus { requested: 9, available: 8 })
+            Err(TopologyError::NotEnoughCpus {
+                requested: 9,
+                available: 8
+            })
         );
         assert_eq!(two_nodes().choose_threads(0), Err(TopologyError::NoThreads));
     }
@@ -200,9 +250,21 @@ mod tests {
     #[test]
     fn explicit_cpus_are_checked() {
         let topology = two_nodes();
-        assert_eq!(topology.choose_cpus(&[6, 0]).unwrap()[0], ChosenCpu { cpu: 6, numa_node: 1 });
-        assert!(matches!(topology.choose_cpus(&[8]), Err(TopologyError::CpuNotAllowed { cpu: 8, .. })));
-        assert_eq!(topology.choose_cpus(&[1, 1]), Err(TopologyError::CpuRepeated { cpu: 1 }));
+        assert_eq!(
+            topology.choose_cpus(&[6, 0]).unwrap()[0],
+            ChosenCpu {
+                cpu: 6,
+                numa_node: 1
+            }
+        );
+        assert!(matches!(
+            topology.choose_cpus(&[8]),
+            Err(TopologyError::CpuNotAllowed { cpu: 8, .. })
+        ));
+        assert_eq!(
+            topology.choose_cpus(&[1, 1]),
+            Err(TopologyError::CpuRepeated { cpu: 1 })
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@ use std::borrow::Cow;
 use crate::exec::{Arithmetic, Condition, ExpireCondition, Expiry, Op};
 use crate::protocol::resp::{self, Reply, Version};
 use crate::shard::conn::Conn;
-use crate::shard::finish::{Finish, InfoRequest, TimeUnit, SCAN_LOCAL_CURSOR_MAX, SCAN_SHARD_SHIFT};
+use crate::shard::finish::{
+    Finish, InfoRequest, TimeUnit, SCAN_LOCAL_CURSOR_MAX, SCAN_SHARD_SHIFT,
+};
 use crate::shard::{now_ms, Core};
 use args::{is, parse_f64, parse_i64};
 
@@ -28,7 +30,13 @@ const SETRANGE_OFFSET_MAX: i64 = 512 << 20;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Runs one parsed request (`request` over `input`) for connection `conn`.
-pub fn dispatch(core: &mut Core, conn_index: u32, conn: &mut Conn, request: &resp::Request, input: &[u8]) {
+pub fn dispatch(
+    core: &mut Core,
+    conn_index: u32,
+    conn: &mut Conn,
+    request: &resp::Request,
+    input: &[u8],
+) {
     let argv: Vec<&[u8]> = request.args(input).collect();
     core.commands += 1;
     conn.commands += 1;
@@ -38,16 +46,28 @@ pub fn dispatch(core: &mut Core, conn_index: u32, conn: &mut Conn, request: &res
     };
     conn.last_command = spec.name;
     if !spec.arity_ok(argv.len()) {
-        conn.reply().error_fmt(format_args!("ERR wrong number of arguments for '{}' command", spec.name));
+        conn.reply().error_fmt(format_args!(
+            "ERR wrong number of arguments for '{}' command",
+            spec.name
+        ));
         return;
     }
-    let mut run = Run { core, conn_index, conn };
+    let mut run = Run {
+        core,
+        conn_index,
+        conn,
+    };
     run.command(spec.name, &argv);
 }
 
 fn unknown_command(conn: &mut Conn, argv: &[&[u8]]) {
-    let quote = |bytes: &[u8]| String::from_utf8_lossy(&bytes[..bytes.len().min(QUOTED_ARGUMENT_BYTES_MAX)]).into_owned();
-    let mut text = format!("ERR unknown command '{}', with args beginning with: ", quote(argv[0]));
+    let quote = |bytes: &[u8]| {
+        String::from_utf8_lossy(&bytes[..bytes.len().min(QUOTED_ARGUMENT_BYTES_MAX)]).into_owned()
+    };
+    let mut text = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        quote(argv[0])
+    );
     for argument in &argv[1..] {
         text.push('\'');
         text.push_str(&quote(argument));
@@ -75,47 +95,110 @@ impl Run<'_> {
     fn single(&mut self, finish: Finish, op: Op<'_>) {
         let key = op.key().expect("single-key ops have a key");
         let target = self.core.owner(key);
-        self.core.run_single(self.conn_index, self.conn, finish, op, target);
+        self.core
+            .run_single(self.conn_index, self.conn, finish, op, target);
     }
 
     fn every_shard(&mut self, finish: Finish, op: Op<'static>) {
         let shards = self.core.shared.shard_count;
-        self.core.run_multi(self.conn_index, self.conn, finish, (0..shards).map(|shard| (shard, op.clone())));
+        self.core.run_multi(
+            self.conn_index,
+            self.conn,
+            finish,
+            (0..shards).map(|shard| (shard, op.clone())),
+        );
     }
 
-    fn per_key<'a>(&mut self, finish: Finish, keys: &[&'a [u8]], make: impl Fn(&'a [u8]) -> Op<'a>) {
+    fn per_key<'a>(
+        &mut self,
+        finish: Finish,
+        keys: &[&'a [u8]],
+        make: impl Fn(&'a [u8]) -> Op<'a>,
+    ) {
         if let [key] = keys {
             self.single(finish, make(key));
             return;
         }
         let core = &mut *self.core;
         let shard_count = core.shared.shard_count;
-        let parts = keys.iter().map(|key| (crate::shard::owner_of(key, shard_count), make(key)));
+        let parts = keys
+            .iter()
+            .map(|key| (crate::shard::owner_of(key, shard_count), make(key)));
         core.run_multi(self.conn_index, self.conn, finish, parts);
     }
 
     fn command(&mut self, name: &str, argv: &[&[u8]]) {
         match name {
-            "get" => self.single(Finish::Bulk, Op::Get { key: Cow::Borrowed(argv[1]) }),
+            "get" => self.single(
+                Finish::Bulk,
+                Op::Get {
+                    key: Cow::Borrowed(argv[1]),
+                },
+            ),
             "set" => self.set(argv),
-            "setnx" => self.single(Finish::StoredFlag, set_op(argv[1], argv[2], Expiry::Never, Condition::IfAbsent, false)),
+            "setnx" => self.single(
+                Finish::StoredFlag,
+                set_op(argv[1], argv[2], Expiry::Never, Condition::IfAbsent, false),
+            ),
             "setex" | "psetex" => self.setex(name, argv),
-            "getset" => self.single(Finish::Bulk, set_op(argv[1], argv[2], Expiry::Never, Condition::Always, true)),
-            "getdel" => self.single(Finish::Bulk, Op::GetAndDelete { key: Cow::Borrowed(argv[1]) }),
+            "getset" => self.single(
+                Finish::Bulk,
+                set_op(argv[1], argv[2], Expiry::Never, Condition::Always, true),
+            ),
+            "getdel" => self.single(
+                Finish::Bulk,
+                Op::GetAndDelete {
+                    key: Cow::Borrowed(argv[1]),
+                },
+            ),
             "getex" => self.getex(argv),
-            "mget" => self.per_key(Finish::BulkArray, &argv[1..], |key| Op::Get { key: Cow::Borrowed(key) }),
+            "mget" => self.per_key(Finish::BulkArray, &argv[1..], |key| Op::Get {
+                key: Cow::Borrowed(key),
+            }),
             "mset" | "msetnx" => self.mset(name, argv),
-            "del" | "unlink" => self.per_key(Finish::Sum, &argv[1..], |key| Op::Delete { key: Cow::Borrowed(key) }),
-            "exists" => self.per_key(Finish::Sum, &argv[1..], |key| Op::Exists { key: Cow::Borrowed(key) }),
-            "type" => self.single(Finish::Type, Op::Exists { key: Cow::Borrowed(argv[1]) }),
+            "del" | "unlink" => self.per_key(Finish::Sum, &argv[1..], |key| Op::Delete {
+                key: Cow::Borrowed(key),
+            }),
+            "exists" => self.per_key(Finish::Sum, &argv[1..], |key| Op::Exists {
+                key: Cow::Borrowed(key),
+            }),
+            "type" => self.single(
+                Finish::Type,
+                Op::Exists {
+                    key: Cow::Borrowed(argv[1]),
+                },
+            ),
             "expire" | "pexpire" | "expireat" | "pexpireat" => self.expire(name, argv),
-            "ttl" => self.single(lifetime(TimeUnit::Seconds, false), Op::Ttl { key: Cow::Borrowed(argv[1]) }),
-            "pttl" => self.single(lifetime(TimeUnit::Milliseconds, false), Op::Ttl { key: Cow::Borrowed(argv[1]) }),
-            "expiretime" => self.single(lifetime(TimeUnit::Seconds, true), Op::ExpireTime { key: Cow::Borrowed(argv[1]) }),
-            "pexpiretime" => {
-                self.single(lifetime(TimeUnit::Milliseconds, true), Op::ExpireTime { key: Cow::Borrowed(argv[1]) })
-            }
-            "persist" => self.single(Finish::Integer, Op::Persist { key: Cow::Borrowed(argv[1]) }),
+            "ttl" => self.single(
+                lifetime(TimeUnit::Seconds, false),
+                Op::Ttl {
+                    key: Cow::Borrowed(argv[1]),
+                },
+            ),
+            "pttl" => self.single(
+                lifetime(TimeUnit::Milliseconds, false),
+                Op::Ttl {
+                    key: Cow::Borrowed(argv[1]),
+                },
+            ),
+            "expiretime" => self.single(
+                lifetime(TimeUnit::Seconds, true),
+                Op::ExpireTime {
+                    key: Cow::Borrowed(argv[1]),
+                },
+            ),
+            "pexpiretime" => self.single(
+                lifetime(TimeUnit::Milliseconds, true),
+                Op::ExpireTime {
+                    key: Cow::Borrowed(argv[1]),
+                },
+            ),
+            "persist" => self.single(
+                Finish::Integer,
+                Op::Persist {
+                    key: Cow::Borrowed(argv[1]),
+                },
+            ),
             "incr" => self.increment(argv[1], 1),
             "decr" => self.increment(argv[1], -1),
             "incrby" | "decrby" => match parse_i64(argv[2]) {
@@ -127,16 +210,37 @@ impl Run<'_> {
                 None => self.error("ERR value is not an integer or out of range"),
             },
             "incrbyfloat" => match parse_f64(argv[2]) {
-                Some(delta) => self.single(Finish::Float, Op::IncrementFloat { key: Cow::Borrowed(argv[1]), delta }),
+                Some(delta) => self.single(
+                    Finish::Float,
+                    Op::IncrementFloat {
+                        key: Cow::Borrowed(argv[1]),
+                        delta,
+                    },
+                ),
                 None => self.error("ERR value is not a valid float"),
             },
             "append" => self.single(
                 Finish::Integer,
-                Op::Concat { key: Cow::Borrowed(argv[1]), value: Cow::Borrowed(argv[2]), prepend: false, create: true },
+                Op::Concat {
+                    key: Cow::Borrowed(argv[1]),
+                    value: Cow::Borrowed(argv[2]),
+                    prepend: false,
+                    create: true,
+                },
             ),
-            "strlen" => self.single(Finish::Integer, Op::Length { key: Cow::Borrowed(argv[1]) }),
+            "strlen" => self.single(
+                Finish::Integer,
+                Op::Length {
+                    key: Cow::Borrowed(argv[1]),
+                },
+            ),
             "getrange" => match (parse_i64(argv[2]), parse_i64(argv[3])) {
-                (Some(start), Some(end)) => self.single(Finish::Range { start, end }, Op::Get { key: Cow::Borrowed(argv[1]) }),
+                (Some(start), Some(end)) => self.single(
+                    Finish::Range { start, end },
+                    Op::Get {
+                        key: Cow::Borrowed(argv[1]),
+                    },
+                ),
                 _ => self.error("ERR value is not an integer or out of range"),
             },
             "setrange" => match parse_i64(argv[2]) {
@@ -146,7 +250,11 @@ impl Run<'_> {
                 }
                 Some(offset) => self.single(
                     Finish::Integer,
-                    Op::SetRange { key: Cow::Borrowed(argv[1]), offset: offset as usize, value: Cow::Borrowed(argv[3]) },
+                    Op::SetRange {
+                        key: Cow::Borrowed(argv[1]),
+                        offset: offset as usize,
+                        value: Cow::Borrowed(argv[3]),
+                    },
                 ),
                 None => self.error("ERR value is not an integer or out of range"),
             },
@@ -154,7 +262,14 @@ impl Run<'_> {
             "flushdb" | "flushall" => self.flush(argv),
             "keys" => {
                 let pattern = (argv[1] != b"*").then(|| Cow::Owned(argv[1].to_vec()));
-                self.every_shard(Finish::KeyArray, Op::Scan { cursor: 0, count: usize::MAX, pattern });
+                self.every_shard(
+                    Finish::KeyArray,
+                    Op::Scan {
+                        cursor: 0,
+                        count: usize::MAX,
+                        pattern,
+                    },
+                );
             }
             "scan" => self.scan(argv),
             "randomkey" => {
@@ -214,7 +329,9 @@ impl Run<'_> {
             } else if is(option, "KEEPTTL") && !expiry_given {
                 expiry = Expiry::Keep;
                 expiry_given = true;
-            } else if let (Some(unit), Some(number), false) = (expiry_unit(option), next, expiry_given) {
+            } else if let (Some(unit), Some(number), false) =
+                (expiry_unit(option), next, expiry_given)
+            {
                 match absolute_expiry(number, unit, now_ms()) {
                     Some(at) => expiry = Expiry::AtMs(at),
                     None => return self.error("ERR invalid expire time in 'set' command"),
@@ -226,14 +343,28 @@ impl Run<'_> {
             }
             index += 1;
         }
-        let finish = if return_old { Finish::Bulk } else { Finish::OkOrNull };
-        self.single(finish, set_op(argv[1], argv[2], expiry, condition, return_old));
+        let finish = if return_old {
+            Finish::Bulk
+        } else {
+            Finish::OkOrNull
+        };
+        self.single(
+            finish,
+            set_op(argv[1], argv[2], expiry, condition, return_old),
+        );
     }
 
     fn setex(&mut self, name: &str, argv: &[&[u8]]) {
-        let unit = if name == "setex" { ExpiryUnit::Seconds } else { ExpiryUnit::Milliseconds };
+        let unit = if name == "setex" {
+            ExpiryUnit::Seconds
+        } else {
+            ExpiryUnit::Milliseconds
+        };
         match absolute_expiry(argv[2], unit, now_ms()) {
-            Some(at) => self.single(Finish::Ok, set_op(argv[1], argv[3], Expiry::AtMs(at), Condition::Always, false)),
+            Some(at) => self.single(
+                Finish::Ok,
+                set_op(argv[1], argv[3], Expiry::AtMs(at), Condition::Always, false),
+            ),
             None => self.error(&format!("ERR invalid expire time in '{name}' command")),
         }
     }
@@ -242,12 +373,22 @@ impl Run<'_> {
         let key = Cow::Borrowed(argv[1]);
         match argv {
             [_, _] => self.single(Finish::Bulk, Op::Get { key }),
-            [_, _, option] if is(option, "PERSIST") => {
-                self.single(Finish::Bulk, Op::GetAndExpire { key, expiry: Expiry::Never })
-            }
+            [_, _, option] if is(option, "PERSIST") => self.single(
+                Finish::Bulk,
+                Op::GetAndExpire {
+                    key,
+                    expiry: Expiry::Never,
+                },
+            ),
             [_, _, option, number] => match expiry_unit(option) {
                 Some(unit) => match absolute_expiry(number, unit, now_ms()) {
-                    Some(at) => self.single(Finish::Bulk, Op::GetAndExpire { key, expiry: Expiry::AtMs(at) }),
+                    Some(at) => self.single(
+                        Finish::Bulk,
+                        Op::GetAndExpire {
+                            key,
+                            expiry: Expiry::AtMs(at),
+                        },
+                    ),
                     None => self.error("ERR invalid expire time in 'getex' command"),
                 },
                 None => self.error("ERR syntax error"),
@@ -257,23 +398,39 @@ impl Run<'_> {
     }
 
     fn mset(&mut self, name: &str, argv: &[&[u8]]) {
-        if argv.len() % 2 == 0 {
-            return self.error(&format!("ERR wrong number of arguments for '{name}' command"));
+        if argv.len().is_multiple_of(2) {
+            return self.error(&format!(
+                "ERR wrong number of arguments for '{name}' command"
+            ));
         }
         let pairs = &argv[1..];
         let shard_count = self.core.shared.shard_count;
         if name == "msetnx" {
             // First phase: does any key exist? (see Core::continue_if_complete)
-            let finish = Finish::MsetNx { pairs: pairs.iter().map(|argument| argument.to_vec()).collect() };
+            let finish = Finish::MsetNx {
+                pairs: pairs.iter().map(|argument| argument.to_vec()).collect(),
+            };
             let keys: Vec<&[u8]> = pairs.iter().step_by(2).copied().collect();
-            let parts = keys.iter().map(|key| (crate::shard::owner_of(key, shard_count), Op::Exists { key: Cow::Borrowed(*key) }));
-            self.core.run_multi(self.conn_index, self.conn, finish, parts);
+            let parts = keys.iter().map(|key| {
+                (
+                    crate::shard::owner_of(key, shard_count),
+                    Op::Exists {
+                        key: Cow::Borrowed(*key),
+                    },
+                )
+            });
+            self.core
+                .run_multi(self.conn_index, self.conn, finish, parts);
             return;
         }
         let parts = pairs.chunks_exact(2).map(|pair| {
-            (crate::shard::owner_of(pair[0], shard_count), set_op(pair[0], pair[1], Expiry::Never, Condition::Always, false))
+            (
+                crate::shard::owner_of(pair[0], shard_count),
+                set_op(pair[0], pair[1], Expiry::Never, Condition::Always, false),
+            )
         });
-        self.core.run_multi(self.conn_index, self.conn, Finish::Ok, parts);
+        self.core
+            .run_multi(self.conn_index, self.conn, Finish::Ok, parts);
     }
 
     fn expire(&mut self, name: &str, argv: &[&[u8]]) {
@@ -293,12 +450,16 @@ impl Run<'_> {
             } else if is(option, "LT") {
                 ExpireCondition::IfEarlier
             } else {
-                return self.error(&format!("ERR Unsupported option {}", String::from_utf8_lossy(option)));
+                return self.error(&format!(
+                    "ERR Unsupported option {}",
+                    String::from_utf8_lossy(option)
+                ));
             };
             if condition != ExpireCondition::Always && condition != wanted {
                 let message = if matches!(
                     (condition, wanted),
-                    (ExpireCondition::IfLater, ExpireCondition::IfEarlier) | (ExpireCondition::IfEarlier, ExpireCondition::IfLater)
+                    (ExpireCondition::IfLater, ExpireCondition::IfEarlier)
+                        | (ExpireCondition::IfEarlier, ExpireCondition::IfLater)
                 ) {
                     "ERR GT and LT options at the same time are not compatible"
                 } else {
@@ -308,17 +469,35 @@ impl Run<'_> {
             }
             condition = wanted;
         }
-        let at = number.checked_mul(scale).and_then(|ms| if absolute { Some(ms) } else { ms.checked_add(now_ms() as i64) });
+        let at = number.checked_mul(scale).and_then(|ms| {
+            if absolute {
+                Some(ms)
+            } else {
+                ms.checked_add(now_ms() as i64)
+            }
+        });
         let Some(at) = at else {
             return self.error(&format!("ERR invalid expire time in '{name}' command"));
         };
         // A time in the past deletes the key; the store takes it as "expires now".
         let at = at.max(0) as u64;
-        self.single(Finish::Integer, Op::Expire { key: Cow::Borrowed(argv[1]), expiry: Expiry::AtMs(at), condition });
+        self.single(
+            Finish::Integer,
+            Op::Expire {
+                key: Cow::Borrowed(argv[1]),
+                expiry: Expiry::AtMs(at),
+                condition,
+            },
+        );
     }
 
     fn increment(&mut self, key: &[u8], delta: i64) {
-        let op = Op::Increment { key: Cow::Borrowed(key), delta, arithmetic: Arithmetic::Signed, create: true };
+        let op = Op::Increment {
+            key: Cow::Borrowed(key),
+            delta,
+            arithmetic: Arithmetic::Signed,
+            create: true,
+        };
         self.single(Finish::Integer, op);
     }
 
@@ -332,14 +511,19 @@ impl Run<'_> {
     }
 
     fn scan(&mut self, argv: &[&[u8]]) {
-        let Some(cursor) = std::str::from_utf8(argv[1]).ok().and_then(|text| text.parse::<u64>().ok()) else {
+        let Some(cursor) = std::str::from_utf8(argv[1])
+            .ok()
+            .and_then(|text| text.parse::<u64>().ok())
+        else {
             return self.error("ERR invalid cursor");
         };
         let mut count = SCAN_COUNT_DEFAULT;
         let mut pattern = None;
         let mut index = 2;
         while index < argv.len() {
-            let Some(value) = argv.get(index + 1) else { return self.error("ERR syntax error") };
+            let Some(value) = argv.get(index + 1) else {
+                return self.error("ERR syntax error");
+            };
             if is(argv[index], "COUNT") {
                 match parse_i64(value) {
                     Some(number) if number >= 1 => count = (number as usize).min(SCAN_COUNT_MAX),
@@ -373,15 +557,29 @@ impl Run<'_> {
             return;
         }
         let local_cursor = cursor & SCAN_LOCAL_CURSOR_MAX;
-        let op = Op::Scan { cursor: local_cursor, count, pattern };
-        self.core.run_single(self.conn_index, self.conn, Finish::Scan { shard, shard_count }, op, shard);
+        let op = Op::Scan {
+            cursor: local_cursor,
+            count,
+            pattern,
+        };
+        self.core.run_single(
+            self.conn_index,
+            self.conn,
+            Finish::Scan { shard, shard_count },
+            op,
+            shard,
+        );
     }
 
     fn info(&mut self, argv: &[&[u8]]) {
         let wants = |section: &str| {
             argv.len() == 1
-                || argv[1..].iter().any(|argument| is(argument, "ALL") || is(argument, "EVERYTHING") || is(argument, "DEFAULT"))
-                || argv[1..].iter().any(|argument| argument.eq_ignore_ascii_case(section.as_bytes()))
+                || argv[1..].iter().any(|argument| {
+                    is(argument, "ALL") || is(argument, "EVERYTHING") || is(argument, "DEFAULT")
+                })
+                || argv[1..]
+                    .iter()
+                    .any(|argument| argument.eq_ignore_ascii_case(section.as_bytes()))
         };
         let shared = &self.core.shared;
         let mut text_before = String::new();
@@ -396,7 +594,10 @@ impl Run<'_> {
             ));
         }
         if wants("ferrite") {
-            text_before.push_str(&format!("# Ferrite\r\nshards:{}\r\n{}\r\n", shared.shard_count, shared.server_info));
+            text_before.push_str(&format!(
+                "# Ferrite\r\nshards:{}\r\n{}\r\n",
+                shared.shard_count, shared.server_info
+            ));
         }
         let request = InfoRequest {
             text_before,
@@ -416,7 +617,9 @@ impl Run<'_> {
                 Some(2) => Version::Resp2,
                 Some(3) => Version::Resp3,
                 Some(_) => return self.error("NOPROTO unsupported protocol version"),
-                None => return self.error("ERR Protocol version is not an integer or out of range"),
+                None => {
+                    return self.error("ERR Protocol version is not an integer or out of range")
+                }
             };
             index = 2;
         }
@@ -427,12 +630,17 @@ impl Run<'_> {
                 index += 3;
             } else if is(argv[index], "SETNAME") && index + 1 < argv.len() {
                 if !valid_client_name(argv[index + 1]) {
-                    return self.error("ERR Client names cannot contain spaces, newlines or special characters.");
+                    return self.error(
+                        "ERR Client names cannot contain spaces, newlines or special characters.",
+                    );
                 }
                 name = Some(argv[index + 1].to_vec());
                 index += 2;
             } else {
-                return self.error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(argv[index])));
+                return self.error(&format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(argv[index])
+                ));
             }
         }
         self.conn.resp.version = version;
@@ -465,7 +673,9 @@ impl Run<'_> {
             self.reply().integer(id);
         } else if is(sub, "SETNAME") && argv.len() == 3 {
             if !valid_client_name(argv[2]) {
-                return self.error("ERR Client names cannot contain spaces, newlines or special characters.");
+                return self.error(
+                    "ERR Client names cannot contain spaces, newlines or special characters.",
+                );
             }
             self.conn.resp.name = (!argv[2].is_empty()).then(|| argv[2].to_vec());
             self.reply().simple(b"OK");
@@ -481,7 +691,10 @@ impl Run<'_> {
             } else if is(argv[2], "LIB-VER") {
                 self.conn.resp.library_version = value;
             } else {
-                return self.error(&format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(argv[2])));
+                return self.error(&format!(
+                    "ERR Unrecognized option '{}'",
+                    String::from_utf8_lossy(argv[2])
+                ));
             }
             self.reply().simple(b"OK");
         } else if (is(sub, "INFO") || is(sub, "LIST")) && argv.len() == 2 {
@@ -505,7 +718,11 @@ impl Run<'_> {
                 .shared
                 .settings
                 .iter()
-                .filter(|(name, _)| argv[2..].iter().any(|pattern| crate::exec::glob_match(&pattern.to_ascii_lowercase(), name.as_bytes())))
+                .filter(|(name, _)| {
+                    argv[2..].iter().any(|pattern| {
+                        crate::exec::glob_match(&pattern.to_ascii_lowercase(), name.as_bytes())
+                    })
+                })
                 .cloned()
                 .collect();
             let mut reply = self.reply();
@@ -514,7 +731,7 @@ impl Run<'_> {
                 reply.bulk(name.as_bytes());
                 reply.bulk(value.as_bytes());
             }
-        } else if is(sub, "SET") && argv.len() >= 4 && argv.len() % 2 == 0 {
+        } else if is(sub, "SET") && argv.len() >= 4 && argv.len().is_multiple_of(2) {
             let text = format!(
                 "ERR CONFIG SET failed (possibly related to argument '{}') - can't set immutable config",
                 String::from_utf8_lossy(argv[2])
@@ -542,7 +759,10 @@ impl Run<'_> {
                 let specs = selected(&argv[..1]);
                 let mut reply = self.reply();
                 reply.array(specs.len());
-                specs.iter().flatten().for_each(|spec| write_command_info(&mut reply, spec));
+                specs
+                    .iter()
+                    .flatten()
+                    .for_each(|spec| write_command_info(&mut reply, spec));
             }
             Some(sub) if is(sub, "COUNT") && argv.len() == 2 => {
                 let count = table::COMMANDS.len() as i64;
@@ -610,11 +830,30 @@ fn write_command_info(reply: &mut Reply<'_>, spec: &table::Spec) {
 }
 
 fn client_line(conn: &Conn) -> String {
-    let name = conn.resp.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-    let library_name = conn.resp.library_name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
-    let library_version = conn.resp.library_version.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+    let name = conn
+        .resp
+        .name
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let library_name = conn
+        .resp
+        .library_name
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let library_version = conn
+        .resp
+        .library_version
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
     let age = now_ms().saturating_sub(conn.created_ms) / 1000;
-    let resp = if conn.resp.version == Version::Resp3 { 3 } else { 2 };
+    let resp = if conn.resp.version == Version::Resp3 {
+        3
+    } else {
+        2
+    };
     format!(
         "id={} addr={} name={name} age={age} idle=0 flags=N db=0 qbuf={} obl={} cmd={} resp={resp} lib-name={library_name} lib-ver={library_version}\n",
         conn.client_id,
@@ -669,8 +908,21 @@ fn absolute_expiry(number: &[u8], unit: ExpiryUnit, now: u64) -> Option<u64> {
     .filter(|&at| at <= i64::MAX as u64)
 }
 
-fn set_op<'a>(key: &'a [u8], value: &'a [u8], expiry: Expiry, condition: Condition, return_old: bool) -> Op<'a> {
-    Op::Set { key: Cow::Borrowed(key), value: Cow::Borrowed(value), flags: 0, expiry, condition, return_old }
+fn set_op<'a>(
+    key: &'a [u8],
+    value: &'a [u8],
+    expiry: Expiry,
+    condition: Condition,
+    return_old: bool,
+) -> Op<'a> {
+    Op::Set {
+        key: Cow::Borrowed(key),
+        value: Cow::Borrowed(value),
+        flags: 0,
+        expiry,
+        condition,
+        return_old,
+    }
 }
 
 fn lifetime(unit: TimeUnit, absolute: bool) -> Finish {

@@ -75,8 +75,14 @@ fn class_match(pattern: &[u8], open: usize, byte: u8) -> Option<(bool, usize)> {
         if pattern[index] == b'\\' && index + 1 < pattern.len() {
             matched |= pattern[index + 1] == byte;
             index += 2;
-        } else if index + 2 < pattern.len() && pattern[index + 1] == b'-' && pattern[index + 2] != b']' {
-            let (low, high) = (pattern[index].min(pattern[index + 2]), pattern[index].max(pattern[index + 2]));
+        } else if index + 2 < pattern.len()
+            && pattern[index + 1] == b'-'
+            && pattern[index + 2] != b']'
+        {
+            let (low, high) = (
+                pattern[index].min(pattern[index + 2]),
+                pattern[index].max(pattern[index + 2]),
+            );
             matched |= (low..=high).contains(&byte);
             index += 3;
         } else {
@@ -116,7 +122,11 @@ mod tests {
             ("", "a", false),
         ];
         for (pattern, text, expected) in cases {
-            assert_eq!(glob_match(pattern.as_bytes(), text.as_bytes()), *expected, "{pattern:?} ~ {text:?}");
+            assert_eq!(
+                glob_match(pattern.as_bytes(), text.as_bytes()),
+                *expected,
+                "{pattern:?} ~ {text:?}"
+            );
         }
     }
 

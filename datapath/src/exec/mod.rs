@@ -1,22 +1,29 @@
-//! The shard-side execution layer: [`Op`]s run against one shard's store.
+//! The shard-side execution layer: [`Op`]s run against one shard's `persistent::Store`.
 //!
 //! Protocol-neutral: both RESP and memcached lower their commands to [`Op`]; the connection's
-//! protocol encodes the [`Outcome`].
+//! protocol encodes the [`Outcome`]. Reads on the local path borrow the item from the store
+//! (no copy until the reply encoder writes it out); composite commands (GETRANGE, SETRANGE,
+//! INCRBYFLOAT, EXPIRE NX/XX/GT/LT, GETDEL) are a read then a write here, atomic because one
+//! store belongs to one thread.
 
 mod glob;
 mod op;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 pub use glob::glob_match;
 pub use op::*;
+use persistent::{ExpiryState, OwnerTag, SetOptions, SetStatus, Store, StoreConfig, StoreError};
+use platform::offload::SoftwareOffload;
 
 use crate::config::Config;
 
-/// Largest value a store takes (one item must fit a segment).
-pub const VALUE_BYTES_MAX: usize = 1 << 20;
+/// The owner tag a shard's file carries: magic, shard index, shard count, and the version of
+/// the key-to-shard function ([`crate::shard::owner_of`]).
+pub const OWNER_MAGIC: u32 = u32::from_be_bytes(*b"FRTE");
+/// Bumped if [`crate::shard::owner_of`] ever changes (files written before must be re-homed).
+pub const OWNER_HASH_VERSION: u32 = 1;
 
 /// How each shard's store is set up.
 #[derive(Clone, Debug)]
@@ -27,290 +34,451 @@ pub struct StoreSettings {
 
 impl StoreSettings {
     pub fn for_shards(config: &Config, shard_count: usize) -> StoreSettings {
-        StoreSettings { memory_bytes: config.memory_bytes / shard_count as u64, data_file: config.data_file.clone() }
+        StoreSettings {
+            memory_bytes: config.memory_bytes / shard_count as u64,
+            data_file: config.data_file.clone(),
+        }
     }
 
     pub fn describe(&self) -> String {
         match &self.data_file {
-            Some(path) => format!("file {}.N ({} bytes per shard)", path.display(), self.memory_bytes),
+            Some(path) => format!(
+                "file {}.N ({} bytes per shard)",
+                path.display(),
+                self.memory_bytes
+            ),
             None => format!("DRAM ({} bytes per shard)", self.memory_bytes),
         }
     }
+
+    /// The file of shard `shard` (PATH.0, PATH.1, ...), when items live in files.
+    pub fn shard_file(&self, shard: usize) -> Option<PathBuf> {
+        self.data_file.as_ref().map(|path| shard_file(path, shard))
+    }
+
+    pub fn store_config(&self, shard: usize, shard_count: usize) -> StoreConfig {
+        let bytes = self.memory_bytes as usize;
+        let mut config = match self.shard_file(shard) {
+            Some(path) => StoreConfig::file(path, bytes),
+            None => StoreConfig::dram(bytes),
+        };
+        config.owner = owner_tag(shard, shard_count);
+        config
+    }
 }
 
-#[derive(Clone, Debug)]
-struct Entry {
-    value: Vec<u8>,
-    flags: u32,
-    cas: u64,
-    expires_at_ms: Option<u64>,
+/// `PATH.N`: the file of shard N.
+pub fn shard_file(path: &std::path::Path, shard: usize) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{shard}"));
+    PathBuf::from(name)
+}
+
+pub fn owner_tag(shard: usize, shard_count: usize) -> OwnerTag {
+    OwnerTag([
+        OWNER_MAGIC,
+        shard as u32,
+        shard_count as u32,
+        OWNER_HASH_VERSION,
+    ])
 }
 
 /// One shard's store and the logic that turns ops into store calls.
 pub struct Executor {
-    items: HashMap<Vec<u8>, Entry>,
-    next_cas: u64,
+    store: Option<Store>,
     hits: u64,
     misses: u64,
-    memory_bytes: u64,
+}
+
+fn store_error(error: StoreError) -> OpError {
+    match error {
+        StoreError::ItemTooLarge { .. } => OpError::TooLarge,
+        StoreError::KeyTooLong { .. } => OpError::KeyTooLong,
+        StoreError::NotAnInteger => OpError::NotAnInteger,
+        StoreError::Overflow => OpError::Overflow,
+        _ => OpError::Storage,
+    }
+}
+
+fn persistent_expiry(expiry: Expiry) -> persistent::Expiry {
+    match expiry {
+        Expiry::Never => persistent::Expiry::Never,
+        Expiry::Keep => persistent::Expiry::Keep,
+        Expiry::AtMs(at) => persistent::Expiry::At(at),
+    }
+}
+
+fn persistent_condition(condition: Condition) -> persistent::Condition {
+    match condition {
+        Condition::Always => persistent::Condition::Always,
+        Condition::IfAbsent => persistent::Condition::IfAbsent,
+        Condition::IfPresent => persistent::Condition::IfPresent,
+        Condition::IfCas(cas) => persistent::Condition::IfCas(cas),
+    }
+}
+
+fn owned_value(value: Vec<u8>, flags: u32, cas: u64) -> Outcome<'static> {
+    Outcome::Value(Value {
+        data: Cow::Owned(value),
+        flags,
+        cas,
+    })
 }
 
 impl Executor {
-    pub fn open(settings: &StoreSettings, _shard: usize, _shard_count: usize, _now_ms: u64) -> Result<Executor, String> {
-        Ok(Executor { items: HashMap::new(), next_cas: 1, hits: 0, misses: 0, memory_bytes: settings.memory_bytes })
+    /// Opens shard `shard`'s store (recovering its file, if it has one).
+    pub fn open(
+        settings: &StoreSettings,
+        shard: usize,
+        shard_count: usize,
+        now_ms: u64,
+    ) -> Result<Executor, String> {
+        let config = settings.store_config(shard, shard_count);
+        let store = Store::open(&config, Box::new(SoftwareOffload), now_ms)
+            .map_err(|error| error.to_string())?;
+        Ok(Executor::with_store(store))
     }
 
-    pub fn close(&mut self, _now_ms: u64) -> Result<(), String> {
-        Ok(())
-    }
-
-    pub fn value_bytes_max(&self) -> usize {
-        VALUE_BYTES_MAX
-    }
-
-    fn live(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let expired = self.items.get(key).is_some_and(|entry| entry.expires_at_ms.is_some_and(|at| at <= now));
-        if expired {
-            self.items.remove(key);
+    pub fn with_store(store: Store) -> Executor {
+        Executor {
+            store: Some(store),
+            hits: 0,
+            misses: 0,
         }
-        self.items.get_mut(key)
     }
 
-    fn store(&mut self, key: &[u8], value: Vec<u8>, flags: u32, expires_at_ms: Option<u64>) -> u64 {
-        let cas = self.next_cas;
-        self.next_cas += 1;
-        self.items.insert(key.to_vec(), Entry { value, flags, cas, expires_at_ms });
-        cas
+    fn store(&mut self) -> &mut Store {
+        self.store
+            .as_mut()
+            .expect("the store is open until close()")
+    }
+
+    /// What opening the store found (items restored, corrupt ones skipped).
+    pub fn recovery_report(&self) -> Option<&persistent::RecoveryReport> {
+        self.store.as_ref().map(Store::recovery_report)
+    }
+
+    /// Flushes the file tier and marks it clean. The executor is unusable afterwards.
+    pub fn close(&mut self, _now_ms: u64) -> Result<(), String> {
+        match self.store.take() {
+            Some(store) => store.close().map_err(|error| error.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Periodic store work (expired segments, delayed flushes, msync once a second).
+    pub fn tick(&mut self, now_ms: u64) -> Result<(), String> {
+        self.store().tick(now_ms).map_err(|error| error.to_string())
+    }
+
+    /// The largest value a write can take (key + value must fit one segment).
+    pub fn value_bytes_max(&self) -> usize {
+        self.store.as_ref().map_or(0, Store::item_bytes_max)
     }
 
     pub fn execute(&mut self, op: &Op<'_>, now: u64) -> Outcome<'_> {
         match op {
-            Op::Get { key } => match self.live(key, now) {
-                Some(entry) => {
-                    let value = Value { data: Cow::Owned(entry.value.clone()), flags: entry.flags, cas: entry.cas };
-                    self.hits += 1;
-                    Outcome::Value(value)
-                }
-                None => {
-                    self.misses += 1;
-                    Outcome::Missing
-                }
-            },
+            Op::Get { key } => self.get(key, now),
             Op::GetAndExpire { key, expiry } => {
-                let Some(entry) = self.live(key, now) else { return Outcome::Missing };
-                match expiry {
-                    Expiry::Never => entry.expires_at_ms = None,
-                    Expiry::AtMs(at) => entry.expires_at_ms = Some(*at),
-                    Expiry::Keep => {}
+                let changed = match expiry {
+                    Expiry::Never => self.store().persist(key, now).map(|_| ()),
+                    Expiry::AtMs(at) => self.store().set_expiry(key, Some(*at), now).map(|_| ()),
+                    Expiry::Keep => Ok(()),
+                };
+                if let Err(error) = changed {
+                    return Outcome::Failed(store_error(error));
                 }
-                let value = Value { data: Cow::Owned(entry.value.clone()), flags: entry.flags, cas: entry.cas };
-                Outcome::Value(value)
+                self.get(key, now)
             }
-            Op::GetAndDelete { key } => match self.live(key, now).map(|entry| entry.clone()) {
-                Some(entry) => {
-                    self.items.remove(&key[..]);
-                    Outcome::Value(Value { data: Cow::Owned(entry.value), flags: entry.flags, cas: entry.cas })
+            Op::GetAndDelete { key } => {
+                let Some(item) = self.store().get(key, now) else {
+                    return Outcome::Missing;
+                };
+                let (value, flags, cas) = (item.value.into_owned(), item.flags, item.cas);
+                match self.store().delete(key, now) {
+                    Ok(_) => owned_value(value, flags, cas),
+                    Err(error) => Outcome::Failed(store_error(error)),
                 }
+            }
+            Op::Set {
+                key,
+                value,
+                flags,
+                expiry,
+                condition,
+                return_old,
+            } => {
+                let options = SetOptions {
+                    condition: persistent_condition(*condition),
+                    expiry: persistent_expiry(*expiry),
+                    flags: *flags,
+                    return_previous: *return_old,
+                };
+                match self.store().set(key, value, &options, now) {
+                    Ok(result) if *return_old => match result.previous {
+                        Some(previous) => owned_value(previous, 0, 0),
+                        None => Outcome::Missing,
+                    },
+                    Ok(result) => match result.status {
+                        SetStatus::Stored { cas } => Outcome::Stored { cas },
+                        SetStatus::NotStored => Outcome::NotStored,
+                        SetStatus::Exists => Outcome::CasMismatch,
+                        SetStatus::NotFound => Outcome::Missing,
+                    },
+                    Err(error) => Outcome::Failed(store_error(error)),
+                }
+            }
+            Op::Concat {
+                key,
+                value,
+                prepend,
+                create,
+            } => {
+                let store = self.store();
+                let done = if *prepend {
+                    store.prepend(key, value, now)
+                } else {
+                    store.append(key, value, now)
+                };
+                match done {
+                    Ok(Some(length)) => Outcome::Integer(length as i64),
+                    Ok(None) if *create => match store.set(key, value, &SetOptions::default(), now)
+                    {
+                        Ok(_) => Outcome::Integer(value.len() as i64),
+                        Err(error) => Outcome::Failed(store_error(error)),
+                    },
+                    Ok(None) => Outcome::NotStored,
+                    Err(error) => Outcome::Failed(store_error(error)),
+                }
+            }
+            Op::SetRange { key, offset, value } => self.set_range(key, *offset, value, now),
+            Op::Delete { key } => match self.store().delete(key, now) {
+                Ok(deleted) => Outcome::Integer(i64::from(deleted)),
+                Err(error) => Outcome::Failed(store_error(error)),
+            },
+            Op::Exists { key } => Outcome::Integer(i64::from(self.store().contains(key, now))),
+            Op::Increment {
+                key,
+                delta,
+                arithmetic,
+                create,
+            } => self.increment(key, *delta, *arithmetic, *create, now),
+            Op::IncrementFloat { key, delta } => self.increment_float(key, *delta, now),
+            Op::Expire {
+                key,
+                expiry,
+                condition,
+            } => self.expire(key, *expiry, *condition, now),
+            Op::Persist { key } => match self.store().persist(key, now) {
+                Ok(changed) => Outcome::Integer(i64::from(changed)),
+                Err(error) => Outcome::Failed(store_error(error)),
+            },
+            Op::Ttl { key } => Outcome::Lifetime(match self.store().expiry(key, now) {
+                ExpiryState::Missing => Lifetime::Missing,
+                ExpiryState::Never => Lifetime::Forever,
+                ExpiryState::At(at) => Lifetime::Ms(at.saturating_sub(now)),
+            }),
+            Op::ExpireTime { key } => Outcome::Lifetime(match self.store().expiry(key, now) {
+                ExpiryState::Missing => Lifetime::Missing,
+                ExpiryState::Never => Lifetime::Forever,
+                ExpiryState::At(at) => Lifetime::Ms(at),
+            }),
+            Op::Length { key } => Outcome::Integer(
+                self.store()
+                    .get(key, now)
+                    .map_or(0, |item| item.value.len() as i64),
+            ),
+            Op::Count => Outcome::Integer(self.store().len() as i64),
+            Op::Flush => match self.store().flush_all(now) {
+                Ok(()) => Outcome::Stored { cas: 0 },
+                Err(error) => Outcome::Failed(store_error(error)),
+            },
+            Op::Scan {
+                cursor,
+                count,
+                pattern,
+            } => {
+                let mut keys = Vec::new();
+                let cursor = self.store().scan(*cursor, *count, now, |key| {
+                    if pattern
+                        .as_ref()
+                        .is_none_or(|pattern| glob_match(pattern, key))
+                    {
+                        keys.push(key.to_vec());
+                    }
+                });
+                Outcome::Keys { cursor, keys }
+            }
+            Op::RandomKey => match self.store().random_key(now) {
+                Some(key) => Outcome::Keys {
+                    cursor: 0,
+                    keys: vec![key],
+                },
                 None => Outcome::Missing,
             },
-            Op::Set { key, value, flags, expiry, condition, return_old } => {
-                if value.len() > VALUE_BYTES_MAX {
-                    return Outcome::Failed(OpError::TooLarge);
+            Op::Stats => {
+                let stats = self.store().stats();
+                Outcome::Figures(ShardFigures {
+                    items: stats.items,
+                    bytes_used: stats.bytes_used,
+                    bytes_limit: stats.bytes_limit,
+                    evicted_items: stats.evicted_items,
+                    expired_items: stats.expired_items,
+                    hits: self.hits,
+                    misses: self.misses,
+                    ..ShardFigures::default()
+                })
+            }
+        }
+    }
+
+    fn get(&mut self, key: &[u8], now: u64) -> Outcome<'_> {
+        let Some(store) = self.store.as_mut() else {
+            return Outcome::Failed(OpError::Storage);
+        };
+        match store.get(key, now) {
+            Some(item) => {
+                self.hits += 1;
+                Outcome::Value(Value {
+                    data: item.value,
+                    flags: item.flags,
+                    cas: item.cas,
+                })
+            }
+            None => {
+                self.misses += 1;
+                Outcome::Missing
+            }
+        }
+    }
+
+    fn set_range(&mut self, key: &[u8], offset: usize, patch: &[u8], now: u64) -> Outcome<'static> {
+        let store = self.store();
+        let (mut value, flags) = match store.get(key, now) {
+            Some(item) => (item.value.into_owned(), item.flags),
+            None => (Vec::new(), 0),
+        };
+        if patch.is_empty() {
+            return Outcome::Integer(value.len() as i64);
+        }
+        let end = offset + patch.len();
+        if end > store.item_bytes_max() {
+            return Outcome::Failed(OpError::TooLarge);
+        }
+        if value.len() < end {
+            value.resize(end, 0);
+        }
+        value[offset..end].copy_from_slice(patch);
+        let options = SetOptions {
+            expiry: persistent::Expiry::Keep,
+            flags,
+            ..SetOptions::default()
+        };
+        match store.set(key, &value, &options, now) {
+            Ok(_) => Outcome::Integer(value.len() as i64),
+            Err(error) => Outcome::Failed(store_error(error)),
+        }
+    }
+
+    fn increment(
+        &mut self,
+        key: &[u8],
+        delta: i64,
+        arithmetic: Arithmetic,
+        create: bool,
+        now: u64,
+    ) -> Outcome<'static> {
+        let store = self.store();
+        match arithmetic {
+            Arithmetic::Signed => {
+                if !create && !store.contains(key, now) {
+                    return Outcome::Missing;
                 }
-                let old = self.live(key, now).map(|entry| entry.clone());
-                let allowed = match condition {
-                    Condition::Always => true,
-                    Condition::IfAbsent => old.is_none(),
-                    Condition::IfPresent => old.is_some(),
-                    Condition::IfCas(cas) => old.as_ref().is_some_and(|entry| entry.cas == *cas),
-                };
-                let old_outcome = || match &old {
-                    Some(entry) => Outcome::Value(Value { data: Cow::Owned(entry.value.clone()), flags: entry.flags, cas: entry.cas }),
-                    None => Outcome::Missing,
-                };
-                if !allowed {
-                    return if *return_old {
-                        old_outcome()
-                    } else if matches!(condition, Condition::IfCas(_)) && old.is_some() {
-                        Outcome::CasMismatch
-                    } else {
-                        Outcome::NotStored
-                    };
+                match store.incr_i64(key, delta, now) {
+                    Ok(number) => Outcome::Integer(number),
+                    Err(error) => Outcome::Failed(store_error(error)),
                 }
-                let expires_at_ms = match expiry {
-                    Expiry::Never => None,
-                    Expiry::Keep => old.as_ref().and_then(|entry| entry.expires_at_ms),
-                    Expiry::AtMs(at) => Some(*at),
+            }
+            Arithmetic::Unsigned => {
+                let result = if delta >= 0 {
+                    store.incr_u64(key, delta as u64, now)
+                } else {
+                    store.decr_u64(key, delta.unsigned_abs(), now)
                 };
-                let result = if *return_old { old_outcome() } else { Outcome::Stored { cas: 0 } };
-                let cas = self.store(key, value.to_vec(), *flags, expires_at_ms);
                 match result {
-                    Outcome::Stored { .. } => Outcome::Stored { cas },
-                    other => other,
+                    Ok(Some(number)) => Outcome::Unsigned(number),
+                    Ok(None) => Outcome::Missing,
+                    Err(error) => Outcome::Failed(store_error(error)),
                 }
             }
-            Op::Concat { key, value, prepend, create } => {
-                let old = self.live(key, now).map(|entry| entry.clone());
-                let (mut data, flags, expires) = match old {
-                    Some(entry) => (entry.value, entry.flags, entry.expires_at_ms),
-                    None if *create => (Vec::new(), 0, None),
-                    None => return Outcome::NotStored,
-                };
-                if data.len() + value.len() > VALUE_BYTES_MAX {
-                    return Outcome::Failed(OpError::TooLarge);
-                }
-                if *prepend {
-                    data.splice(0..0, value.iter().copied());
-                } else {
-                    data.extend_from_slice(value);
-                }
-                let length = data.len() as i64;
-                self.store(key, data, flags, expires);
-                Outcome::Integer(length)
-            }
-            Op::SetRange { key, offset, value } => {
-                let old = self.live(key, now).map(|entry| entry.clone());
-                if value.is_empty() {
-                    return Outcome::Integer(old.map_or(0, |entry| entry.value.len() as i64));
-                }
-                if offset + value.len() > VALUE_BYTES_MAX {
-                    return Outcome::Failed(OpError::TooLarge);
-                }
-                let (mut data, flags, expires) = old.map_or((Vec::new(), 0, None), |entry| (entry.value, entry.flags, entry.expires_at_ms));
-                if data.len() < offset + value.len() {
-                    data.resize(offset + value.len(), 0);
-                }
-                data[*offset..offset + value.len()].copy_from_slice(value);
-                let length = data.len() as i64;
-                self.store(key, data, flags, expires);
-                Outcome::Integer(length)
-            }
-            Op::Delete { key } => Outcome::Integer(i64::from(self.live(key, now).is_some() && self.items.remove(&key[..]).is_some())),
-            Op::Exists { key } => Outcome::Integer(i64::from(self.live(key, now).is_some())),
-            Op::Increment { key, delta, arithmetic, create } => {
-                let old = self.live(key, now).map(|entry| entry.clone());
-                let (text, flags, expires) = match old {
-                    Some(entry) => (entry.value, entry.flags, entry.expires_at_ms),
-                    None if *create => (b"0".to_vec(), 0, None),
-                    None => return Outcome::NotStored,
-                };
-                let outcome = match arithmetic {
-                    Arithmetic::Signed => {
-                        let Some(number) = crate::commands::args::parse_i64(&text) else {
-                            return Outcome::Failed(OpError::NotAnInteger);
-                        };
-                        let Some(result) = number.checked_add(*delta) else { return Outcome::Failed(OpError::Overflow) };
-                        Outcome::Integer(result)
-                    }
-                    Arithmetic::Unsigned => {
-                        let Some(number) = std::str::from_utf8(&text).ok().and_then(|text| text.parse::<u64>().ok()) else {
-                            return Outcome::Failed(OpError::NotAnInteger);
-                        };
-                        let result = if *delta >= 0 {
-                            number.wrapping_add(*delta as u64)
-                        } else {
-                            number.saturating_sub(delta.unsigned_abs())
-                        };
-                        Outcome::Unsigned(result)
-                    }
-                };
-                let text = match &outcome {
-                    Outcome::Integer(number) => number.to_string(),
-                    Outcome::Unsigned(number) => number.to_string(),
-                    _ => unreachable!("increments produce numbers"),
-                };
-                self.store(key, text.into_bytes(), flags, expires);
-                outcome
-            }
-            Op::IncrementFloat { key, delta } => {
-                let old = self.live(key, now).map(|entry| entry.clone());
-                let (text, flags, expires) = old.map_or((b"0".to_vec(), 0, None), |entry| (entry.value, entry.flags, entry.expires_at_ms));
-                let Some(number) = crate::commands::args::parse_f64(&text) else {
-                    return Outcome::Failed(OpError::NotAFloat);
-                };
-                let result = number + delta;
-                if !result.is_finite() {
-                    return Outcome::Failed(OpError::Overflow);
-                }
-                let text = crate::commands::args::format_f64(result);
-                self.store(key, text.clone(), flags, expires);
-                Outcome::Float(text)
-            }
-            Op::Expire { key, expiry, condition } => {
-                let Some(entry) = self.live(key, now) else { return Outcome::Integer(0) };
-                let new_at = match expiry {
-                    Expiry::AtMs(at) => Some(*at),
-                    _ => None,
-                };
-                let allowed = match (condition, entry.expires_at_ms, new_at) {
-                    (ExpireCondition::Always, _, _) => true,
-                    (ExpireCondition::IfNone, current, _) => current.is_none(),
-                    (ExpireCondition::IfSome, current, _) => current.is_some(),
-                    (ExpireCondition::IfLater, None, _) => false,
-                    (ExpireCondition::IfLater, Some(current), new) => new.is_none_or(|new| new > current),
-                    (ExpireCondition::IfEarlier, None, _) => true,
-                    (ExpireCondition::IfEarlier, Some(current), new) => new.is_some_and(|new| new < current),
-                };
-                if !allowed {
-                    return Outcome::Integer(0);
-                }
-                if new_at.is_some_and(|at| at <= now) {
-                    self.items.remove(&key[..]);
-                } else {
-                    entry.expires_at_ms = new_at;
-                }
-                Outcome::Integer(1)
-            }
-            Op::Persist { key } => match self.live(key, now) {
-                Some(entry) if entry.expires_at_ms.is_some() => {
-                    entry.expires_at_ms = None;
-                    Outcome::Integer(1)
-                }
-                _ => Outcome::Integer(0),
+        }
+    }
+
+    fn increment_float(&mut self, key: &[u8], delta: f64, now: u64) -> Outcome<'static> {
+        let store = self.store();
+        let (number, flags) = match store.get(key, now) {
+            Some(item) => match crate::commands::args::parse_f64(&item.value) {
+                Some(number) => (number, item.flags),
+                None => return Outcome::Failed(OpError::NotAFloat),
             },
-            Op::Ttl { key } => Outcome::Lifetime(match self.live(key, now) {
-                None => Lifetime::Missing,
-                Some(entry) => entry.expires_at_ms.map_or(Lifetime::Forever, |at| Lifetime::Ms(at.saturating_sub(now))),
-            }),
-            Op::ExpireTime { key } => Outcome::Lifetime(match self.live(key, now) {
-                None => Lifetime::Missing,
-                Some(entry) => entry.expires_at_ms.map_or(Lifetime::Forever, Lifetime::Ms),
-            }),
-            Op::Length { key } => Outcome::Integer(self.live(key, now).map_or(0, |entry| entry.value.len() as i64)),
-            Op::Count => {
-                self.items.retain(|_, entry| entry.expires_at_ms.is_none_or(|at| at > now));
-                Outcome::Integer(self.items.len() as i64)
-            }
-            Op::Flush => {
-                self.items.clear();
-                Outcome::Stored { cas: 0 }
-            }
-            Op::Scan { cursor, count, pattern } => {
-                let mut keys: Vec<&Vec<u8>> = self.items.keys().collect();
-                keys.sort();
-                let start = *cursor as usize;
-                let page: Vec<Vec<u8>> = keys
-                    .iter()
-                    .skip(start)
-                    .take(*count)
-                    .filter(|key| pattern.as_ref().is_none_or(|pattern| glob_match(pattern, key)))
-                    .map(|key| (*key).clone())
-                    .collect();
-                let next = start.saturating_add(*count);
-                let cursor = if next >= keys.len() { 0 } else { next as u64 };
-                Outcome::Keys { cursor, keys: page }
-            }
-            Op::RandomKey => match self.items.keys().next() {
-                Some(key) => Outcome::Keys { cursor: 0, keys: vec![key.clone()] },
-                None => Outcome::Missing,
+            None => (0.0, 0),
+        };
+        let result = number + delta;
+        if !result.is_finite() {
+            return Outcome::Failed(OpError::NotAFloatResult);
+        }
+        let text = crate::commands::args::format_f64(result);
+        let options = SetOptions {
+            expiry: persistent::Expiry::Keep,
+            flags,
+            ..SetOptions::default()
+        };
+        match store.set(key, &text, &options, now) {
+            Ok(_) => Outcome::Float(text),
+            Err(error) => Outcome::Failed(store_error(error)),
+        }
+    }
+
+    fn expire(
+        &mut self,
+        key: &[u8],
+        expiry: Expiry,
+        condition: ExpireCondition,
+        now: u64,
+    ) -> Outcome<'static> {
+        let store = self.store();
+        let current = match store.expiry(key, now) {
+            ExpiryState::Missing => return Outcome::Integer(0),
+            ExpiryState::Never => None,
+            ExpiryState::At(at) => Some(at),
+        };
+        let new_at = match expiry {
+            Expiry::AtMs(at) => Some(at),
+            Expiry::Never => None,
+            Expiry::Keep => current,
+        };
+        // Redis: no expiry counts as an infinite TTL for GT and LT.
+        let allowed = match condition {
+            ExpireCondition::Always => true,
+            ExpireCondition::IfNone => current.is_none(),
+            ExpireCondition::IfSome => current.is_some(),
+            ExpireCondition::IfLater => match (current, new_at) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(current), Some(new)) => new > current,
             },
-            Op::Stats => Outcome::Figures(ShardFigures {
-                items: self.items.len() as u64,
-                bytes_limit: self.memory_bytes,
-                hits: self.hits,
-                misses: self.misses,
-                ..ShardFigures::default()
-            }),
+            ExpireCondition::IfEarlier => match (current, new_at) {
+                (None, Some(_)) => true,
+                (None, None) | (Some(_), None) => false,
+                (Some(current), Some(new)) => new < current,
+            },
+        };
+        if !allowed {
+            return Outcome::Integer(0);
+        }
+        match store.set_expiry(key, new_at, now) {
+            Ok(changed) => Outcome::Integer(i64::from(changed)),
+            Err(error) => Outcome::Failed(store_error(error)),
         }
     }
 }

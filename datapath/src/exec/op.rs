@@ -57,11 +57,18 @@ pub enum Arithmetic {
 /// One operation on one key (or, for the keyless ones, on one shard's whole store).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op<'a> {
-    Get { key: Cow<'a, [u8]> },
+    Get {
+        key: Cow<'a, [u8]>,
+    },
     /// Get and change the expiry (GETEX, memcached gat/touch-on-read).
-    GetAndExpire { key: Cow<'a, [u8]>, expiry: Expiry },
+    GetAndExpire {
+        key: Cow<'a, [u8]>,
+        expiry: Expiry,
+    },
     /// Get and delete (GETDEL).
-    GetAndDelete { key: Cow<'a, [u8]> },
+    GetAndDelete {
+        key: Cow<'a, [u8]>,
+    },
     /// Store `value`; with `return_old`, the outcome is the previous value (SET ... GET, GETSET).
     Set {
         key: Cow<'a, [u8]>,
@@ -73,32 +80,69 @@ pub enum Op<'a> {
     },
     /// Add bytes at the end (or the start, with `prepend`); `create` makes a missing key (Redis
     /// APPEND) instead of refusing (memcached append).
-    Concat { key: Cow<'a, [u8]>, value: Cow<'a, [u8]>, prepend: bool, create: bool },
+    Concat {
+        key: Cow<'a, [u8]>,
+        value: Cow<'a, [u8]>,
+        prepend: bool,
+        create: bool,
+    },
     /// Overwrite bytes at `offset`, zero-padding a gap (SETRANGE).
-    SetRange { key: Cow<'a, [u8]>, offset: usize, value: Cow<'a, [u8]> },
-    Delete { key: Cow<'a, [u8]> },
-    Exists { key: Cow<'a, [u8]> },
+    SetRange {
+        key: Cow<'a, [u8]>,
+        offset: usize,
+        value: Cow<'a, [u8]>,
+    },
+    Delete {
+        key: Cow<'a, [u8]>,
+    },
+    Exists {
+        key: Cow<'a, [u8]>,
+    },
     /// Add `delta` to the decimal number stored at `key`; a missing key counts as 0 when
     /// `create` (Redis) and is NotFound otherwise (memcached).
-    Increment { key: Cow<'a, [u8]>, delta: i64, arithmetic: Arithmetic, create: bool },
+    Increment {
+        key: Cow<'a, [u8]>,
+        delta: i64,
+        arithmetic: Arithmetic,
+        create: bool,
+    },
     /// INCRBYFLOAT.
-    IncrementFloat { key: Cow<'a, [u8]>, delta: f64 },
+    IncrementFloat {
+        key: Cow<'a, [u8]>,
+        delta: f64,
+    },
     /// Change the expiry if `condition` holds.
-    Expire { key: Cow<'a, [u8]>, expiry: Expiry, condition: ExpireCondition },
+    Expire {
+        key: Cow<'a, [u8]>,
+        expiry: Expiry,
+        condition: ExpireCondition,
+    },
     /// Remove the expiry.
-    Persist { key: Cow<'a, [u8]> },
+    Persist {
+        key: Cow<'a, [u8]>,
+    },
     /// Remaining time to live.
-    Ttl { key: Cow<'a, [u8]> },
+    Ttl {
+        key: Cow<'a, [u8]>,
+    },
     /// Absolute expiry time.
-    ExpireTime { key: Cow<'a, [u8]> },
+    ExpireTime {
+        key: Cow<'a, [u8]>,
+    },
     /// Length of the value.
-    Length { key: Cow<'a, [u8]> },
+    Length {
+        key: Cow<'a, [u8]>,
+    },
     /// Items in this shard's store.
     Count,
     /// Remove every item of this shard.
     Flush,
     /// Up to `count` keys from this shard's `cursor` matching the glob `pattern`.
-    Scan { cursor: u64, count: usize, pattern: Option<Cow<'a, [u8]>> },
+    Scan {
+        cursor: u64,
+        count: usize,
+        pattern: Option<Cow<'a, [u8]>>,
+    },
     /// One random key of this shard.
     RandomKey,
     /// This shard's figures for INFO / stats.
@@ -113,27 +157,83 @@ impl Op<'_> {
         }
         match self {
             Op::Get { key } => Op::Get { key: own(key) },
-            Op::GetAndExpire { key, expiry } => Op::GetAndExpire { key: own(key), expiry },
+            Op::GetAndExpire { key, expiry } => Op::GetAndExpire {
+                key: own(key),
+                expiry,
+            },
             Op::GetAndDelete { key } => Op::GetAndDelete { key: own(key) },
-            Op::Set { key, value, flags, expiry, condition, return_old } => {
-                Op::Set { key: own(key), value: own(value), flags, expiry, condition, return_old }
-            }
-            Op::Concat { key, value, prepend, create } => Op::Concat { key: own(key), value: own(value), prepend, create },
-            Op::SetRange { key, offset, value } => Op::SetRange { key: own(key), offset, value: own(value) },
+            Op::Set {
+                key,
+                value,
+                flags,
+                expiry,
+                condition,
+                return_old,
+            } => Op::Set {
+                key: own(key),
+                value: own(value),
+                flags,
+                expiry,
+                condition,
+                return_old,
+            },
+            Op::Concat {
+                key,
+                value,
+                prepend,
+                create,
+            } => Op::Concat {
+                key: own(key),
+                value: own(value),
+                prepend,
+                create,
+            },
+            Op::SetRange { key, offset, value } => Op::SetRange {
+                key: own(key),
+                offset,
+                value: own(value),
+            },
             Op::Delete { key } => Op::Delete { key: own(key) },
             Op::Exists { key } => Op::Exists { key: own(key) },
-            Op::Increment { key, delta, arithmetic, create } => {
-                Op::Increment { key: own(key), delta, arithmetic, create }
-            }
-            Op::IncrementFloat { key, delta } => Op::IncrementFloat { key: own(key), delta },
-            Op::Expire { key, expiry, condition } => Op::Expire { key: own(key), expiry, condition },
+            Op::Increment {
+                key,
+                delta,
+                arithmetic,
+                create,
+            } => Op::Increment {
+                key: own(key),
+                delta,
+                arithmetic,
+                create,
+            },
+            Op::IncrementFloat { key, delta } => Op::IncrementFloat {
+                key: own(key),
+                delta,
+            },
+            Op::Expire {
+                key,
+                expiry,
+                condition,
+            } => Op::Expire {
+                key: own(key),
+                expiry,
+                condition,
+            },
             Op::Persist { key } => Op::Persist { key: own(key) },
             Op::Ttl { key } => Op::Ttl { key: own(key) },
             Op::ExpireTime { key } => Op::ExpireTime { key: own(key) },
             Op::Length { key } => Op::Length { key: own(key) },
             Op::Count => Op::Count,
             Op::Flush => Op::Flush,
-            Op::Scan { cursor, count, pattern } => Op::Scan { cursor, count, pattern: pattern.map(own) },
+            Op::Scan {
+                cursor,
+                count,
+                pattern,
+            } => Op::Scan {
+                cursor,
+                count,
+                pattern: pattern.map(own),
+            },
             Op::RandomKey => Op::RandomKey,
             Op::Stats => Op::Stats,
         }
@@ -171,10 +271,14 @@ pub enum OpError {
     NotAFloat,
     /// The result would not fit (signed overflow, or a float that is infinite or NaN).
     Overflow,
+    /// INCRBYFLOAT's result is infinite or not a number.
+    NotAFloatResult,
     /// The item would be larger than the store takes.
     TooLarge,
-    /// The store has no room even after evicting.
-    OutOfMemory,
+    /// The key is longer than the store takes.
+    KeyTooLong,
+    /// The store could not write (the file tier's medium failed).
+    Storage,
 }
 
 /// A value as found in the store.
@@ -219,7 +323,9 @@ pub enum Outcome<'a> {
     /// No such key (for writes with `return_old`: there was no previous value).
     Missing,
     /// A write was done; the item's new CAS.
-    Stored { cas: u64 },
+    Stored {
+        cas: u64,
+    },
     /// A write's condition did not hold (NX on an existing key, XX or append on a missing one,
     /// an expire condition false).
     NotStored,
@@ -233,7 +339,10 @@ pub enum Outcome<'a> {
     Float(Vec<u8>),
     Lifetime(Lifetime),
     /// A page of a scan, and the cursor to continue from (0: this shard is done).
-    Keys { cursor: u64, keys: Vec<Vec<u8>> },
+    Keys {
+        cursor: u64,
+        keys: Vec<Vec<u8>>,
+    },
     Figures(ShardFigures),
     Failed(OpError),
 }
@@ -242,9 +351,11 @@ impl Outcome<'_> {
     /// The copy that travels back to the requesting shard.
     pub fn into_owned(self) -> Outcome<'static> {
         match self {
-            Outcome::Value(Value { data, flags, cas }) => {
-                Outcome::Value(Value { data: Cow::Owned(data.into_owned()), flags, cas })
-            }
+            Outcome::Value(Value { data, flags, cas }) => Outcome::Value(Value {
+                data: Cow::Owned(data.into_owned()),
+                flags,
+                cas,
+            }),
             Outcome::Missing => Outcome::Missing,
             Outcome::Stored { cas } => Outcome::Stored { cas },
             Outcome::NotStored => Outcome::NotStored,

@@ -7,8 +7,8 @@ use std::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::listener::Listener;
-use super::{Stopping, StopStep, ACCEPTS_PER_TICK_MAX, READ_CHUNK_BYTES, SHUTDOWN_POLL_MS};
-use crate::shard::Shard;
+use super::{StopStep, Stopping, ACCEPTS_PER_TICK_MAX, READ_CHUNK_BYTES, SHUTDOWN_POLL_MS};
+use crate::shard::{Shard, STORE_TICK_MS};
 
 /// Events taken from the kernel per `epoll_wait`.
 const EVENTS_PER_WAIT_MAX: usize = 1024;
@@ -29,7 +29,9 @@ impl Epoll {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a fresh descriptor nothing else owns.
-        Ok(Epoll { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(Epoll {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     fn control(&self, operation: i32, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
@@ -46,11 +48,20 @@ impl Epoll {
         // SAFETY: the kernel writes at most `capacity` events into the vector's spare capacity;
         // the length is set to what it reports.
         let count = unsafe {
-            libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), events.capacity() as i32, timeout_ms)
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.capacity() as i32,
+                timeout_ms,
+            )
         };
         if count < 0 {
             let error = io::Error::last_os_error();
-            return if error.kind() == ErrorKind::Interrupted { Ok(()) } else { Err(error) };
+            return if error.kind() == ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(error)
+            };
         }
         // SAFETY: epoll_wait initialised `count` (<= capacity) entries.
         unsafe { events.set_len(count as usize) };
@@ -68,16 +79,30 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
     let epoll = Epoll::new()?;
     let mut listeners: Vec<Option<Listener>> = listeners.into_iter().map(Some).collect();
     for (index, listener) in listeners.iter().flatten().enumerate() {
-        epoll.control(libc::EPOLL_CTL_ADD, listener.socket.as_raw_fd(), libc::EPOLLIN as u32, TOKEN_LISTENER_BASE + index as u64)?;
+        epoll.control(
+            libc::EPOLL_CTL_ADD,
+            listener.socket.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            TOKEN_LISTENER_BASE + index as u64,
+        )?;
     }
-    epoll.control(libc::EPOLL_CTL_ADD, shard.mailbox.doorbell().fd(), libc::EPOLLIN as u32, TOKEN_DOORBELL)?;
+    epoll.control(
+        libc::EPOLL_CTL_ADD,
+        shard.mailbox.doorbell().fd(),
+        libc::EPOLLIN as u32,
+        TOKEN_DOORBELL,
+    )?;
     let mut sockets: Vec<Option<Socket>> = Vec::new();
     let mut events: Vec<libc::epoll_event> = Vec::with_capacity(EVENTS_PER_WAIT_MAX);
     let mut scratch = vec![0u8; READ_CHUNK_BYTES];
     let mut dirty: Vec<u32> = Vec::new();
     let mut stopping = Stopping::default();
     loop {
-        let timeout = if stopping.started() { SHUTDOWN_POLL_MS } else { -1 };
+        let timeout = if stopping.started() {
+            SHUTDOWN_POLL_MS
+        } else {
+            STORE_TICK_MS as i32
+        };
         if shard.mailbox.prepare_to_sleep() {
             epoll.wait(&mut events, timeout)?;
         } else {
@@ -106,6 +131,7 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
         }
         shard.deliver_mail();
         shard.end_tick();
+        shard.maintenance();
         shard.take_dirty(&mut dirty);
         for index in dirty.drain(..) {
             write_out(shard, &epoll, &mut sockets, index)?;
@@ -120,7 +146,12 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
     }
 }
 
-fn accept_some(shard: &mut Shard, epoll: &Epoll, listener: &Listener, sockets: &mut Vec<Option<Socket>>) -> io::Result<()> {
+fn accept_some(
+    shard: &mut Shard,
+    epoll: &Epoll,
+    listener: &Listener,
+    sockets: &mut Vec<Option<Socket>>,
+) -> io::Result<()> {
     for _ in 0..ACCEPTS_PER_TICK_MAX {
         let (stream, peer) = match listener.socket.accept() {
             Ok(accepted) => accepted,
@@ -142,18 +173,28 @@ fn accept_some(shard: &mut Shard, epoll: &Epoll, listener: &Listener, sockets: &
         stream.set_nonblocking(true)?;
         // Replies are written whole per tick; Nagle would only delay them.
         stream.set_nodelay(true)?;
-        epoll.control(libc::EPOLL_CTL_ADD, stream.as_raw_fd(), libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32, u64::from(index))?;
+        epoll.control(
+            libc::EPOLL_CTL_ADD,
+            stream.as_raw_fd(),
+            libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32,
+            u64::from(index),
+        )?;
         let position = index as usize;
         if sockets.len() <= position {
             sockets.resize_with(position + 1, || None);
         }
-        sockets[position] = Some(Socket { stream, writable_armed: false });
+        sockets[position] = Some(Socket {
+            stream,
+            writable_armed: false,
+        });
     }
     Ok(())
 }
 
 fn read_once(shard: &mut Shard, sockets: &mut [Option<Socket>], index: u32, scratch: &mut [u8]) {
-    let Some(socket) = sockets.get_mut(index as usize).and_then(Option::as_mut) else { return };
+    let Some(socket) = sockets.get_mut(index as usize).and_then(Option::as_mut) else {
+        return;
+    };
     match (&socket.stream).read(scratch) {
         Ok(0) => close(shard, sockets, index),
         Ok(count) => shard.receive(index, &scratch[..count]),
@@ -162,9 +203,18 @@ fn read_once(shard: &mut Shard, sockets: &mut [Option<Socket>], index: u32, scra
     }
 }
 
-fn write_out(shard: &mut Shard, epoll: &Epoll, sockets: &mut [Option<Socket>], index: u32) -> io::Result<()> {
-    let Some(socket) = sockets.get_mut(index as usize).and_then(Option::as_mut) else { return Ok(()) };
-    let Some(conn) = shard.conn_mut(index) else { return Ok(()) };
+fn write_out(
+    shard: &mut Shard,
+    epoll: &Epoll,
+    sockets: &mut [Option<Socket>],
+    index: u32,
+) -> io::Result<()> {
+    let Some(socket) = sockets.get_mut(index as usize).and_then(Option::as_mut) else {
+        return Ok(());
+    };
+    let Some(conn) = shard.conn_mut(index) else {
+        return Ok(());
+    };
     let mut written = 0;
     let mut failed = false;
     while written < conn.output.len() {
@@ -191,7 +241,12 @@ fn write_out(shard: &mut Shard, epoll: &Epoll, sockets: &mut [Option<Socket>], i
         if want_writable {
             interest |= libc::EPOLLOUT as u32;
         }
-        epoll.control(libc::EPOLL_CTL_MOD, socket.stream.as_raw_fd(), interest, u64::from(index))?;
+        epoll.control(
+            libc::EPOLL_CTL_MOD,
+            socket.stream.as_raw_fd(),
+            interest,
+            u64::from(index),
+        )?;
         socket.writable_armed = want_writable;
     }
     if written > 0 {

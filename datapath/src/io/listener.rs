@@ -19,10 +19,17 @@ pub struct Listener {
 
 /// Binds `address` with SO_REUSEADDR and SO_REUSEPORT, non-blocking.
 pub fn bind(address: SocketAddr, protocol: Protocol) -> std::io::Result<Listener> {
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM.nonblocking().cloexec(), None)?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM.nonblocking().cloexec(),
+        None,
+    )?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.bind(&address.into())?;
     socket.listen(LISTEN_BACKLOG)?;
-    Ok(Listener { socket: socket.into(), protocol })
+    Ok(Listener {
+        socket: socket.into(),
+        protocol,
+    })
 }

@@ -56,11 +56,14 @@ impl Stopping {
             shard.stop_reading();
             return StopStep::CloseListeners;
         };
-        if !self.counted_drained && (shard.owes_nothing() || started.elapsed() > SHUTDOWN_DRAIN_MAX) {
+        if !self.counted_drained && (shard.owes_nothing() || started.elapsed() > SHUTDOWN_DRAIN_MAX)
+        {
             self.counted_drained = true;
             shared.drained.fetch_add(1, Ordering::AcqRel);
         }
-        if shared.drained.load(Ordering::Acquire) == shared.shard_count || started.elapsed() > 2 * SHUTDOWN_DRAIN_MAX {
+        if shared.drained.load(Ordering::Acquire) == shared.shard_count
+            || started.elapsed() > 2 * SHUTDOWN_DRAIN_MAX
+        {
             StopStep::Exit
         } else {
             StopStep::Continue

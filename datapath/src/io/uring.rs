@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::listener::Listener;
-use super::{Stopping, StopStep, SHUTDOWN_POLL_MS};
-use crate::shard::{Refusal, Shard};
+use super::{StopStep, Stopping, SHUTDOWN_POLL_MS};
+use crate::shard::{Refusal, Shard, STORE_TICK_MS};
 
 /// Submission queue entries per ring; completions get four times as many slots.
 const RING_ENTRIES: u32 = 1024;
@@ -60,7 +60,8 @@ impl BufferRing {
         )
         .map_err(|error| io::Error::other(error.to_string()))?;
         // SAFETY: the layout has a non-zero size.
-        let entries = unsafe { std::alloc::alloc_zeroed(entries_layout) }.cast::<types::BufRingEntry>();
+        let entries =
+            unsafe { std::alloc::alloc_zeroed(entries_layout) }.cast::<types::BufRingEntry>();
         if entries.is_null() {
             return Err(io::Error::new(io::ErrorKind::OutOfMemory, "buffer ring"));
         }
@@ -74,7 +75,12 @@ impl BufferRing {
         // `drop`, which runs after the ring (and so the registration) is gone: the loop drops
         // the IoUring first.
         unsafe {
-            ring.submitter().register_buf_ring_with_flags(entries as u64, RECV_BUFFER_COUNT, RECV_BUFFER_GROUP, 0)?;
+            ring.submitter().register_buf_ring_with_flags(
+                entries as u64,
+                RECV_BUFFER_COUNT,
+                RECV_BUFFER_GROUP,
+                0,
+            )?;
         }
         for bid in 0..RECV_BUFFER_COUNT {
             buffer_ring.recycle(bid);
@@ -91,7 +97,10 @@ impl BufferRing {
 
     /// Hands buffer `bid` back to the kernel (visible after [`BufferRing::publish`]).
     fn recycle(&mut self, bid: u16) {
-        assert!(bid < RECV_BUFFER_COUNT, "the kernel returned an unknown buffer id");
+        assert!(
+            bid < RECV_BUFFER_COUNT,
+            "the kernel returned an unknown buffer id"
+        );
         let slot = usize::from(self.tail & (RECV_BUFFER_COUNT - 1));
         let address = self.buffers.as_ptr() as u64 + (usize::from(bid) * RECV_BUFFER_BYTES) as u64;
         // SAFETY: `slot` < RECV_BUFFER_COUNT, inside the allocation; the kernel reads entries only
@@ -175,7 +184,9 @@ fn build_ring() -> io::Result<IoUring> {
         .build(RING_ENTRIES);
     match tuned {
         Ok(ring) => Ok(ring),
-        Err(_) => IoUring::builder().setup_cqsize(RING_ENTRIES * 4).build(RING_ENTRIES),
+        Err(_) => IoUring::builder()
+            .setup_cqsize(RING_ENTRIES * 4)
+            .build(RING_ENTRIES),
     }
 }
 
@@ -194,7 +205,9 @@ impl Loop<'_> {
     }
 
     fn arm_accept(&mut self, index: usize) -> io::Result<()> {
-        let Some(listener) = &self.listeners[index] else { return Ok(()) };
+        let Some(listener) = &self.listeners[index] else {
+            return Ok(());
+        };
         let entry = opcode::AcceptMulti::new(types::Fd(listener.socket.as_raw_fd()))
             .flags(libc::SOCK_CLOEXEC)
             .build()
@@ -205,12 +218,20 @@ impl Loop<'_> {
     fn arm_doorbell(&mut self) -> io::Result<()> {
         let fd = self.shard.mailbox.doorbell().fd();
         let target: *mut u64 = &mut *self.doorbell_count;
-        let entry = opcode::Read::new(types::Fd(fd), target.cast(), 8).build().user_data(KIND_DOORBELL);
+        let entry = opcode::Read::new(types::Fd(fd), target.cast(), 8)
+            .build()
+            .user_data(KIND_DOORBELL);
         self.push(entry)
     }
 
     fn arm_recv(&mut self, index: u32) -> io::Result<()> {
-        let Some(socket) = self.sockets.get_mut(index as usize).and_then(Option::as_mut) else { return Ok(()) };
+        let Some(socket) = self
+            .sockets
+            .get_mut(index as usize)
+            .and_then(Option::as_mut)
+        else {
+            return Ok(());
+        };
         if socket.closing || socket.recv_armed {
             return Ok(());
         }
@@ -230,21 +251,30 @@ impl Loop<'_> {
         let mut completions: Vec<(u64, i32, u32)> = Vec::with_capacity(RING_ENTRIES as usize * 4);
         loop {
             let may_sleep = self.shard.mailbox.prepare_to_sleep();
-            let timeout = types::Timespec::new().nsec(if may_sleep { SHUTDOWN_POLL_MS as u32 * 1_000_000 } else { 0 });
-            let args = types::SubmitArgs::new().timespec(&timeout);
-            let wait = if may_sleep && !stopping.started() {
-                self.ring.submitter().submit_and_wait(1)
-            } else {
-                self.ring.submitter().submit_with_args(1, &args)
+            let sleep_ms = match (may_sleep, stopping.started()) {
+                (false, _) => 0,
+                (true, true) => SHUTDOWN_POLL_MS as u64,
+                (true, false) => STORE_TICK_MS,
             };
+            let timeout = types::Timespec::new().nsec(sleep_ms as u32 * 1_000_000);
+            let args = types::SubmitArgs::new().timespec(&timeout);
+            let wait = self.ring.submitter().submit_with_args(1, &args);
             match wait {
                 Ok(_) => {}
-                Err(error) if matches!(error.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
+                Err(error)
+                    if matches!(
+                        error.raw_os_error(),
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                    ) => {}
                 Err(error) => return Err(error),
             }
             self.shard.mailbox.awake();
             completions.clear();
-            completions.extend(self.ring.completion().map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())));
+            completions.extend(
+                self.ring
+                    .completion()
+                    .map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())),
+            );
             for &(user_data, result, flags) in &completions {
                 self.complete(&mut buffers, user_data, result, flags)?;
             }
@@ -254,6 +284,7 @@ impl Loop<'_> {
             }
             self.shard.deliver_mail();
             self.shard.end_tick();
+            self.shard.maintenance();
             self.shard.take_dirty(&mut self.dirty);
             for index in std::mem::take(&mut self.dirty) {
                 self.start_send(index)?;
@@ -274,7 +305,13 @@ impl Loop<'_> {
         }
     }
 
-    fn complete(&mut self, buffers: &mut BufferRing, user_data: u64, result: i32, flags: u32) -> io::Result<()> {
+    fn complete(
+        &mut self,
+        buffers: &mut BufferRing,
+        user_data: u64,
+        result: i32,
+        flags: u32,
+    ) -> io::Result<()> {
         let index = (user_data & u64::from(u32::MAX)) as u32;
         match user_data & KIND_MASK {
             KIND_DOORBELL => self.arm_doorbell()?,
@@ -282,7 +319,10 @@ impl Loop<'_> {
                 if result >= 0 {
                     self.accepted(index as usize, result)?;
                 }
-                let listening = self.listeners.get(index as usize).is_some_and(Option::is_some);
+                let listening = self
+                    .listeners
+                    .get(index as usize)
+                    .is_some_and(Option::is_some);
                 if !cqueue::more(flags) && listening {
                     self.arm_accept(index as usize)?;
                 }
@@ -290,12 +330,17 @@ impl Loop<'_> {
             KIND_RECV => {
                 if let Some(bid) = cqueue::buffer_select(flags) {
                     if result > 0 && self.is_open(index) {
-                        self.shard.receive(index, buffers.data(bid, result as usize));
+                        self.shard
+                            .receive(index, buffers.data(bid, result as usize));
                     }
                     buffers.recycle(bid);
                 }
                 let more = cqueue::more(flags);
-                if let Some(socket) = self.sockets.get_mut(index as usize).and_then(Option::as_mut) {
+                if let Some(socket) = self
+                    .sockets
+                    .get_mut(index as usize)
+                    .and_then(Option::as_mut)
+                {
                     if !more {
                         socket.recv_armed = false;
                     }
@@ -314,7 +359,10 @@ impl Loop<'_> {
     }
 
     fn is_open(&self, index: u32) -> bool {
-        self.sockets.get(index as usize).and_then(Option::as_ref).is_some_and(|socket| !socket.closing)
+        self.sockets
+            .get(index as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|socket| !socket.closing)
     }
 
     fn accepted(&mut self, listener_index: usize, fd: RawFd) -> io::Result<()> {
@@ -330,7 +378,12 @@ impl Loop<'_> {
             Err(Refusal::TooManyClients(message)) => {
                 // SAFETY: writes from a live slice to a descriptor we own, then closes it once.
                 unsafe {
-                    libc::send(fd, message.as_ptr().cast(), message.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
+                    libc::send(
+                        fd,
+                        message.as_ptr().cast(),
+                        message.len(),
+                        libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                    );
                     libc::close(fd);
                 }
                 return Ok(());
@@ -352,17 +405,31 @@ impl Loop<'_> {
         if self.sockets.len() <= position {
             self.sockets.resize_with(position + 1, || None);
         }
-        self.sockets[position] =
-            Some(Socket { fd, sending: Vec::new(), sent: 0, send_in_flight: false, recv_armed: false, closing: false });
+        self.sockets[position] = Some(Socket {
+            fd,
+            sending: Vec::new(),
+            sent: 0,
+            send_in_flight: false,
+            recv_armed: false,
+            closing: false,
+        });
         self.arm_recv(index)
     }
 
     fn start_send(&mut self, index: u32) -> io::Result<()> {
-        let Some(socket) = self.sockets.get_mut(index as usize).and_then(Option::as_mut) else { return Ok(()) };
+        let Some(socket) = self
+            .sockets
+            .get_mut(index as usize)
+            .and_then(Option::as_mut)
+        else {
+            return Ok(());
+        };
         if socket.closing || socket.send_in_flight {
             return Ok(());
         }
-        let Some(conn) = self.shard.conn_mut(index) else { return Ok(()) };
+        let Some(conn) = self.shard.conn_mut(index) else {
+            return Ok(());
+        };
         if conn.output.is_empty() {
             if conn.close_after_output {
                 self.begin_close(index);
@@ -376,7 +443,13 @@ impl Loop<'_> {
     }
 
     fn submit_send(&mut self, index: u32) -> io::Result<()> {
-        let Some(socket) = self.sockets.get_mut(index as usize).and_then(Option::as_mut) else { return Ok(()) };
+        let Some(socket) = self
+            .sockets
+            .get_mut(index as usize)
+            .and_then(Option::as_mut)
+        else {
+            return Ok(());
+        };
         let remaining = &socket.sending[socket.sent..];
         let length = remaining.len().min(u32::MAX as usize) as u32;
         let entry = opcode::Send::new(types::Fd(socket.fd), remaining.as_ptr(), length)
@@ -388,7 +461,13 @@ impl Loop<'_> {
     }
 
     fn sent(&mut self, index: u32, result: i32) -> io::Result<()> {
-        let Some(socket) = self.sockets.get_mut(index as usize).and_then(Option::as_mut) else { return Ok(()) };
+        let Some(socket) = self
+            .sockets
+            .get_mut(index as usize)
+            .and_then(Option::as_mut)
+        else {
+            return Ok(());
+        };
         socket.send_in_flight = false;
         if result < 0 || socket.closing {
             self.begin_close(index);
@@ -408,7 +487,11 @@ impl Loop<'_> {
     /// Shuts the socket down so its pending RECV and SEND complete; the descriptor is closed
     /// and the connection forgotten once nothing is in flight.
     fn begin_close(&mut self, index: u32) {
-        if let Some(socket) = self.sockets.get_mut(index as usize).and_then(Option::as_mut) {
+        if let Some(socket) = self
+            .sockets
+            .get_mut(index as usize)
+            .and_then(Option::as_mut)
+        {
             if !socket.closing {
                 socket.closing = true;
                 // SAFETY: a connected socket descriptor we own.
@@ -418,8 +501,12 @@ impl Loop<'_> {
     }
 
     fn finish_close_if_idle(&mut self, index: u32) {
-        let Some(slot) = self.sockets.get_mut(index as usize) else { return };
-        let idle = slot.as_ref().is_some_and(|socket| socket.closing && !socket.recv_armed && !socket.send_in_flight);
+        let Some(slot) = self.sockets.get_mut(index as usize) else {
+            return;
+        };
+        let idle = slot
+            .as_ref()
+            .is_some_and(|socket| socket.closing && !socket.recv_armed && !socket.send_in_flight);
         if idle {
             if let Some(socket) = slot.take() {
                 // SAFETY: nothing in the ring refers to the descriptor any more; closed once.
@@ -434,5 +521,7 @@ fn peer_address(fd: RawFd) -> SocketAddr {
     // SAFETY: `fd` is an open socket we own; ManuallyDrop keeps the borrowed stream from
     // closing it.
     let stream = std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
-    stream.peer_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    stream
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
 }

@@ -82,7 +82,13 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(generation: u32, client_id: u64, protocol: Protocol, peer: SocketAddr, now_ms: u64) -> Conn {
+    pub fn new(
+        generation: u32,
+        client_id: u64,
+        protocol: Protocol,
+        peer: SocketAddr,
+        now_ms: u64,
+    ) -> Conn {
         Conn {
             generation,
             client_id,
@@ -136,14 +142,20 @@ impl Conn {
     pub fn push_pending(&mut self, finish: Finish, parts: usize) -> u64 {
         let seq = self.first_seq + self.slots.len() as u64;
         let outcomes = (0..parts).map(|_| None).collect();
-        self.slots.push_back(Slot::Waiting(Pending { finish, outcomes, remaining: parts }));
+        self.slots.push_back(Slot::Waiting(Pending {
+            finish,
+            outcomes,
+            remaining: parts,
+        }));
         seq
     }
 
     /// Records the outcome of part `part` of reply `seq`. Returns false for an unknown slot
     /// (a stale or duplicate reply), which is ignored.
     pub fn fill(&mut self, seq: u64, part: usize, outcome: Outcome<'static>) -> bool {
-        let Some(pending) = self.pending_mut(seq) else { return false };
+        let Some(pending) = self.pending_mut(seq) else {
+            return false;
+        };
         match pending.outcomes.get_mut(part) {
             Some(place @ None) => {
                 *place = Some(outcome);
@@ -170,13 +182,21 @@ impl Conn {
                 Slot::Waiting(pending) if pending.remaining > 0 => break,
                 _ => {}
             }
-            let Some(slot) = self.slots.pop_front() else { break };
+            let Some(slot) = self.slots.pop_front() else {
+                break;
+            };
             self.first_seq += 1;
             match slot {
                 Slot::Ready(bytes) => self.output.extend_from_slice(&bytes),
                 Slot::Waiting(pending) => {
-                    let outcomes: Vec<Outcome<'static>> = pending.outcomes.into_iter().flatten().collect();
-                    crate::shard::finish::encode(&pending.finish, &outcomes, self.resp.version, &mut self.output);
+                    let outcomes: Vec<Outcome<'static>> =
+                        pending.outcomes.into_iter().flatten().collect();
+                    crate::shard::finish::encode(
+                        &pending.finish,
+                        &outcomes,
+                        self.resp.version,
+                        &mut self.output,
+                    );
                 }
             }
         }

@@ -90,7 +90,9 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], version: Version, out: 
         },
         Finish::Ok => reply.simple(b"OK"),
         Finish::StoredFlag => {
-            let stored = outcomes.iter().all(|outcome| matches!(outcome, Outcome::Stored { .. }));
+            let stored = outcomes
+                .iter()
+                .all(|outcome| matches!(outcome, Outcome::Stored { .. }));
             reply.integer(i64::from(stored));
         }
         Finish::BulkArray => {
@@ -143,7 +145,7 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], version: Version, out: 
             let next = if local_cursor != 0 {
                 ((*shard as u64) << SCAN_SHARD_SHIFT) | local_cursor
             } else if shard + 1 < *shard_count {
-                ((*shard as u64 + 1) << SCAN_SHARD_SHIFT) | 0
+                (*shard as u64 + 1) << SCAN_SHARD_SHIFT
             } else {
                 0
             };
@@ -172,14 +174,21 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], version: Version, out: 
     }
 }
 
+const _: () = assert!(
+    persistent::KEY_BYTES_MAX == 65_535,
+    "the KeyTooLong message quotes the limit"
+);
+
 /// Redis' wording for each operation error.
 pub fn write_error(reply: &mut Reply<'_>, error: OpError) {
     reply.error(match error {
         OpError::NotAnInteger => b"ERR value is not an integer or out of range",
         OpError::NotAFloat => b"ERR value is not a valid float",
         OpError::Overflow => b"ERR increment or decrement would overflow",
+        OpError::NotAFloatResult => b"ERR increment would produce NaN or Infinity",
         OpError::TooLarge => b"ERR string exceeds maximum allowed size (proto-max-bulk-len)",
-        OpError::OutOfMemory => b"OOM command not allowed when used memory > 'maxmemory'.",
+        OpError::KeyTooLong => b"ERR key is longer than the store's limit of 65535 bytes",
+        OpError::Storage => b"ERR the store could not write to its medium (see the server log)",
     });
 }
 
@@ -204,8 +213,16 @@ pub fn substring(data: &[u8], start: i64, end: i64) -> &[u8] {
     if length == 0 {
         return &[];
     }
-    let start = if start < 0 { (length + start).max(0) } else { start };
-    let end = if end < 0 { length + end } else { end.min(length - 1) };
+    let start = if start < 0 {
+        (length + start).max(0)
+    } else {
+        start
+    };
+    let end = if end < 0 {
+        length + end
+    } else {
+        end.min(length - 1)
+    };
     if start > end || start >= length || end < 0 {
         return &[];
     }
@@ -263,7 +280,11 @@ fn info_text(request: &InfoRequest, figures: &ShardFigures) -> String {
     if request.keyspace {
         text.push_str("# Keyspace\r\n");
         if figures.items > 0 {
-            let _ = write!(text, "db0:keys={},expires={},avg_ttl=0\r\n", figures.items, figures.items_with_expiry);
+            let _ = write!(
+                text,
+                "db0:keys={},expires={},avg_ttl=0\r\n",
+                figures.items, figures.items_with_expiry
+            );
         }
         text.push_str("\r\n");
     }
@@ -294,29 +315,78 @@ mod tests {
 
     #[test]
     fn ttl_rounds_like_redis() {
-        let ttl = |ms| encoded(Finish::Lifetime { unit: TimeUnit::Seconds, absolute: false }, &[Outcome::Lifetime(Lifetime::Ms(ms))]);
+        let ttl = |ms| {
+            encoded(
+                Finish::Lifetime {
+                    unit: TimeUnit::Seconds,
+                    absolute: false,
+                },
+                &[Outcome::Lifetime(Lifetime::Ms(ms))],
+            )
+        };
         assert_eq!(ttl(10_000), b":10\r\n");
         assert_eq!(ttl(9_600), b":10\r\n");
         assert_eq!(ttl(9_400), b":9\r\n");
-        let missing = encoded(Finish::Lifetime { unit: TimeUnit::Milliseconds, absolute: false }, &[Outcome::Lifetime(Lifetime::Missing)]);
+        let missing = encoded(
+            Finish::Lifetime {
+                unit: TimeUnit::Milliseconds,
+                absolute: false,
+            },
+            &[Outcome::Lifetime(Lifetime::Missing)],
+        );
         assert_eq!(missing, b":-2\r\n");
     }
 
     #[test]
     fn scan_cursor_moves_to_the_next_shard_when_one_is_done() {
-        let page = |cursor| Outcome::Keys { cursor, keys: vec![b"k".to_vec()] };
-        let out = encoded(Finish::Scan { shard: 0, shard_count: 2 }, &[page(0)]);
-        assert!(out.starts_with(format!("*2\r\n${}\r\n{}\r\n", (1u64 << 48).to_string().len(), 1u64 << 48).as_bytes()));
-        let out = encoded(Finish::Scan { shard: 1, shard_count: 2 }, &[page(0)]);
-        assert!(out.starts_with(b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n"), "{}", String::from_utf8_lossy(&out));
-        let out = encoded(Finish::Scan { shard: 1, shard_count: 2 }, &[page(7)]);
+        let page = |cursor| Outcome::Keys {
+            cursor,
+            keys: vec![b"k".to_vec()],
+        };
+        let out = encoded(
+            Finish::Scan {
+                shard: 0,
+                shard_count: 2,
+            },
+            &[page(0)],
+        );
+        assert!(out.starts_with(
+            format!(
+                "*2\r\n${}\r\n{}\r\n",
+                (1u64 << 48).to_string().len(),
+                1u64 << 48
+            )
+            .as_bytes()
+        ));
+        let out = encoded(
+            Finish::Scan {
+                shard: 1,
+                shard_count: 2,
+            },
+            &[page(0)],
+        );
+        assert!(
+            out.starts_with(b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        let out = encoded(
+            Finish::Scan {
+                shard: 1,
+                shard_count: 2,
+            },
+            &[page(7)],
+        );
         let expected = ((1u64 << 48) | 7).to_string();
         assert!(String::from_utf8_lossy(&out).contains(&expected));
     }
 
     #[test]
     fn an_error_in_any_part_is_the_reply() {
-        let out = encoded(Finish::Sum, &[Outcome::Integer(1), Outcome::Failed(OpError::NotAnInteger)]);
+        let out = encoded(
+            Finish::Sum,
+            &[Outcome::Integer(1), Outcome::Failed(OpError::NotAnInteger)],
+        );
         assert_eq!(out, b"-ERR value is not an integer or out of range\r\n");
     }
 }

@@ -90,7 +90,9 @@ pub fn now_ms() -> u64 {
 pub fn owner_of(key: &[u8], shard_count: usize) -> usize {
     const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = key.iter().fold(FNV_OFFSET, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME));
+    let mut hash = key.iter().fold(FNV_OFFSET, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
+    });
     hash ^= hash >> 33;
     hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
     hash ^= hash >> 33;
@@ -155,14 +157,35 @@ impl Core {
 
     /// Runs one command that has a single operation: locally and straight into the reply when
     /// this shard owns the key and nothing is queued before it; else through a reply slot.
-    pub fn run_single(&mut self, conn_index: u32, conn: &mut Conn, finish: Finish, op: Op<'_>, target: usize) {
+    pub fn run_single(
+        &mut self,
+        conn_index: u32,
+        conn: &mut Conn,
+        finish: Finish,
+        op: Op<'_>,
+        target: usize,
+    ) {
         if target == self.id {
             let version = conn.resp.version;
             let outcome = self.execute(&op, now_ms());
-            finish::encode(&finish, std::slice::from_ref(&outcome), version, conn.reply_buffer());
+            finish::encode(
+                &finish,
+                std::slice::from_ref(&outcome),
+                version,
+                conn.reply_buffer(),
+            );
         } else {
             let seq = conn.push_pending(finish, 1);
-            self.send_request(target, Ticket { conn: conn_index, generation: conn.generation, seq, part: 0 }, op);
+            self.send_request(
+                target,
+                Ticket {
+                    conn: conn_index,
+                    generation: conn.generation,
+                    seq,
+                    part: 0,
+                },
+                op,
+            );
         }
     }
 
@@ -178,7 +201,12 @@ impl Core {
         let seq = conn.push_pending(finish, parts.len());
         let now = now_ms();
         for (part, (target, op)) in parts.enumerate() {
-            let ticket = Ticket { conn: conn_index, generation: conn.generation, seq, part: part as u32 };
+            let ticket = Ticket {
+                conn: conn_index,
+                generation: conn.generation,
+                seq,
+                part: part as u32,
+            };
             if target == self.id {
                 let outcome = self.execute(&op, now).into_owned();
                 conn.fill(seq, part, outcome);
@@ -192,13 +220,21 @@ impl Core {
 
     /// A multi-phase command whose phase just completed starts its next phase in the same slot.
     pub fn continue_if_complete(&mut self, conn_index: u32, conn: &mut Conn, seq: u64) {
-        let Some(pending) = conn.pending_mut(seq) else { return };
+        let Some(pending) = conn.pending_mut(seq) else {
+            return;
+        };
         if pending.remaining > 0 {
             return;
         }
-        let Finish::MsetNx { pairs } = &mut pending.finish else { return };
+        let Finish::MsetNx { pairs } = &mut pending.finish else {
+            return;
+        };
         let pairs = std::mem::take(pairs);
-        let any_exists = pending.outcomes.iter().flatten().any(|outcome| matches!(outcome, Outcome::Integer(count) if *count > 0));
+        let any_exists = pending
+            .outcomes
+            .iter()
+            .flatten()
+            .any(|outcome| matches!(outcome, Outcome::Integer(count) if *count > 0));
         if any_exists {
             pending.finish = Finish::StoredFlag;
             pending.outcomes = vec![Some(Outcome::NotStored)];
@@ -225,7 +261,12 @@ impl Core {
                 let outcome = self.execute(&op, now).into_owned();
                 conn.fill(seq, part, outcome);
             } else {
-                let ticket = Ticket { conn: conn_index, generation: conn.generation, seq, part: part as u32 };
+                let ticket = Ticket {
+                    conn: conn_index,
+                    generation: conn.generation,
+                    seq,
+                    part: part as u32,
+                };
                 self.send_request(target, ticket, op);
             }
         }
@@ -233,14 +274,19 @@ impl Core {
 
     fn send_request(&mut self, target: usize, ticket: Ticket, op: Op<'_>) {
         let op = op.into_owned();
-        self.outbox_for(target).requests.push(RemoteRequest { ticket, op });
+        self.outbox_for(target)
+            .requests
+            .push(RemoteRequest { ticket, op });
     }
 
     /// Posts this tick's batches, one message per shard that has any.
     pub fn post_outbox(&mut self) {
         for shard in self.outbox_dirty.drain(..) {
             let mail = std::mem::take(&mut self.outbox[shard]);
-            self.shared.addresses[shard].post(Mail { from: self.id, ..mail });
+            self.shared.addresses[shard].post(Mail {
+                from: self.id,
+                ..mail
+            });
         }
     }
 }
@@ -257,7 +303,12 @@ pub struct Shard {
     /// Connections whose parsing was paused and may go on.
     resumable: Vec<u32>,
     request: resp::Request,
+    last_store_tick_ms: u64,
 }
+
+/// How often a shard gives its store its periodic work (expired segments, delayed flushes, the
+/// file tier's once-a-second msync); also the longest an idle loop sleeps.
+pub const STORE_TICK_MS: u64 = 200;
 
 /// Why an accepted connection was turned away.
 #[derive(Debug, PartialEq, Eq)]
@@ -267,9 +318,17 @@ pub enum Refusal {
 }
 
 impl Shard {
-    pub fn new(id: usize, shared: Arc<Shared>, executor: Executor, mailbox: Mailbox<Mail>) -> Shard {
+    pub fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        executor: Executor,
+        mailbox: Mailbox<Mail>,
+    ) -> Shard {
         let shard_count = shared.shard_count;
-        let limits = resp::Limits { bulk_bytes_max: executor.value_bytes_max(), ..resp::Limits::default() };
+        let limits = resp::Limits {
+            bulk_bytes_max: executor.value_bytes_max(),
+            ..resp::Limits::default()
+        };
         Shard {
             core: Core {
                 id,
@@ -291,15 +350,32 @@ impl Shard {
             dirty: Vec::new(),
             resumable: Vec::new(),
             request: resp::Request::new(),
+            last_store_tick_ms: now_ms(),
+        }
+    }
+
+    /// Runs the store's periodic work when it is due; loops call this every tick.
+    pub fn maintenance(&mut self) {
+        let now = now_ms();
+        if now.saturating_sub(self.last_store_tick_ms) < STORE_TICK_MS {
+            return;
+        }
+        self.last_store_tick_ms = now;
+        if let Err(error) = self.core.executor.tick(now) {
+            tracing::error!(shard = self.core.id, %error, "store maintenance failed");
         }
     }
 
     /// Registers an accepted connection; the loop keeps the socket under the returned index.
     pub fn accept(&mut self, protocol: Protocol, peer: SocketAddr) -> Result<u32, Refusal> {
         let shared = &self.core.shared;
-        if shared.clients.fetch_add(1, Ordering::Relaxed) >= shared.clients_max || shared.stop_requested() {
+        if shared.clients.fetch_add(1, Ordering::Relaxed) >= shared.clients_max
+            || shared.stop_requested()
+        {
             shared.clients.fetch_sub(1, Ordering::Relaxed);
-            return Err(Refusal::TooManyClients(b"-ERR max number of clients reached\r\n"));
+            return Err(Refusal::TooManyClients(
+                b"-ERR max number of clients reached\r\n",
+            ));
         }
         let client_id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
         self.next_generation = self.next_generation.wrapping_add(1);
@@ -346,7 +422,9 @@ impl Shard {
 
     /// Bytes arrived on a connection: buffer them, then parse and run every complete request.
     pub fn receive(&mut self, index: u32, bytes: &[u8]) {
-        let Some(conn) = self.conn_mut(index) else { return };
+        let Some(conn) = self.conn_mut(index) else {
+            return;
+        };
         if conn.input_closed {
             return;
         }
@@ -364,7 +442,9 @@ impl Shard {
 
     /// Parses and runs as many buffered requests as the connection may have in flight.
     fn process(&mut self, index: u32) {
-        let Some(conn) = self.conns.get_mut(index as usize).and_then(Option::as_mut) else { return };
+        let Some(conn) = self.conns.get_mut(index as usize).and_then(Option::as_mut) else {
+            return;
+        };
         let mut input = std::mem::take(&mut conn.input);
         let mut request = std::mem::take(&mut self.request);
         let mut offset = 0;
@@ -372,7 +452,13 @@ impl Shard {
             match resp::parse(&input[offset..], &self.core.limits, &mut request) {
                 Ok(resp::Parsed::Complete { consumed }) => {
                     if !request.is_empty() {
-                        crate::commands::dispatch(&mut self.core, index, conn, &request, &input[offset..offset + consumed]);
+                        crate::commands::dispatch(
+                            &mut self.core,
+                            index,
+                            conn,
+                            &request,
+                            &input[offset..offset + consumed],
+                        );
                     }
                     offset += consumed;
                 }
@@ -429,16 +515,26 @@ impl Shard {
             for request in mail.requests {
                 self.core.remote_requests += 1;
                 let outcome = self.core.execute(&request.op, now).into_owned();
-                self.core.outbox_for(mail.from).replies.push(RemoteReply { ticket: request.ticket, outcome });
+                self.core.outbox_for(mail.from).replies.push(RemoteReply {
+                    ticket: request.ticket,
+                    outcome,
+                });
             }
             for reply in mail.replies {
                 let ticket = reply.ticket;
-                let Some(conn) = self.conns.get_mut(ticket.conn as usize).and_then(Option::as_mut) else { continue };
+                let Some(conn) = self
+                    .conns
+                    .get_mut(ticket.conn as usize)
+                    .and_then(Option::as_mut)
+                else {
+                    continue;
+                };
                 if conn.generation != ticket.generation {
                     continue;
                 }
                 if conn.fill(ticket.seq, ticket.part as usize, reply.outcome) {
-                    self.core.continue_if_complete(ticket.conn, conn, ticket.seq);
+                    self.core
+                        .continue_if_complete(ticket.conn, conn, ticket.seq);
                     let was_paused = conn.paused();
                     conn.flush_ready();
                     if was_paused && !conn.paused() && !conn.input.is_empty() {
@@ -490,10 +586,16 @@ mod tests {
                 assert_eq!(owner, owner_of(key.as_bytes(), shards));
                 seen[owner] += 1;
             }
-            assert!(seen.iter().all(|&count| count > 4000 / shards / 2), "{shards} shards: {seen:?}");
+            assert!(
+                seen.iter().all(|&count| count > 4000 / shards / 2),
+                "{shards} shards: {seen:?}"
+            );
         }
         // The function is part of the file format (re-homing): pin its values.
-        let pinned: Vec<usize> = ["foo", "bar", "key:000000000001", ""].iter().map(|key| owner_of(key.as_bytes(), 16)).collect();
+        let pinned: Vec<usize> = ["foo", "bar", "key:000000000001", ""]
+            .iter()
+            .map(|key| owner_of(key.as_bytes(), 16))
+            .collect();
         assert_eq!(pinned, vec![10, 15, 12, 14]);
         assert_eq!(owner_of(b"", 1), 0);
     }

@@ -35,10 +35,20 @@ impl Server {
     /// Starts ferrite on 127.0.0.1 and a free RESP port (memcached off) with `extra` flags.
     pub fn start(extra: &[&str]) -> Server {
         let port = free_port();
-        let log = std::env::temp_dir().join(format!("ferrite-test-{}-{port}.log", std::process::id()));
+        let log =
+            std::env::temp_dir().join(format!("ferrite-test-{}-{port}.log", std::process::id()));
         let log_file = std::fs::File::create(&log).expect("create the server log");
         let port_text = port.to_string();
-        let mut arguments = vec!["--bind", "127.0.0.1", "--port", &port_text, "--memcache-port", "0", "--memory", "64MiB"];
+        let mut arguments = vec![
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port_text,
+            "--memcache-port",
+            "0",
+            "--memory",
+            "64MiB",
+        ];
         arguments.extend_from_slice(extra);
         let child = Command::new(env!("CARGO_BIN_EXE_ferrite"))
             .args(&arguments)
@@ -47,7 +57,11 @@ impl Server {
             .stderr(log_file)
             .spawn()
             .expect("start target ferrite binary");
-        let mut server = Server { child: Some(child), port, log };
+        let mut server = Server {
+            child: Some(child),
+            port,
+            log,
+        };
         server.wait_listening();
         server
     }
@@ -58,10 +72,21 @@ impl Server {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten()) {
-                panic!("ferrite exited with {status} before listening; log:\n{}", self.log_text());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten())
+            {
+                panic!(
+                    "ferrite exited with {status} before listening; log:\n{}",
+                    self.log_text()
+                );
             }
-            assert!(Instant::now() < deadline, "ferrite did not listen within {START_TIMEOUT:?}; log:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "ferrite did not listen within {START_TIMEOUT:?}; log:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -87,7 +112,10 @@ impl Server {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("ferrite did not stop within {STOP_TIMEOUT:?} of signal {signal}; log:\n{}", self.log_text());
+                panic!(
+                    "ferrite did not stop within {STOP_TIMEOUT:?} of signal {signal}; log:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -97,7 +125,10 @@ impl Server {
     pub fn stop(mut self) -> String {
         let status = self.stop_with(libc::SIGTERM);
         let log = self.log_text();
-        assert!(status.success(), "ferrite exited with {status} after SIGTERM; log:\n{log}");
+        assert!(
+            status.success(),
+            "ferrite exited with {status} after SIGTERM; log:\n{log}"
+        );
         log
     }
 
@@ -125,9 +156,14 @@ pub struct Client {
 impl Client {
     pub fn connect(port: u16) -> Client {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to ferrite");
-        stream.set_read_timeout(Some(REPLY_TIMEOUT)).expect("read timeout");
+        stream
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .expect("read timeout");
         stream.set_nodelay(true).expect("nodelay");
-        Client { stream, buffer: Vec::new() }
+        Client {
+            stream,
+            buffer: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -147,9 +183,16 @@ impl Client {
             }
             let mut chunk = [0u8; 64 * 1024];
             let count = self.stream.read(&mut chunk).unwrap_or_else(|error| {
-                panic!("reading a reply: {error}; have {:?}", String::from_utf8_lossy(&self.buffer))
+                panic!(
+                    "reading a reply: {error}; have {:?}",
+                    String::from_utf8_lossy(&self.buffer)
+                )
             });
-            assert!(count > 0, "connection closed; have {:?}", String::from_utf8_lossy(&self.buffer));
+            assert!(
+                count > 0,
+                "connection closed; have {:?}",
+                String::from_utf8_lossy(&self.buffer)
+            );
             self.buffer.extend_from_slice(&chunk[..count]);
         }
     }
@@ -202,23 +245,38 @@ pub fn reply_length(bytes: &[u8]) -> Option<usize> {
         }
         b'*' | b'~' | b'>' | b'%' | b'|' => {
             let count: i64 = header.parse().ok()?;
-            let elements = if count < 0 { 0 } else if matches!(bytes[0], b'%' | b'|') { 2 * count } else { count };
+            let elements = if count < 0 {
+                0
+            } else if matches!(bytes[0], b'%' | b'|') {
+                2 * count
+            } else {
+                count
+            };
             let mut offset = after_line;
             for _ in 0..elements {
                 offset += reply_length(&bytes[offset..])?;
             }
             Some(offset)
         }
-        other => panic!("not a RESP reply type byte: {:?} in {:?}", *other as char, String::from_utf8_lossy(bytes)),
+        other => panic!(
+            "not a RESP reply type byte: {:?} in {:?}",
+            *other as char,
+            String::from_utf8_lossy(bytes)
+        ),
     }
 }
 
 /// Runs a tool from a Debian package, failing (not skipping) with what to install when absent.
 pub fn tool(program: &str, package: &str) -> Command {
     let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|directory| directory.join(program).is_file()))
+        .map(|paths| {
+            std::env::split_paths(&paths).any(|directory| directory.join(program).is_file())
+        })
         .unwrap_or(false);
-    assert!(found, "{program} not found: install the Debian package {package} (bash scripts/setup.sh --test)");
+    assert!(
+        found,
+        "{program} not found: install the Debian package {package} (bash scripts/setup.sh --test)"
+    );
     Command::new(program)
 }
 
@@ -230,6 +288,10 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
         .stdin(Stdio::null())
         .output()
         .expect("run redis-cli");
-    assert!(output.status.success(), "redis-cli {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "redis-cli {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
