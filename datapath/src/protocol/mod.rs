@@ -4,6 +4,8 @@
 //! benchmarked (`benches/benches`) on its own.
 //!
 //! - [`resp`]: Redis RESP2 / RESP3 requests (multibulk and inline) and replies.
+//! - [`memcache`]: memcached text and meta requests and replies.
 
+pub mod memcache;
 mod number;
 pub mod resp;
