@@ -19,5 +19,6 @@ pub mod exec;
 pub mod io;
 pub mod mailbox;
 pub mod protocol;
+pub mod rehome;
 pub mod server;
 pub mod shard;

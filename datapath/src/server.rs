@@ -53,6 +53,8 @@ pub enum ServerError {
     },
     #[error("shard {shard}: {message}")]
     Shard { shard: usize, message: String },
+    #[error("data files: {0}")]
+    DataFiles(String),
     #[error("signal handling: {0}")]
     Signals(std::io::Error),
 }
@@ -80,6 +82,19 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         offload = "software",
         "shards chosen"
     );
+    match crate::rehome::prepare(&store_settings, shard_count, now_ms())
+        .map_err(ServerError::DataFiles)?
+    {
+        crate::rehome::Preparation::Ready => {}
+        crate::rehome::Preparation::Rehomed { old_shards, items } => {
+            tracing::info!(
+                items,
+                from = old_shards,
+                to = shard_count,
+                "data files re-homed to the new shard count"
+            )
+        }
+    }
     if config.memcache_port.is_some() {
         tracing::info!(
             "memcached protocol is not built into this ferrite yet: no memcached port is opened"
@@ -231,6 +246,21 @@ fn shard_main(
     let setup = || -> Result<(Executor, Vec<Listener>), ServerError> {
         let executor = Executor::open(&store_settings, id, shared.shard_count, now_ms())
             .map_err(|message| ServerError::Shard { shard: id, message })?;
+        if let (Some(report), Some(path)) =
+            (executor.recovery_report(), store_settings.shard_file(id))
+        {
+            tracing::info!(
+                shard = id,
+                file = %path.display(),
+                created = report.created,
+                clean_shutdown = report.clean_shutdown,
+                items_restored = report.items_restored,
+                items_corrupt = report.items_corrupt,
+                items_expired = report.items_expired,
+                segments_corrupt = report.segments_corrupt,
+                "store opened"
+            );
+        }
         let mut listeners = Vec::new();
         if let Some(port) = config.resp_port {
             let address = SocketAddr::new(config.bind, port);
