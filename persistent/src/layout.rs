@@ -7,10 +7,12 @@
 //!           │ 4096 bytes   │           │           │     │                 │
 //!           └──────────────┴───────────┴───────────┴─────┴─────────────────┘
 //!
-//! superblock (72 bytes used, padded to SUPERBLOCK_BYTES):
+//! superblock: two slots of 2048 bytes in the first page, written alternately, so a crash
+//! while one is written leaves the other (the valid slot with the higher sequence wins).
+//! Each slot (80 bytes used):
 //!   0 magic "FERRSTOR"   8 format_version u32   12 clean u32   16 segment_bytes u64
-//!  24 segment_count u64  32 store_epoch u64     40 flush_generation u64
-//!  48 owner [u32; 4]     64 crc64 u64 (CRC-64/XZ of bytes 0..64)
+//!  24 segment_count u64  32 store_epoch u64     40 flush_generation u64   48 sequence u64
+//!  56 owner [u32; 4]     72 crc64 u64 (CRC-64/XZ of bytes 0..72)
 //!
 //! segment:  ┌────────────────┬────────┬────────┬─────┬──────────────── ─ ─
 //!           │ header 32 B    │ item   │ item   │ ... │ free (up to segment_bytes)
@@ -20,7 +22,7 @@
 //!
 //! item (byte-packed, no alignment):
 //!   0 crc64 u64     CRC-64/XZ of (segment generation as u64 LE, item bytes 9..end)
-//!   8 dead u8       0 = live; anything else = deleted, overwritten or expired
+//!   8 dead u8       0 = live, 0xFF = deleted, overwritten or expired; others = damaged
 //!   9 form u8       bits 0-1 encoding (0 raw, 1 LZ4), bit 2 flags present,
 //!                   bit 3 expiry present, bits 4-7 zero
 //!  10 key_len       LEB128, at most 3 bytes
@@ -47,8 +49,11 @@ pub const MAGIC: [u8; 8] = *b"FERRSTOR";
 /// Room reserved for the superblock at the start of the arena: one page, so segments start page
 /// aligned.
 pub const SUPERBLOCK_BYTES: usize = 4096;
-/// Bytes of the superblock that carry data (the rest of its page is zero).
-pub(crate) const SUPERBLOCK_USED_BYTES: usize = 72;
+/// Each superblock copy has half the page.
+pub(crate) const SUPERBLOCK_SLOT_BYTES: usize = SUPERBLOCK_BYTES / 2;
+/// Bytes of a superblock slot that carry data (the rest is zero).
+pub(crate) const SUPERBLOCK_USED_BYTES: usize = 80;
+const SUPERBLOCK_CRC_OFFSET: usize = 72;
 /// `SegmentHeader::magic` of a segment that was ever opened.
 pub(crate) const SEGMENT_MAGIC: u32 = u32::from_le_bytes(*b"SEG1");
 /// Bytes at the start of each segment before its first item.
@@ -87,6 +92,8 @@ pub(crate) struct Superblock {
     pub store_epoch: u64,
     /// Segments with a generation at or below this one were emptied by `flush_all`.
     pub flush_generation: u64,
+    /// Incremented on every write; picks the slot (sequence % 2) and the newer slot on read.
+    pub sequence: u64,
     pub owner: [u32; 4],
     pub crc64: u64,
 }
@@ -109,13 +116,16 @@ impl Superblock {
             segment_count: segment_count as u64,
             store_epoch: 0,
             flush_generation: 0,
+            sequence: 0,
             owner,
             crc64: 0,
         }
     }
 
-    /// Writes the superblock into `out` with a fresh checksum.
-    pub fn write(&mut self, out: &mut [u8], offload: &mut dyn Offload) {
+    /// Writes the superblock, with the next sequence and a fresh checksum, into the slot of
+    /// `page` (the arena's first [`SUPERBLOCK_BYTES`]) that does not hold the current one.
+    pub fn write(&mut self, page: &mut [u8], offload: &mut dyn Offload) {
+        self.sequence += 1;
         let mut bytes = [0u8; SUPERBLOCK_USED_BYTES];
         bytes[0..8].copy_from_slice(&self.magic);
         bytes[8..12].copy_from_slice(&self.format_version.to_le_bytes());
@@ -124,24 +134,42 @@ impl Superblock {
         bytes[24..32].copy_from_slice(&self.segment_count.to_le_bytes());
         bytes[32..40].copy_from_slice(&self.store_epoch.to_le_bytes());
         bytes[40..48].copy_from_slice(&self.flush_generation.to_le_bytes());
+        bytes[48..56].copy_from_slice(&self.sequence.to_le_bytes());
         for (word, owner) in self.owner.iter().enumerate() {
-            bytes[48 + word * 4..52 + word * 4].copy_from_slice(&owner.to_le_bytes());
+            bytes[56 + word * 4..60 + word * 4].copy_from_slice(&owner.to_le_bytes());
         }
-        self.crc64 = offload.crc64(&[&bytes[..64]]);
-        bytes[64..72].copy_from_slice(&self.crc64.to_le_bytes());
-        out[..SUPERBLOCK_USED_BYTES].copy_from_slice(&bytes);
+        self.crc64 = offload.crc64(&[&bytes[..SUPERBLOCK_CRC_OFFSET]]);
+        bytes[SUPERBLOCK_CRC_OFFSET..].copy_from_slice(&self.crc64.to_le_bytes());
+        let slot = (self.sequence % 2) as usize * SUPERBLOCK_SLOT_BYTES;
+        page[slot..slot + SUPERBLOCK_USED_BYTES].copy_from_slice(&bytes);
     }
 
-    /// Reads and checks a superblock: magic first (is this our file at all?), then the checksum,
-    /// then the version.
-    pub fn read(bytes: &[u8], offload: &mut dyn Offload) -> Result<Superblock, SuperblockError> {
-        if bytes.len() < SUPERBLOCK_USED_BYTES || bytes[0..8] != MAGIC {
-            return Err(SuperblockError::BadMagic);
+    /// Reads the newer sealed slot of `page` (magic and checksum right), then checks its
+    /// version. No sealed slot: `BadMagic` if neither slot even has the magic, else `Corrupt`.
+    pub fn read(page: &[u8], offload: &mut dyn Offload) -> Result<Superblock, SuperblockError> {
+        let mut newest: Option<&[u8]> = None;
+        let mut magic_seen = false;
+        for slot in 0..2 {
+            let bytes = &page[slot * SUPERBLOCK_SLOT_BYTES..][..SUPERBLOCK_USED_BYTES];
+            if bytes[0..8] != MAGIC {
+                continue;
+            }
+            magic_seen = true;
+            let crc64 = read_u64(bytes, SUPERBLOCK_CRC_OFFSET);
+            if offload.crc64(&[&bytes[..SUPERBLOCK_CRC_OFFSET]]) != crc64 {
+                continue;
+            }
+            if newest.is_none_or(|newest| read_u64(newest, 48) < read_u64(bytes, 48)) {
+                newest = Some(bytes);
+            }
         }
-        let crc64 = read_u64(bytes, 64);
-        if offload.crc64(&[&bytes[..64]]) != crc64 {
-            return Err(SuperblockError::Corrupt);
-        }
+        let Some(bytes) = newest else {
+            return Err(if magic_seen {
+                SuperblockError::Corrupt
+            } else {
+                SuperblockError::BadMagic
+            });
+        };
         let format_version = read_u32(bytes, 8);
         if format_version != FORMAT_VERSION {
             return Err(SuperblockError::Version {
@@ -150,7 +178,7 @@ impl Superblock {
         }
         let mut owner = [0u32; 4];
         for (word, value) in owner.iter_mut().enumerate() {
-            *value = read_u32(bytes, 48 + word * 4);
+            *value = read_u32(bytes, 56 + word * 4);
         }
         Ok(Superblock {
             magic: MAGIC,
@@ -160,8 +188,9 @@ impl Superblock {
             segment_count: read_u64(bytes, 24),
             store_epoch: read_u64(bytes, 32),
             flush_generation: read_u64(bytes, 40),
+            sequence: read_u64(bytes, 48),
             owner,
-            crc64,
+            crc64: read_u64(bytes, SUPERBLOCK_CRC_OFFSET),
         })
     }
 }
@@ -195,17 +224,23 @@ pub(crate) enum SegmentState {
 }
 
 impl SegmentHeader {
-    /// Writes the header of a segment just opened for `generation`.
+    /// Writes the header of a segment just opened for `generation`. The state byte goes
+    /// first to free and last to in-use, so a crash half-way leaves a free segment, not a
+    /// corrupt one.
     pub fn write_open(out: &mut [u8], ttl_bucket: u8, generation: u64, offload: &mut dyn Offload) {
-        out[0..4].copy_from_slice(&SEGMENT_MAGIC.to_le_bytes());
-        out[4] = ttl_bucket;
-        out[5] = SEGMENT_STATE_IN_USE;
-        out[6..8].fill(0);
-        out[8..16].copy_from_slice(&generation.to_le_bytes());
-        let check = offload.crc64(&[&out[0..16]]);
+        out[5] = SEGMENT_STATE_FREE;
+        let mut checked = [0u8; 16];
+        checked[0..4].copy_from_slice(&SEGMENT_MAGIC.to_le_bytes());
+        checked[4] = ttl_bucket;
+        checked[5] = SEGMENT_STATE_IN_USE;
+        checked[8..16].copy_from_slice(&generation.to_le_bytes());
+        let check = offload.crc64(&[&checked]);
+        out[0..5].copy_from_slice(&checked[0..5]);
+        out[6..16].copy_from_slice(&checked[6..16]);
         out[16..24].copy_from_slice(&check.to_le_bytes());
         Self::write_offset(out, SEGMENT_HEADER_BYTES as u32);
         out[28..32].fill(0);
+        out[5] = SEGMENT_STATE_IN_USE;
     }
 
     /// Marks a segment free; its items are ignored from now on.
@@ -345,14 +380,19 @@ impl ItemHeader {
     }
 }
 
-/// Whether the checksum of the item at the start of `item` (exactly `header.len` bytes or more)
-/// matches, for a segment of `generation`.
+/// Whether the item at the start of `item` (at least `header.len` bytes) is intact for a
+/// segment of `generation`: its dead byte is one of the two values ever written (so a flipped
+/// bit there is caught too) and its checksum matches.
 pub(crate) fn verify(
     item: &[u8],
     header: &ItemHeader,
     generation: u64,
     offload: &mut dyn Offload,
 ) -> bool {
+    let dead_byte = item[ITEM_DEAD_OFFSET];
+    if dead_byte != 0 && dead_byte != ITEM_DEAD {
+        return false;
+    }
     let stored = read_u64(item, 0);
     let computed = offload.crc64(&[
         &generation.to_le_bytes(),
@@ -361,9 +401,13 @@ pub(crate) fn verify(
     stored == computed
 }
 
+/// The value the dead byte takes: all ones, so no single bit flip turns a dead item live
+/// (and any flip of a live item's zero makes it dead: the safe direction).
+const ITEM_DEAD: u8 = 0xFF;
+
 /// Records in place that the item at the start of `item` is dead.
 pub(crate) fn mark_dead(item: &mut [u8]) {
-    item[ITEM_DEAD_OFFSET] = 1;
+    item[ITEM_DEAD_OFFSET] = ITEM_DEAD;
 }
 
 /// Offset of the dead byte from the item's start (for flushing it).
@@ -505,8 +549,9 @@ mod tests {
         assert_eq!(offset_of!(Superblock, segment_bytes), 16);
         assert_eq!(offset_of!(Superblock, store_epoch), 32);
         assert_eq!(offset_of!(Superblock, flush_generation), 40);
-        assert_eq!(offset_of!(Superblock, owner), 48);
-        assert_eq!(offset_of!(Superblock, crc64), 64);
+        assert_eq!(offset_of!(Superblock, sequence), 48);
+        assert_eq!(offset_of!(Superblock, owner), 56);
+        assert_eq!(offset_of!(Superblock, crc64), SUPERBLOCK_CRC_OFFSET);
         assert_eq!(size_of::<SegmentHeader>(), SEGMENT_HEADER_BYTES);
         assert_eq!(offset_of!(SegmentHeader, ttl_bucket), 4);
         assert_eq!(offset_of!(SegmentHeader, state), 5);
@@ -518,22 +563,54 @@ mod tests {
     }
 
     #[test]
-    fn superblock_round_trips_and_detects_damage() {
+    fn superblock_round_trips_and_falls_back_to_the_other_slot() {
         let mut engine = SoftwareOffload;
         let mut superblock = Superblock::new(1 << 20, 7, [1, 2, 3, 4]);
+        let mut page = [0u8; SUPERBLOCK_BYTES];
+        superblock.write(&mut page, &mut engine);
+        let first = superblock;
         superblock.store_epoch = 9;
-        let mut bytes = [0u8; SUPERBLOCK_BYTES];
-        superblock.write(&mut bytes, &mut engine);
-        assert_eq!(Superblock::read(&bytes, &mut engine), Ok(superblock));
-        bytes[30] ^= 1;
+        superblock.write(&mut page, &mut engine);
+        assert_eq!(Superblock::read(&page, &mut engine), Ok(superblock));
+        // The newer slot torn: the older one is read.
+        let newer = (superblock.sequence % 2) as usize * SUPERBLOCK_SLOT_BYTES;
+        page[newer + 30] ^= 1;
+        assert_eq!(Superblock::read(&page, &mut engine), Ok(first));
+        let older = (first.sequence % 2) as usize * SUPERBLOCK_SLOT_BYTES;
+        page[older + 30] ^= 1;
         assert_eq!(
-            Superblock::read(&bytes, &mut engine),
+            Superblock::read(&page, &mut engine),
             Err(SuperblockError::Corrupt)
         );
-        bytes[0] = b'X';
+        page[0] = b'X';
+        page[SUPERBLOCK_SLOT_BYTES] = b'X';
         assert_eq!(
-            Superblock::read(&bytes, &mut engine),
+            Superblock::read(&page, &mut engine),
             Err(SuperblockError::BadMagic)
+        );
+    }
+
+    #[test]
+    fn a_half_written_segment_header_reads_as_free() {
+        let mut engine = SoftwareOffload;
+        let mut header = [0u8; SEGMENT_HEADER_BYTES];
+        SegmentHeader::write_open(&mut header, 3, 42, &mut engine);
+        let open = SegmentState::InUse {
+            ttl_bucket: 3,
+            generation: 42,
+            write_offset: SEGMENT_HEADER_BYTES as u32,
+        };
+        assert_eq!(SegmentHeader::read(&header, 4096, &mut engine), open);
+        header[5] = SEGMENT_STATE_FREE;
+        assert_eq!(
+            SegmentHeader::read(&header, 4096, &mut engine),
+            SegmentState::Free
+        );
+        header[5] = SEGMENT_STATE_IN_USE;
+        header[9] ^= 1;
+        assert_eq!(
+            SegmentHeader::read(&header, 4096, &mut engine),
+            SegmentState::Corrupt
         );
     }
 

@@ -611,17 +611,26 @@ impl Store {
         if let Some(previous) = previous {
             self.mark_dead(previous);
         }
-        if self.index.needs_growth() {
-            let seed = self.hash_seed;
-            let bytes = self.arena.bytes();
-            let segments = &self.segments;
-            self.index.grow(|location| {
-                let (header, item) =
-                    item_at(bytes, segments, geometry, location).expect("indexed items parse");
-                hash_key(seed, header.key(item))
-            });
-        }
+        self.grow_index_if_full();
         location
+    }
+
+    /// Doubles the index once it is full, rehashing every key from its segment.
+    fn grow_index_if_full(&mut self) {
+        if !self.index.needs_growth() {
+            return;
+        }
+        let (seed, bytes, segments, geometry) = (
+            self.hash_seed,
+            self.arena.bytes(),
+            &self.segments,
+            self.geometry,
+        );
+        self.index.grow(|location| {
+            let (header, item) =
+                item_at(bytes, segments, geometry, location).expect("indexed items parse");
+            hash_key(seed, header.key(item))
+        });
     }
 
     /// The item for `key`, unless missing or expired.
@@ -1225,25 +1234,43 @@ impl Store {
             .max(1)
     }
 
+    /// Walks one segment. Up to the header's `write_offset` every item must verify (a failure
+    /// is counted as corrupt and skipped by its length; an unreadable header ends the walk).
+    /// Past it, items that verify were written just before a crash that kept the header from
+    /// being updated, and are kept; the first that does not verify is the end.
     fn recover_segment(&mut self, segment: u32, now_ms: u64, report: &mut RecoveryReport) {
         let start = self.segment_start(segment);
         let meta = *self.segments.meta(segment);
+        let segment_bytes = self.geometry.segment_bytes;
+        let end_hint = meta.write_offset as usize;
+        // While walking, items anywhere in the segment can be looked up.
+        self.segments.meta_mut(segment).write_offset = segment_bytes as u32;
         let mut offset = SEGMENT_HEADER_BYTES;
-        while offset < meta.write_offset as usize {
-            let bytes = &self.arena.bytes()[start + offset..start + meta.write_offset as usize];
-            let Some(header) = ItemHeader::parse(bytes) else {
-                report.items_corrupt += 1;
+        let mut damaged = false;
+        while offset < segment_bytes {
+            let trusted = offset < end_hint;
+            let bytes = &self.arena.bytes()[start + offset..start + segment_bytes];
+            let header = ItemHeader::parse(bytes)
+                .filter(|header| !trusted || offset + header.len <= end_hint);
+            let Some(header) = header else {
+                damaged |= trusted;
+                report.items_corrupt += u64::from(trusted);
                 break;
             };
+            if !layout::verify(bytes, &header, meta.generation, self.offload.as_mut()) {
+                if !trusted {
+                    break;
+                }
+                damaged = true;
+                report.items_corrupt += 1;
+                offset += header.len;
+                continue;
+            }
             let location = Location {
                 segment,
                 offset: offset as u32,
             };
             offset += header.len;
-            if !layout::verify(bytes, &header, meta.generation, self.offload.as_mut()) {
-                report.items_corrupt += 1;
-                continue;
-            }
             if header.dead {
                 continue;
             }
@@ -1255,41 +1282,59 @@ impl Store {
                 self.mark_dead_recovering(location);
                 continue;
             }
-            let key = header.key(bytes);
-            let hash = hash_key(self.hash_seed, key);
-            let older = match self.find(key, hash) {
-                None => None,
-                Some((other, _)) if self.cas(other) < cas_of(meta.generation, location.offset) => {
-                    Some(other)
-                }
-                Some(_) => Some(location),
-            };
-            if older != Some(location) {
-                let key = key.to_vec();
-                self.index.upsert(hash, location, |candidate| {
-                    candidate != location
-                        && item_at(self.arena.bytes(), &self.segments, self.geometry, candidate)
-                            .is_some_and(|(header, item)| header.key(item) == key.as_slice())
-                });
-                if self.index.needs_growth() {
-                    let (seed, bytes, segments, geometry) = (
-                        self.hash_seed,
-                        self.arena.bytes(),
-                        &self.segments,
-                        self.geometry,
-                    );
-                    self.index.grow(|location| {
-                        let (header, item) = item_at(bytes, segments, geometry, location)
-                            .expect("indexed items parse");
-                        hash_key(seed, header.key(item))
-                    });
-                }
-            }
-            if let Some(older) = older {
+            let hash = hash_key(self.hash_seed, header.key(bytes));
+            if let Some(loser) =
+                self.index_recovered(hash, location, header.key_start, header.key_len)
+            {
                 report.items_superseded += 1;
-                self.mark_dead_recovering(older);
+                self.mark_dead_recovering(loser);
             }
+            self.grow_index_if_full();
         }
+        // A damaged segment is not appended to again: its walk stops early.
+        let write_offset = if damaged {
+            segment_bytes
+        } else {
+            offset.max(end_hint)
+        };
+        self.segments.meta_mut(segment).write_offset = write_offset as u32;
+        let header_start = start;
+        SegmentHeader::write_offset(
+            &mut self.arena.bytes_mut()[header_start..header_start + SEGMENT_HEADER_BYTES],
+            write_offset as u32,
+        );
+    }
+
+    /// Indexes a recovered item. When its key is already indexed, the higher CAS stays and the
+    /// other location is returned to be marked dead.
+    fn index_recovered(
+        &mut self,
+        hash: u64,
+        location: Location,
+        key_start: usize,
+        key_len: usize,
+    ) -> Option<Location> {
+        let (bytes, segments, geometry) = (self.arena.bytes(), &self.segments, self.geometry);
+        let item_start = SUPERBLOCK_BYTES
+            + location.segment as usize * geometry.segment_bytes
+            + location.offset as usize;
+        let key = &bytes[item_start + key_start..item_start + key_start + key_len];
+        let matches = |candidate: Location| {
+            item_at(bytes, segments, geometry, candidate)
+                .is_some_and(|(header, item)| header.key(item) == key)
+        };
+        let previous = self.index.upsert(hash, location, |candidate| {
+            candidate != location && matches(candidate)
+        })?;
+        let cas = |location: Location| {
+            cas_of(segments.meta(location.segment).generation, location.offset)
+        };
+        if cas(previous) < cas(location) {
+            return Some(previous);
+        }
+        self.index
+            .upsert(hash, previous, |candidate| candidate == location);
+        Some(location)
     }
 
     /// Marks an item dead during recovery (segment lists are not built yet).

@@ -233,16 +233,23 @@ fn bad_files_give_clear_errors_and_are_left_alone() {
     check(&good[..good.len() - 4096], &|error| {
         matches!(error, StoreError::Truncated { .. })
     });
-    let mut bad_magic = good.clone();
-    bad_magic[0] = b'X';
-    check(&bad_magic, &|error| {
+    // The superblock has two slots (2048 bytes apart); damage must reach both to matter.
+    let both_slots = |change: &dyn Fn(&mut [u8])| {
+        let mut bytes = good.clone();
+        change(&mut bytes[..2048]);
+        change(&mut bytes[2048..4096]);
+        bytes
+    };
+    check(&both_slots(&|slot| slot[0] = b'X'), &|error| {
         matches!(error, StoreError::BadMagic { .. })
     });
-    let mut flipped = good.clone();
-    flipped[20] ^= 0x10;
-    check(&flipped, &|error| {
+    check(&both_slots(&|slot| slot[20] ^= 0x10), &|error| {
         matches!(error, StoreError::CorruptSuperblock { .. })
     });
+    let mut one_slot_torn = good.clone();
+    one_slot_torn[20] ^= 0x10;
+    std::fs::write(&path.0, &one_slot_torn).unwrap();
+    drop(open(&path, NOW).expect("one good slot is enough"));
     let other_geometry = StoreConfig {
         segment_bytes: 32 << 10,
         ..config(&path)
@@ -261,15 +268,16 @@ fn bad_files_give_clear_errors_and_are_left_alone() {
         }
         other => panic!("expected GeometryMismatch, got {:?}", other.map(|_| ())),
     }
-    // A future version: rewrite the version field and the superblock checksum to match.
-    let mut future = good.clone();
-    future[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
-    let crc = platform::offload::Offload::crc64(&mut SoftwareOffload, &[&future[..64]]);
-    future[64..72].copy_from_slice(&crc.to_le_bytes());
-    check(
-        &future,
-        &|error| matches!(error, StoreError::VersionMismatch { found, expected, .. } if *found == FORMAT_VERSION + 1 && *expected == FORMAT_VERSION),
-    );
+    // A future version: rewrite the version field and the checksum of both slots to match.
+    let future = both_slots(&|slot| {
+        slot[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        let crc = platform::offload::Offload::crc64(&mut SoftwareOffload, &[&slot[..72]]);
+        slot[72..80].copy_from_slice(&crc.to_le_bytes());
+    });
+    check(&future, &|error| {
+        matches!(error, StoreError::VersionMismatch { found, expected, .. }
+            if *found == FORMAT_VERSION + 1 && *expected == FORMAT_VERSION)
+    });
 }
 
 #[test]
