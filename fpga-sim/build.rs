@@ -7,7 +7,12 @@ use std::process::Command;
 /// The simulation top: every offload module side by side (see rtl/offload_top.v).
 const TOP_MODULE: &str = "offload_top";
 /// The Verilog sources, in `rtl/`.
-const RTL_SOURCES: &[&str] = &["offload_top.v", "crc64.v", "lz4_decompress.v"];
+const RTL_SOURCES: &[&str] = &[
+    "offload_top.v",
+    "crc64.v",
+    "lz4_decompress.v",
+    "lz4_compress.v",
+];
 /// Verilator's runtime, compiled alongside the model (the model calls into it; the VCD writer
 /// serves the waveform dump).
 const VERILATOR_RUNTIME_SOURCES: &[&str] = &[

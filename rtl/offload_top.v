@@ -28,7 +28,21 @@ module offload_top (
     output wire [7:0]  dec_m_keep,
     output wire        dec_done,
     output wire [2:0]  dec_error,
-    output wire [31:0] dec_result_len
+    output wire [31:0] dec_result_len,
+
+    input  wire        cmp_clk,
+    input  wire        cmp_rst,
+    input  wire        cmp_s_valid,
+    output wire        cmp_s_ready,
+    input  wire [63:0] cmp_s_data,
+    input  wire [7:0]  cmp_s_keep,
+    input  wire        cmp_s_last,
+    output wire        cmp_m_valid,
+    input  wire        cmp_m_ready,
+    output wire [63:0] cmp_m_data,
+    output wire [7:0]  cmp_m_keep,
+    output wire        cmp_done,
+    output wire [31:0] cmp_result_len
 );
     crc64 crc_engine (
         .clk(crc_clk), .rst(crc_rst),
@@ -43,6 +57,14 @@ module offload_top (
         .s_last(dec_s_last),
         .m_valid(dec_m_valid), .m_ready(dec_m_ready), .m_data(dec_m_data), .m_keep(dec_m_keep),
         .done(dec_done), .error(dec_error), .result_len(dec_result_len)
+    );
+
+    lz4_compress compress_engine (
+        .clk(cmp_clk), .rst(cmp_rst),
+        .s_valid(cmp_s_valid), .s_ready(cmp_s_ready), .s_data(cmp_s_data), .s_keep(cmp_s_keep),
+        .s_last(cmp_s_last),
+        .m_valid(cmp_m_valid), .m_ready(cmp_m_ready), .m_data(cmp_m_data), .m_keep(cmp_m_keep),
+        .done(cmp_done), .result_len(cmp_result_len)
     );
 endmodule
 

@@ -6,7 +6,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh --test
 
-step() { printf '\n=== %s ===\n' "$*"; }
+# Each step says how long the one before took, so the suite's 30-minute budget stays visible.
+step_started=$SECONDS
+step() {
+    printf '\n=== %s (previous step: %ss) ===\n' "$*" $((SECONDS - step_started))
+    step_started=$SECONDS
+}
 
 step "build"
 cargo build --release --workspace --all-targets
@@ -24,3 +29,4 @@ if compgen -G "datapath/tests/python/test_*.py" >/dev/null; then
     step "python client tests"
     .venv/bin/pytest -q datapath/tests/python
 fi
+echo "suite finished in ${SECONDS}s"

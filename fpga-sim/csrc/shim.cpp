@@ -72,6 +72,25 @@ struct FerriteDecompressOut {
     uint8_t padding[7];
 };
 
+struct FerriteCompressIn {
+    uint64_t s_data;
+    uint8_t rst;
+    uint8_t s_valid;
+    uint8_t s_keep;
+    uint8_t s_last;
+    uint8_t m_ready;
+    uint8_t padding[3];
+};
+
+struct FerriteCompressOut {
+    uint64_t m_data;
+    uint32_t result_len;
+    uint8_t s_ready;
+    uint8_t m_valid;
+    uint8_t m_keep;
+    uint8_t done;
+};
+
 // Returns a new model with every clock low, or null if allocation fails. `trace_path` (nullable)
 // names a VCD file that records every half-cycle.
 FerriteRtl* ferrite_rtl_new(const char* trace_path) {
@@ -140,6 +159,26 @@ void ferrite_rtl_decompress_cycle(FerriteRtl* rtl, const FerriteDecompressIn* in
     out->m_keep = top.dec_m_keep;
     out->done = top.dec_done;
     out->error = top.dec_error;
+}
+
+void ferrite_rtl_compress_cycle(FerriteRtl* rtl, const FerriteCompressIn* in, FerriteCompressOut* out) {
+    Voffload_top& top = *rtl->top;
+    top.cmp_rst = in->rst;
+    top.cmp_s_valid = in->s_valid;
+    top.cmp_s_data = in->s_data;
+    top.cmp_s_keep = in->s_keep;
+    top.cmp_s_last = in->s_last;
+    top.cmp_m_ready = in->m_ready;
+    top.cmp_clk = 1;
+    rtl->settle();
+    top.cmp_clk = 0;
+    rtl->settle();
+    out->m_data = top.cmp_m_data;
+    out->result_len = top.cmp_result_len;
+    out->s_ready = top.cmp_s_ready;
+    out->m_valid = top.cmp_m_valid;
+    out->m_keep = top.cmp_m_keep;
+    out->done = top.cmp_done;
 }
 
 }  // extern "C"

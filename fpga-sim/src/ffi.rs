@@ -60,6 +60,29 @@ pub(crate) struct DecompressOut {
     pub padding: [u8; 7],
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CompressIn {
+    pub s_data: u64,
+    pub rst: u8,
+    pub s_valid: u8,
+    pub s_keep: u8,
+    pub s_last: u8,
+    pub m_ready: u8,
+    pub padding: [u8; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct CompressOut {
+    pub m_data: u64,
+    pub result_len: u32,
+    pub s_ready: u8,
+    pub m_valid: u8,
+    pub m_keep: u8,
+    pub done: u8,
+}
+
 extern "C" {
     /// A new model with every clock low, or null if it could not be allocated. `trace_path` is
     /// null or a NUL-terminated path for a VCD waveform.
@@ -76,6 +99,11 @@ extern "C" {
         input: *const DecompressIn,
         output: *mut DecompressOut,
     );
+    pub(crate) fn ferrite_rtl_compress_cycle(
+        rtl: *mut FerriteRtl,
+        input: *const CompressIn,
+        output: *mut CompressOut,
+    );
 }
 
 #[cfg(test)]
@@ -88,5 +116,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<CrcOut>(), 16);
         assert_eq!(std::mem::size_of::<DecompressIn>(), 24);
         assert_eq!(std::mem::size_of::<DecompressOut>(), 24);
+        assert_eq!(std::mem::size_of::<CompressIn>(), 16);
+        assert_eq!(std::mem::size_of::<CompressOut>(), 16);
     }
 }

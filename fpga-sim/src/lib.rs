@@ -62,6 +62,10 @@ pub struct RtlStats {
     pub crc64_operations: u64,
     pub crc64_bytes: u64,
     pub crc64_clocks: u64,
+    /// LZ4 compressions the RTL ran, bytes it took in and clocks spent.
+    pub compress_operations: u64,
+    pub compress_bytes: u64,
+    pub compress_clocks: u64,
     /// LZ4 decompressions the RTL ran, bytes it produced and clocks spent.
     pub decompress_operations: u64,
     pub decompress_bytes: u64,
@@ -201,6 +205,71 @@ impl VerilatedOffload {
             DECOMPRESS_OUTPUT_LIMIT => DecompressOutcome::OverLimit { needed: result_len },
             code => DecompressOutcome::Malformed(decompress_error_reason(code)),
         }
+    }
+
+    fn compress_cycle(&mut self, input: &ffi::CompressIn) -> ffi::CompressOut {
+        let mut output = ffi::CompressOut::default();
+        // SAFETY: as in `crc_cycle`.
+        unsafe { ffi::ferrite_rtl_compress_cycle(self.model.as_ptr(), input, &mut output) };
+        output
+    }
+
+    /// Runs one block of at most [`BLOCK_BYTES_MAX`] bytes through `lz4_compress` into `output`
+    /// (at least `compress_bound(input.len())` bytes long).
+    fn rtl_compress(&mut self, input: &[u8], output: &mut [u8]) -> usize {
+        let budget = clock_budget(input.len());
+        let mut state = self.compress_cycle(&ffi::CompressIn {
+            rst: 1,
+            ..Default::default()
+        });
+        let mut clocks = 1;
+        let parts = [input];
+        let mut beats = Beats::new(&parts);
+        let mut beat = beats.next();
+        let mut written = 0usize;
+        while state.done == 0 {
+            assert!(
+                clocks < budget,
+                "lz4_compress RTL did not finish within {budget} clocks"
+            );
+            if state.m_valid != 0 {
+                let count = state.m_keep.count_ones() as usize;
+                assert!(
+                    written + count <= output.len(),
+                    "lz4_compress RTL wrote past compress_bound"
+                );
+                output[written..written + count]
+                    .copy_from_slice(&state.m_data.to_le_bytes()[..count]);
+                written += count;
+            }
+            let offered = beat.unwrap_or(Beat {
+                data: 0,
+                keep: 0,
+                last: false,
+            });
+            let accepted = beat.is_some() && state.s_ready != 0;
+            state = self.compress_cycle(&ffi::CompressIn {
+                s_data: offered.data,
+                s_valid: u8::from(beat.is_some()),
+                s_keep: offered.keep,
+                s_last: u8::from(offered.last),
+                m_ready: 1,
+                ..Default::default()
+            });
+            clocks += 1;
+            if accepted {
+                beat = beats.next();
+            }
+        }
+        assert_eq!(
+            state.result_len as usize, written,
+            "lz4_compress RTL reported a length it did not write"
+        );
+        self.last_clocks = clocks;
+        self.stats.compress_operations += 1;
+        self.stats.compress_bytes += input.len() as u64;
+        self.stats.compress_clocks += clocks;
+        written
     }
 
     fn crc_cycle(&mut self, input: &ffi::CrcIn) -> ffi::CrcOut {
@@ -373,9 +442,19 @@ impl Offload for VerilatedOffload {
     }
 
     fn compress(&mut self, input: &[u8], output: &mut [u8]) -> Result<usize, OffloadError> {
-        self.last_clocks = 0;
-        self.stats.software_fallbacks += 1;
-        self.software.compress(input, output)
+        let needed = compress_bound(input.len());
+        if output.len() < needed {
+            return Err(OffloadError::OutputTooSmall {
+                needed,
+                available: output.len(),
+            });
+        }
+        if input.len() > BLOCK_BYTES_MAX {
+            self.last_clocks = 0;
+            self.stats.software_fallbacks += 1;
+            return self.software.compress(input, output);
+        }
+        Ok(self.rtl_compress(input, output))
     }
 
     fn decompress(&mut self, input: &[u8], output: &mut [u8]) -> Result<usize, OffloadError> {

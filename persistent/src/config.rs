@@ -1,0 +1,136 @@
+//! How a store is configured, and the limits every configuration must respect.
+
+use crate::error::StoreError;
+use crate::index::SEGMENTS_MAX;
+use crate::layout::{SEGMENT_OFFSET_BITS, SUPERBLOCK_BYTES};
+use std::path::PathBuf;
+
+/// Default segment size: big enough for any value a cache usually holds, small enough that
+/// evicting one segment frees memory in small steps.
+pub const SEGMENT_BYTES_DEFAULT: usize = 1 << 20;
+/// Segments are whole pages (msync and the kernel work in pages).
+pub const SEGMENT_BYTES_ALIGN: usize = 4096;
+/// The smallest segment.
+pub const SEGMENT_BYTES_MIN: usize = SEGMENT_BYTES_ALIGN;
+/// The largest segment: item offsets inside a segment have 24 bits.
+pub const SEGMENT_BYTES_MAX: usize = 1 << SEGMENT_OFFSET_BITS;
+
+/// Where the segments live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArenaConfig {
+    /// Anonymous memory of at most `bytes`; nothing survives the process.
+    Dram { bytes: usize },
+    /// A memory-mapped file of at most `bytes` at `path`, created if missing, reopened with
+    /// its items otherwise.
+    File { path: PathBuf, bytes: usize },
+}
+
+impl ArenaConfig {
+    pub fn bytes(&self) -> usize {
+        match self {
+            ArenaConfig::Dram { bytes } | ArenaConfig::File { bytes, .. } => *bytes,
+        }
+    }
+}
+
+/// When writes to a file arena are forced to the medium (msync). What survives what:
+///
+/// | policy     | process crash (SIGKILL, panic) | power loss / kernel crash          |
+/// |------------|--------------------------------|------------------------------------|
+/// | `No`       | every acknowledged write       | what the kernel happened to write back |
+/// | `EverySec` | every acknowledged write       | writes older than the last [`crate::Store::tick`] flush (about 1 s) |
+/// | `Always`   | every acknowledged write       | every acknowledged write (msync before the call returns) |
+///
+/// A process crash loses nothing in any policy because the page cache outlives the process.
+/// DRAM arenas ignore the policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FlushPolicy {
+    No,
+    #[default]
+    EverySec,
+    Always,
+}
+
+/// An opaque tag the file's superblock records for its user (the server stores its shard index
+/// and shard count, to notice a restart with another shard count).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct OwnerTag(pub [u32; 4]);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub arena: ArenaConfig,
+    /// Bytes per segment: a multiple of [`SEGMENT_BYTES_ALIGN`] in
+    /// [`SEGMENT_BYTES_MIN`]..=[`SEGMENT_BYTES_MAX`]. It bounds the largest item.
+    pub segment_bytes: usize,
+    pub flush: FlushPolicy,
+    /// Recorded in a new file's superblock; see [`crate::Store::set_owner`].
+    pub owner: OwnerTag,
+}
+
+impl StoreConfig {
+    /// A DRAM store of `bytes` with default segments.
+    pub fn dram(bytes: usize) -> StoreConfig {
+        StoreConfig {
+            arena: ArenaConfig::Dram { bytes },
+            segment_bytes: SEGMENT_BYTES_DEFAULT,
+            flush: FlushPolicy::default(),
+            owner: OwnerTag::default(),
+        }
+    }
+
+    /// A file store of `bytes` at `path` with default segments.
+    pub fn file(path: impl Into<PathBuf>, bytes: usize) -> StoreConfig {
+        StoreConfig {
+            arena: ArenaConfig::File {
+                path: path.into(),
+                bytes,
+            },
+            ..StoreConfig::dram(bytes)
+        }
+    }
+
+    /// Checks the configuration and derives the arena's geometry.
+    pub(crate) fn geometry(&self) -> Result<Geometry, StoreError> {
+        let invalid = |reason: String| Err(StoreError::Config { reason });
+        let segment_bytes = self.segment_bytes;
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&segment_bytes)
+            || !segment_bytes.is_multiple_of(SEGMENT_BYTES_ALIGN)
+        {
+            return invalid(format!(
+                "segment_bytes {segment_bytes} must be a multiple of {SEGMENT_BYTES_ALIGN} \
+                 between {SEGMENT_BYTES_MIN} and {SEGMENT_BYTES_MAX}"
+            ));
+        }
+        let bytes = self.arena.bytes();
+        let segment_count = bytes.saturating_sub(SUPERBLOCK_BYTES) / segment_bytes;
+        if segment_count == 0 {
+            return invalid(format!(
+                "arena of {bytes} bytes holds no segment of {segment_bytes} bytes \
+                 (at least {} bytes needed)",
+                SUPERBLOCK_BYTES + segment_bytes
+            ));
+        }
+        if segment_count > SEGMENTS_MAX {
+            return invalid(format!(
+                "{segment_count} segments exceed the {SEGMENTS_MAX} the index addresses"
+            ));
+        }
+        Ok(Geometry {
+            segment_bytes,
+            segment_count,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub segment_bytes: usize,
+    pub segment_count: usize,
+}
+
+impl Geometry {
+    /// Bytes of the arena actually used (the configured size rounded down to whole segments).
+    pub fn arena_bytes(&self) -> usize {
+        SUPERBLOCK_BYTES + self.segment_bytes * self.segment_count
+    }
+}
