@@ -1060,10 +1060,11 @@ impl Store {
         cursor
     }
 
-    /// A random live key (Redis RANDOMKEY).
+    /// A random live key (Redis RANDOMKEY). Expired keys it lands on are dropped, as Redis does.
     pub fn random_key(&mut self, now_ms: u64) -> Option<Vec<u8>> {
+        self.before_operation(now_ms);
         for _ in 0..RANDOM_KEY_ATTEMPTS_MAX {
-            // xorshift64*: the store draws its own numbers so tests stay deterministic.
+            // xorshift64*: cheap, and no dependency for a number that needs no quality.
             self.random_state ^= self.random_state >> 12;
             self.random_state ^= self.random_state << 25;
             self.random_state ^= self.random_state >> 27;
@@ -1074,6 +1075,9 @@ impl Store {
             if !header.is_expired(now_ms) {
                 return Some(header.key(item).to_vec());
             }
+            let hash = self.hash(header.key(item));
+            self.unlink(hash, location);
+            self.stats.expired_items += 1;
         }
         None
     }

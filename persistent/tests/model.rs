@@ -476,6 +476,11 @@ proptest! {
     fn dram_store_matches_the_model(operations in proptest::collection::vec(operation(), 1..200)) {
         run(operations, false)?;
     }
+}
+
+proptest! {
+    // Fewer cases: every reopen maps, walks and msyncs a file.
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
     fn file_store_matches_the_model_across_reopens(operations in proptest::collection::vec(operation(), 1..200)) {

@@ -8,6 +8,8 @@
 //!
 //! Non-goals: knowing what an item, a request or a connection is.
 
+pub mod kernel;
 pub mod offload;
 pub mod rdma;
+pub mod topology;
 pub mod verbs;

@@ -1,0 +1,396 @@
+//! Configuration: command-line flags (clap), an optional TOML file, and defaults that need neither.
+//!
+//! Precedence: a flag beats the file, the file beats the default. `ferrite` with no arguments
+//! serves RESP on 127.0.0.1:6379 from DRAM with [`MEMORY_BYTES_DEFAULT`].
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, ValueEnum};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The RESP port when none is given (Redis' own).
+pub const RESP_PORT_DEFAULT: u16 = 6379;
+/// The memcached port when none is given (memcached's own).
+pub const MEMCACHE_PORT_DEFAULT: u16 = 11211;
+/// Memory for items when none is given: 1 GiB, split evenly between shards.
+pub const MEMORY_BYTES_DEFAULT: u64 = 1 << 30;
+/// The smallest memory limit accepted: below this a shard's store has no room for a segment.
+pub const MEMORY_BYTES_MIN: u64 = 8 << 20;
+/// Open client connections per process, all shards together, when none is given.
+pub const CLIENTS_MAX_DEFAULT: usize = 10_000;
+
+/// Which event loop drives the sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoChoice {
+    /// io_uring when the kernel offers what the loop needs, else epoll (the log says why).
+    Auto,
+    /// io_uring or refuse to start.
+    Uring,
+    /// epoll, the one-syscall-per-event loop.
+    Epoll,
+}
+
+/// Which engine computes CRC-64 and LZ4 for the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffloadChoice {
+    /// crc64fast + lz4_flex on the CPU.
+    Software,
+    /// The Verilog RTL simulated by Verilator (needs the `verilator` cargo feature).
+    Verilator,
+}
+
+/// The command line. Every field is optional so that a config file can supply it.
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "ferrite",
+    version,
+    about = "A Redis- and memcached-compatible cache server, thread-per-core on io_uring"
+)]
+pub struct Flags {
+    /// Address to listen on (default 127.0.0.1).
+    #[arg(long, value_name = "ADDRESS")]
+    pub bind: Option<IpAddr>,
+    /// RESP (Redis protocol) port; 0 turns RESP off (default 6379).
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// memcached protocol port; 0 turns it off (default 11211).
+    #[arg(long, value_name = "PORT")]
+    pub memcache_port: Option<u16>,
+    /// Number of shard threads, one per core, cores taken NUMA node by node (default: every
+    /// core this process may use).
+    #[arg(long, value_name = "N", conflicts_with = "cores")]
+    pub threads: Option<usize>,
+    /// Exact CPUs to run shards on, comma-separated (e.g. 0,2,4); one shard per CPU.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub cores: Option<Vec<usize>>,
+    /// Memory for items, all shards together: bytes or with a unit (512MiB, 4GiB, 1G) (default 1GiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub memory: Option<u64>,
+    /// Keep items in this memory-mapped file (one file per shard: PATH.0, PATH.1, ...) so they
+    /// survive restarts; without it items live in DRAM only.
+    #[arg(long, value_name = "PATH")]
+    pub data_file: Option<PathBuf>,
+    /// Event loop: io_uring, epoll, or auto (io_uring when the kernel offers it).
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub io: Option<IoChoice>,
+    /// Engine for CRC-64 and LZ4: software, or the Verilated RTL.
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    pub offload: Option<OffloadChoice>,
+    /// Most client connections open at once, all shards together (default 10000).
+    #[arg(long, value_name = "N")]
+    pub max_clients: Option<usize>,
+    /// TOML file with any of these settings (same names, dashes or underscores); flags win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive (default info).
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// The TOML file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSettings {
+    bind: Option<IpAddr>,
+    port: Option<u16>,
+    #[serde(alias = "memcache_port")]
+    memcache_port: Option<u16>,
+    threads: Option<usize>,
+    cores: Option<Vec<usize>>,
+    memory: Option<ByteSetting>,
+    #[serde(alias = "data_file")]
+    data_file: Option<PathBuf>,
+    io: Option<IoChoice>,
+    offload: Option<OffloadChoice>,
+    #[serde(alias = "max_clients")]
+    max_clients: Option<usize>,
+    #[serde(alias = "log_level")]
+    log_level: Option<String>,
+}
+
+/// A size in the file: a number of bytes or a string with a unit.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ByteSetting {
+    Bytes(u64),
+    Text(String),
+}
+
+/// How many shards, or exactly which CPUs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShardPlacement {
+    /// Every CPU this process may use.
+    AllCpus,
+    Threads(usize),
+    Cpus(Vec<usize>),
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub bind: IpAddr,
+    /// None when RESP is off.
+    pub resp_port: Option<u16>,
+    /// None when the memcached protocol is off.
+    pub memcache_port: Option<u16>,
+    pub placement: ShardPlacement,
+    pub memory_bytes: u64,
+    pub data_file: Option<PathBuf>,
+    pub io: IoChoice,
+    pub offload: OffloadChoice,
+    pub clients_max: usize,
+    pub log_level: String,
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("memory: {0}")]
+    Memory(String),
+    #[error("threads and cores are both set; give one")]
+    ThreadsAndCores,
+    #[error("threads must be at least 1")]
+    NoThreads,
+    #[error("max-clients must be at least 1")]
+    NoClients,
+    #[error("both ports are 0: nothing to serve")]
+    NothingToServe,
+}
+
+impl Config {
+    /// Resolves flags over the optional file over the defaults.
+    pub fn resolve(flags: Flags) -> Result<Config, ConfigError> {
+        let file = match &flags.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let file_memory = match file.memory {
+            Some(ByteSetting::Bytes(bytes)) => Some(bytes),
+            Some(ByteSetting::Text(text)) => Some(parse_bytes(&text).map_err(ConfigError::Memory)?),
+            None => None,
+        };
+        let memory_bytes = flags.memory.or(file_memory).unwrap_or(MEMORY_BYTES_DEFAULT);
+        if memory_bytes < MEMORY_BYTES_MIN {
+            return Err(ConfigError::Memory(format!(
+                "{memory_bytes} bytes is below the minimum of {MEMORY_BYTES_MIN} bytes"
+            )));
+        }
+        // Flags override the file as a pair: --threads on the command line drops the file's cores.
+        let (threads, cores) = if flags.threads.is_some() || flags.cores.is_some() {
+            (flags.threads, flags.cores)
+        } else {
+            (file.threads, file.cores)
+        };
+        let placement = match (threads, cores) {
+            (Some(_), Some(_)) => return Err(ConfigError::ThreadsAndCores),
+            (Some(0), None) => return Err(ConfigError::NoThreads),
+            (Some(threads), None) => ShardPlacement::Threads(threads),
+            (None, Some(cores)) if cores.is_empty() => return Err(ConfigError::NoThreads),
+            (None, Some(cores)) => ShardPlacement::Cpus(cores),
+            (None, None) => ShardPlacement::AllCpus,
+        };
+        let port_or_off = |port: u16| (port != 0).then_some(port);
+        let resp_port = port_or_off(flags.port.or(file.port).unwrap_or(RESP_PORT_DEFAULT));
+        let memcache_port = port_or_off(
+            flags
+                .memcache_port
+                .or(file.memcache_port)
+                .unwrap_or(MEMCACHE_PORT_DEFAULT),
+        );
+        if resp_port.is_none() && memcache_port.is_none() {
+            return Err(ConfigError::NothingToServe);
+        }
+        let clients_max = flags
+            .max_clients
+            .or(file.max_clients)
+            .unwrap_or(CLIENTS_MAX_DEFAULT);
+        if clients_max == 0 {
+            return Err(ConfigError::NoClients);
+        }
+        Ok(Config {
+            bind: flags
+                .bind
+                .or(file.bind)
+                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            resp_port,
+            memcache_port,
+            placement,
+            memory_bytes,
+            data_file: flags.data_file.or(file.data_file),
+            io: flags.io.or(file.io).unwrap_or(IoChoice::Auto),
+            offload: flags
+                .offload
+                .or(file.offload)
+                .unwrap_or(OffloadChoice::Software),
+            clients_max,
+            log_level: flags
+                .log_level
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|error| ConfigError::ParseFile {
+        path: path.to_owned(),
+        message: error.to_string(),
+    })
+}
+
+/// Parses `1234`, `512MiB`, `4GiB`, `64kb`, `1G` (units are powers of 1024, case-insensitive,
+/// with or without `i`/`b`).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (examples: 512MiB, 4GiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use KiB, MiB, GiB or TiB)"
+            ))
+        }
+    };
+    number
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?} does not fit in 64 bits"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(arguments: &[&str]) -> Result<Config, ConfigError> {
+        let flags =
+            Flags::try_parse_from(std::iter::once("ferrite").chain(arguments.iter().copied()))
+                .map_err(|error| ConfigError::ParseFile {
+                    path: PathBuf::new(),
+                    message: error.to_string(),
+                })?;
+        Config::resolve(flags)
+    }
+
+    #[test]
+    fn no_arguments_serve_resp_on_loopback_from_dram() {
+        let config = resolve(&[]).unwrap();
+        assert_eq!(config.bind, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(config.resp_port, Some(6379));
+        assert_eq!(config.memcache_port, Some(11211));
+        assert_eq!(config.memory_bytes, MEMORY_BYTES_DEFAULT);
+        assert_eq!(config.data_file, None);
+        assert_eq!(config.io, IoChoice::Auto);
+        assert_eq!(config.placement, ShardPlacement::AllCpus);
+    }
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert!(parse_bytes("12 parsecs").is_err());
+        assert!(parse_bytes("MiB").is_err());
+        assert!(parse_bytes("99999999999TiB").is_err());
+    }
+
+    #[test]
+    fn flags_are_parsed_with_their_fixed_names() {
+        let config = resolve(&[
+            "--bind",
+            "127.0.0.2",
+            "--port",
+            "7000",
+            "--memcache-port",
+            "0",
+            "--threads",
+            "2",
+            "--memory",
+            "64MiB",
+            "--data-file",
+            "x.dat",
+            "--io",
+            "epoll",
+            "--offload",
+            "software",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(config.bind, IpAddr::from([127, 0, 0, 2]));
+        assert_eq!(config.resp_port, Some(7000));
+        assert_eq!(config.memcache_port, None);
+        assert_eq!(config.placement, ShardPlacement::Threads(2));
+        assert_eq!(config.memory_bytes, 64 << 20);
+        assert_eq!(config.data_file, Some(PathBuf::from("x.dat")));
+        assert_eq!(config.io, IoChoice::Epoll);
+        assert_eq!(config.log_level, "debug");
+        assert_eq!(
+            resolve(&["--cores", "0,1"]).unwrap().placement,
+            ShardPlacement::Cpus(vec![0, 1])
+        );
+    }
+
+    #[test]
+    fn contradictions_and_nonsense_are_refused() {
+        assert!(resolve(&["--threads", "2", "--cores", "1"]).is_err());
+        assert!(matches!(
+            resolve(&["--threads", "0"]),
+            Err(ConfigError::NoThreads)
+        ));
+        assert!(matches!(
+            resolve(&["--memory", "1MiB"]),
+            Err(ConfigError::Memory(_))
+        ));
+        assert!(matches!(
+            resolve(&["--port", "0", "--memcache-port", "0"]),
+            Err(ConfigError::NothingToServe)
+        ));
+        assert!(resolve(&["--io", "kqueue"]).is_err());
+    }
+
+    #[test]
+    fn the_file_fills_in_and_flags_win() {
+        let path =
+            std::env::temp_dir().join(format!("ferrite-config-test-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "port = 7001\nmemory = \"32MiB\"\nthreads = 1\nio = \"epoll\"\nmax-clients = 5\n",
+        )
+        .unwrap();
+        let path_text = path.to_str().unwrap();
+        let config = resolve(&["--config", path_text, "--port", "7002"]).unwrap();
+        assert_eq!(config.resp_port, Some(7002));
+        assert_eq!(config.memory_bytes, 32 << 20);
+        assert_eq!(config.placement, ShardPlacement::Threads(1));
+        assert_eq!(config.io, IoChoice::Epoll);
+        assert_eq!(config.clients_max, 5);
+        std::fs::write(&path, "prot = 7001\n").unwrap();
+        let error = resolve(&["--config", path_text]).unwrap_err();
+        assert!(error.to_string().contains("prot"), "{error}");
+        std::fs::remove_file(&path).unwrap();
+    }
+}

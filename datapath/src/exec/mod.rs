@@ -1,0 +1,484 @@
+//! The shard-side execution layer: [`Op`]s run against one shard's `persistent::Store`.
+//!
+//! Protocol-neutral: both RESP and memcached lower their commands to [`Op`]; the connection's
+//! protocol encodes the [`Outcome`]. Reads on the local path borrow the item from the store
+//! (no copy until the reply encoder writes it out); composite commands (GETRANGE, SETRANGE,
+//! INCRBYFLOAT, EXPIRE NX/XX/GT/LT, GETDEL) are a read then a write here, atomic because one
+//! store belongs to one thread.
+
+mod glob;
+mod op;
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+pub use glob::glob_match;
+pub use op::*;
+use persistent::{ExpiryState, OwnerTag, SetOptions, SetStatus, Store, StoreConfig, StoreError};
+use platform::offload::SoftwareOffload;
+
+use crate::config::Config;
+
+/// The owner tag a shard's file carries: magic, shard index, shard count, and the version of
+/// the key-to-shard function ([`crate::shard::owner_of`]).
+pub const OWNER_MAGIC: u32 = u32::from_be_bytes(*b"FRTE");
+/// Bumped if [`crate::shard::owner_of`] ever changes (files written before must be re-homed).
+pub const OWNER_HASH_VERSION: u32 = 1;
+
+/// How each shard's store is set up.
+#[derive(Clone, Debug)]
+pub struct StoreSettings {
+    pub memory_bytes: u64,
+    pub data_file: Option<PathBuf>,
+}
+
+impl StoreSettings {
+    pub fn for_shards(config: &Config, shard_count: usize) -> StoreSettings {
+        StoreSettings {
+            memory_bytes: config.memory_bytes / shard_count as u64,
+            data_file: config.data_file.clone(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.data_file {
+            Some(path) => format!(
+                "file {}.N ({} bytes per shard)",
+                path.display(),
+                self.memory_bytes
+            ),
+            None => format!("DRAM ({} bytes per shard)", self.memory_bytes),
+        }
+    }
+
+    /// The file of shard `shard` (PATH.0, PATH.1, ...), when items live in files.
+    pub fn shard_file(&self, shard: usize) -> Option<PathBuf> {
+        self.data_file.as_ref().map(|path| shard_file(path, shard))
+    }
+
+    pub fn store_config(&self, shard: usize, shard_count: usize) -> StoreConfig {
+        let bytes = self.memory_bytes as usize;
+        let mut config = match self.shard_file(shard) {
+            Some(path) => StoreConfig::file(path, bytes),
+            None => StoreConfig::dram(bytes),
+        };
+        config.owner = owner_tag(shard, shard_count);
+        config
+    }
+}
+
+/// `PATH.N`: the file of shard N.
+pub fn shard_file(path: &std::path::Path, shard: usize) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{shard}"));
+    PathBuf::from(name)
+}
+
+pub fn owner_tag(shard: usize, shard_count: usize) -> OwnerTag {
+    OwnerTag([
+        OWNER_MAGIC,
+        shard as u32,
+        shard_count as u32,
+        OWNER_HASH_VERSION,
+    ])
+}
+
+/// One shard's store and the logic that turns ops into store calls.
+pub struct Executor {
+    store: Option<Store>,
+    hits: u64,
+    misses: u64,
+}
+
+fn store_error(error: StoreError) -> OpError {
+    match error {
+        StoreError::ItemTooLarge { .. } => OpError::TooLarge,
+        StoreError::KeyTooLong { .. } => OpError::KeyTooLong,
+        StoreError::NotAnInteger => OpError::NotAnInteger,
+        StoreError::Overflow => OpError::Overflow,
+        _ => OpError::Storage,
+    }
+}
+
+fn persistent_expiry(expiry: Expiry) -> persistent::Expiry {
+    match expiry {
+        Expiry::Never => persistent::Expiry::Never,
+        Expiry::Keep => persistent::Expiry::Keep,
+        Expiry::AtMs(at) => persistent::Expiry::At(at),
+    }
+}
+
+fn persistent_condition(condition: Condition) -> persistent::Condition {
+    match condition {
+        Condition::Always => persistent::Condition::Always,
+        Condition::IfAbsent => persistent::Condition::IfAbsent,
+        Condition::IfPresent => persistent::Condition::IfPresent,
+        Condition::IfCas(cas) => persistent::Condition::IfCas(cas),
+    }
+}
+
+fn owned_value(value: Vec<u8>, flags: u32, cas: u64) -> Outcome<'static> {
+    Outcome::Value(Value {
+        data: Cow::Owned(value),
+        flags,
+        cas,
+    })
+}
+
+impl Executor {
+    /// Opens shard `shard`'s store (recovering its file, if it has one).
+    pub fn open(
+        settings: &StoreSettings,
+        shard: usize,
+        shard_count: usize,
+        now_ms: u64,
+    ) -> Result<Executor, String> {
+        let config = settings.store_config(shard, shard_count);
+        let store = Store::open(&config, Box::new(SoftwareOffload), now_ms)
+            .map_err(|error| error.to_string())?;
+        Ok(Executor::with_store(store))
+    }
+
+    pub fn with_store(store: Store) -> Executor {
+        Executor {
+            store: Some(store),
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    fn store(&mut self) -> &mut Store {
+        self.store
+            .as_mut()
+            .expect("the store is open until close()")
+    }
+
+    /// What opening the store found (items restored, corrupt ones skipped).
+    pub fn recovery_report(&self) -> Option<&persistent::RecoveryReport> {
+        self.store.as_ref().map(Store::recovery_report)
+    }
+
+    /// Flushes the file tier and marks it clean. The executor is unusable afterwards.
+    pub fn close(&mut self, _now_ms: u64) -> Result<(), String> {
+        match self.store.take() {
+            Some(store) => store.close().map_err(|error| error.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Periodic store work (expired segments, delayed flushes, msync once a second).
+    pub fn tick(&mut self, now_ms: u64) -> Result<(), String> {
+        self.store().tick(now_ms).map_err(|error| error.to_string())
+    }
+
+    /// The largest value a write can take (key + value must fit one segment).
+    pub fn value_bytes_max(&self) -> usize {
+        self.store.as_ref().map_or(0, Store::item_bytes_max)
+    }
+
+    pub fn execute(&mut self, op: &Op<'_>, now: u64) -> Outcome<'_> {
+        match op {
+            Op::Get { key } => self.get(key, now),
+            Op::GetAndExpire { key, expiry } => {
+                let changed = match expiry {
+                    Expiry::Never => self.store().persist(key, now).map(|_| ()),
+                    Expiry::AtMs(at) => self.store().set_expiry(key, Some(*at), now).map(|_| ()),
+                    Expiry::Keep => Ok(()),
+                };
+                if let Err(error) = changed {
+                    return Outcome::Failed(store_error(error));
+                }
+                self.get(key, now)
+            }
+            Op::GetAndDelete { key } => {
+                let Some(item) = self.store().get(key, now) else {
+                    return Outcome::Missing;
+                };
+                let (value, flags, cas) = (item.value.into_owned(), item.flags, item.cas);
+                match self.store().delete(key, now) {
+                    Ok(_) => owned_value(value, flags, cas),
+                    Err(error) => Outcome::Failed(store_error(error)),
+                }
+            }
+            Op::Set {
+                key,
+                value,
+                flags,
+                expiry,
+                condition,
+                return_old,
+            } => {
+                let options = SetOptions {
+                    condition: persistent_condition(*condition),
+                    expiry: persistent_expiry(*expiry),
+                    flags: *flags,
+                    return_previous: *return_old,
+                };
+                match self.store().set(key, value, &options, now) {
+                    Ok(result) if *return_old => match result.previous {
+                        Some(previous) => owned_value(previous, 0, 0),
+                        None => Outcome::Missing,
+                    },
+                    Ok(result) => match result.status {
+                        SetStatus::Stored { cas } => Outcome::Stored { cas },
+                        SetStatus::NotStored => Outcome::NotStored,
+                        SetStatus::Exists => Outcome::CasMismatch,
+                        SetStatus::NotFound => Outcome::Missing,
+                    },
+                    Err(error) => Outcome::Failed(store_error(error)),
+                }
+            }
+            Op::Concat {
+                key,
+                value,
+                prepend,
+                create,
+            } => {
+                let store = self.store();
+                let done = if *prepend {
+                    store.prepend(key, value, now)
+                } else {
+                    store.append(key, value, now)
+                };
+                match done {
+                    Ok(Some(length)) => Outcome::Integer(length as i64),
+                    Ok(None) if *create => match store.set(key, value, &SetOptions::default(), now)
+                    {
+                        Ok(_) => Outcome::Integer(value.len() as i64),
+                        Err(error) => Outcome::Failed(store_error(error)),
+                    },
+                    Ok(None) => Outcome::NotStored,
+                    Err(error) => Outcome::Failed(store_error(error)),
+                }
+            }
+            Op::SetRange { key, offset, value } => self.set_range(key, *offset, value, now),
+            Op::Delete { key } => match self.store().delete(key, now) {
+                Ok(deleted) => Outcome::Integer(i64::from(deleted)),
+                Err(error) => Outcome::Failed(store_error(error)),
+            },
+            Op::Exists { key } => Outcome::Integer(i64::from(self.store().contains(key, now))),
+            Op::Increment {
+                key,
+                delta,
+                arithmetic,
+                create,
+            } => self.increment(key, *delta, *arithmetic, *create, now),
+            Op::IncrementFloat { key, delta } => self.increment_float(key, *delta, now),
+            Op::Expire {
+                key,
+                expiry,
+                condition,
+            } => self.expire(key, *expiry, *condition, now),
+            Op::Persist { key } => match self.store().persist(key, now) {
+                Ok(changed) => Outcome::Integer(i64::from(changed)),
+                Err(error) => Outcome::Failed(store_error(error)),
+            },
+            Op::Ttl { key } => Outcome::Lifetime(match self.store().expiry(key, now) {
+                ExpiryState::Missing => Lifetime::Missing,
+                ExpiryState::Never => Lifetime::Forever,
+                ExpiryState::At(at) => Lifetime::Ms(at.saturating_sub(now)),
+            }),
+            Op::ExpireTime { key } => Outcome::Lifetime(match self.store().expiry(key, now) {
+                ExpiryState::Missing => Lifetime::Missing,
+                ExpiryState::Never => Lifetime::Forever,
+                ExpiryState::At(at) => Lifetime::Ms(at),
+            }),
+            Op::Length { key } => Outcome::Integer(
+                self.store()
+                    .get(key, now)
+                    .map_or(0, |item| item.value.len() as i64),
+            ),
+            Op::Count => Outcome::Integer(self.store().len() as i64),
+            Op::Flush => match self.store().flush_all(now) {
+                Ok(()) => Outcome::Stored { cas: 0 },
+                Err(error) => Outcome::Failed(store_error(error)),
+            },
+            Op::Scan {
+                cursor,
+                count,
+                pattern,
+            } => {
+                let mut keys = Vec::new();
+                let cursor = self.store().scan(*cursor, *count, now, |key| {
+                    if pattern
+                        .as_ref()
+                        .is_none_or(|pattern| glob_match(pattern, key))
+                    {
+                        keys.push(key.to_vec());
+                    }
+                });
+                Outcome::Keys { cursor, keys }
+            }
+            Op::RandomKey => match self.store().random_key(now) {
+                Some(key) => Outcome::Keys {
+                    cursor: 0,
+                    keys: vec![key],
+                },
+                None => Outcome::Missing,
+            },
+            Op::Stats => {
+                let stats = self.store().stats();
+                Outcome::Figures(ShardFigures {
+                    items: stats.items,
+                    bytes_used: stats.bytes_used,
+                    bytes_limit: stats.bytes_limit,
+                    evicted_items: stats.evicted_items,
+                    expired_items: stats.expired_items,
+                    hits: self.hits,
+                    misses: self.misses,
+                    ..ShardFigures::default()
+                })
+            }
+        }
+    }
+
+    fn get(&mut self, key: &[u8], now: u64) -> Outcome<'_> {
+        let Some(store) = self.store.as_mut() else {
+            return Outcome::Failed(OpError::Storage);
+        };
+        match store.get(key, now) {
+            Some(item) => {
+                self.hits += 1;
+                Outcome::Value(Value {
+                    data: item.value,
+                    flags: item.flags,
+                    cas: item.cas,
+                })
+            }
+            None => {
+                self.misses += 1;
+                Outcome::Missing
+            }
+        }
+    }
+
+    fn set_range(&mut self, key: &[u8], offset: usize, patch: &[u8], now: u64) -> Outcome<'static> {
+        let store = self.store();
+        let (mut value, flags) = match store.get(key, now) {
+            Some(item) => (item.value.into_owned(), item.flags),
+            None => (Vec::new(), 0),
+        };
+        if patch.is_empty() {
+            return Outcome::Integer(value.len() as i64);
+        }
+        let end = offset + patch.len();
+        if end > store.item_bytes_max() {
+            return Outcome::Failed(OpError::TooLarge);
+        }
+        if value.len() < end {
+            value.resize(end, 0);
+        }
+        value[offset..end].copy_from_slice(patch);
+        let options = SetOptions {
+            expiry: persistent::Expiry::Keep,
+            flags,
+            ..SetOptions::default()
+        };
+        match store.set(key, &value, &options, now) {
+            Ok(_) => Outcome::Integer(value.len() as i64),
+            Err(error) => Outcome::Failed(store_error(error)),
+        }
+    }
+
+    fn increment(
+        &mut self,
+        key: &[u8],
+        delta: i64,
+        arithmetic: Arithmetic,
+        create: bool,
+        now: u64,
+    ) -> Outcome<'static> {
+        let store = self.store();
+        match arithmetic {
+            Arithmetic::Signed => {
+                if !create && !store.contains(key, now) {
+                    return Outcome::Missing;
+                }
+                match store.incr_i64(key, delta, now) {
+                    Ok(number) => Outcome::Integer(number),
+                    Err(error) => Outcome::Failed(store_error(error)),
+                }
+            }
+            Arithmetic::Unsigned => {
+                let result = if delta >= 0 {
+                    store.incr_u64(key, delta as u64, now)
+                } else {
+                    store.decr_u64(key, delta.unsigned_abs(), now)
+                };
+                match result {
+                    Ok(Some(number)) => Outcome::Unsigned(number),
+                    Ok(None) => Outcome::Missing,
+                    Err(error) => Outcome::Failed(store_error(error)),
+                }
+            }
+        }
+    }
+
+    fn increment_float(&mut self, key: &[u8], delta: f64, now: u64) -> Outcome<'static> {
+        let store = self.store();
+        let (number, flags) = match store.get(key, now) {
+            Some(item) => match crate::commands::args::parse_f64(&item.value) {
+                Some(number) => (number, item.flags),
+                None => return Outcome::Failed(OpError::NotAFloat),
+            },
+            None => (0.0, 0),
+        };
+        let result = number + delta;
+        if !result.is_finite() {
+            return Outcome::Failed(OpError::NotAFloatResult);
+        }
+        let text = crate::commands::args::format_f64(result);
+        let options = SetOptions {
+            expiry: persistent::Expiry::Keep,
+            flags,
+            ..SetOptions::default()
+        };
+        match store.set(key, &text, &options, now) {
+            Ok(_) => Outcome::Float(text),
+            Err(error) => Outcome::Failed(store_error(error)),
+        }
+    }
+
+    fn expire(
+        &mut self,
+        key: &[u8],
+        expiry: Expiry,
+        condition: ExpireCondition,
+        now: u64,
+    ) -> Outcome<'static> {
+        let store = self.store();
+        let current = match store.expiry(key, now) {
+            ExpiryState::Missing => return Outcome::Integer(0),
+            ExpiryState::Never => None,
+            ExpiryState::At(at) => Some(at),
+        };
+        let new_at = match expiry {
+            Expiry::AtMs(at) => Some(at),
+            Expiry::Never => None,
+            Expiry::Keep => current,
+        };
+        // Redis: no expiry counts as an infinite TTL for GT and LT.
+        let allowed = match condition {
+            ExpireCondition::Always => true,
+            ExpireCondition::IfNone => current.is_none(),
+            ExpireCondition::IfSome => current.is_some(),
+            ExpireCondition::IfLater => match (current, new_at) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(current), Some(new)) => new > current,
+            },
+            ExpireCondition::IfEarlier => match (current, new_at) {
+                (None, Some(_)) => true,
+                (None, None) | (Some(_), None) => false,
+                (Some(current), Some(new)) => new < current,
+            },
+        };
+        if !allowed {
+            return Outcome::Integer(0);
+        }
+        match store.set_expiry(key, new_at, now) {
+            Ok(changed) => Outcome::Integer(i64::from(changed)),
+            Err(error) => Outcome::Failed(store_error(error)),
+        }
+    }
+}

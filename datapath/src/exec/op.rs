@@ -1,0 +1,372 @@
+//! The protocol-neutral operations a shard executes on its store, and their outcomes.
+//!
+//! Both protocols lower their commands to [`Op`]s; the owner shard executes each and hands back
+//! an [`Outcome`] that the connection's protocol encodes. Keys and values are `Cow`: the local
+//! path borrows them from the connection's input buffer (and the outcome borrows the item from
+//! the store), while a request crossing to another shard carries owned copies
+//! ([`Op::into_owned`], [`Outcome::into_owned`]).
+
+use std::borrow::Cow;
+
+/// When an item expires, as a write asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// No expiry (a plain SET clears any previous one).
+    Never,
+    /// Keep whatever expiry the item had (SET KEEPTTL, APPEND, INCR, memcached append).
+    Keep,
+    /// Expire at this unix time in milliseconds (relative forms are converted on arrival).
+    AtMs(u64),
+}
+
+/// Which existing state a write needs to go ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    Always,
+    /// Only when the key is absent (SET NX, SETNX, memcached add).
+    IfAbsent,
+    /// Only when the key exists (SET XX, memcached replace).
+    IfPresent,
+    /// Only when the item's CAS equals this (memcached cas).
+    IfCas(u64),
+}
+
+/// When an expiry change applies (EXPIRE's NX / XX / GT / LT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpireCondition {
+    Always,
+    /// Only if the key has no expiry.
+    IfNone,
+    /// Only if the key has an expiry.
+    IfSome,
+    /// Only if the new expiry is later (no expiry counts as infinitely late).
+    IfLater,
+    /// Only if the new expiry is earlier (no expiry counts as infinitely late).
+    IfEarlier,
+}
+
+/// How an increment treats the number and its bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arithmetic {
+    /// Redis: signed 64-bit; overflow is an error.
+    Signed,
+    /// memcached: unsigned 64-bit; incr wraps, decr stops at 0.
+    Unsigned,
+}
+
+/// One operation on one key (or, for the keyless ones, on one shard's whole store).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op<'a> {
+    Get {
+        key: Cow<'a, [u8]>,
+    },
+    /// Get and change the expiry (GETEX, memcached gat/touch-on-read).
+    GetAndExpire {
+        key: Cow<'a, [u8]>,
+        expiry: Expiry,
+    },
+    /// Get and delete (GETDEL).
+    GetAndDelete {
+        key: Cow<'a, [u8]>,
+    },
+    /// Store `value`; with `return_old`, the outcome is the previous value (SET ... GET, GETSET).
+    Set {
+        key: Cow<'a, [u8]>,
+        value: Cow<'a, [u8]>,
+        flags: u32,
+        expiry: Expiry,
+        condition: Condition,
+        return_old: bool,
+    },
+    /// Add bytes at the end (or the start, with `prepend`); `create` makes a missing key (Redis
+    /// APPEND) instead of refusing (memcached append).
+    Concat {
+        key: Cow<'a, [u8]>,
+        value: Cow<'a, [u8]>,
+        prepend: bool,
+        create: bool,
+    },
+    /// Overwrite bytes at `offset`, zero-padding a gap (SETRANGE).
+    SetRange {
+        key: Cow<'a, [u8]>,
+        offset: usize,
+        value: Cow<'a, [u8]>,
+    },
+    Delete {
+        key: Cow<'a, [u8]>,
+    },
+    Exists {
+        key: Cow<'a, [u8]>,
+    },
+    /// Add `delta` to the decimal number stored at `key`; a missing key counts as 0 when
+    /// `create` (Redis) and is NotFound otherwise (memcached).
+    Increment {
+        key: Cow<'a, [u8]>,
+        delta: i64,
+        arithmetic: Arithmetic,
+        create: bool,
+    },
+    /// INCRBYFLOAT.
+    IncrementFloat {
+        key: Cow<'a, [u8]>,
+        delta: f64,
+    },
+    /// Change the expiry if `condition` holds.
+    Expire {
+        key: Cow<'a, [u8]>,
+        expiry: Expiry,
+        condition: ExpireCondition,
+    },
+    /// Remove the expiry.
+    Persist {
+        key: Cow<'a, [u8]>,
+    },
+    /// Remaining time to live.
+    Ttl {
+        key: Cow<'a, [u8]>,
+    },
+    /// Absolute expiry time.
+    ExpireTime {
+        key: Cow<'a, [u8]>,
+    },
+    /// Length of the value.
+    Length {
+        key: Cow<'a, [u8]>,
+    },
+    /// Items in this shard's store.
+    Count,
+    /// Remove every item of this shard.
+    Flush,
+    /// Up to `count` keys from this shard's `cursor` matching the glob `pattern`.
+    Scan {
+        cursor: u64,
+        count: usize,
+        pattern: Option<Cow<'a, [u8]>>,
+    },
+    /// One random key of this shard.
+    RandomKey,
+    /// This shard's figures for INFO / stats.
+    Stats,
+}
+
+impl Op<'_> {
+    /// The copy that travels to another shard.
+    pub fn into_owned(self) -> Op<'static> {
+        fn own(bytes: Cow<'_, [u8]>) -> Cow<'static, [u8]> {
+            Cow::Owned(bytes.into_owned())
+        }
+        match self {
+            Op::Get { key } => Op::Get { key: own(key) },
+            Op::GetAndExpire { key, expiry } => Op::GetAndExpire {
+                key: own(key),
+                expiry,
+            },
+            Op::GetAndDelete { key } => Op::GetAndDelete { key: own(key) },
+            Op::Set {
+                key,
+                value,
+                flags,
+                expiry,
+                condition,
+                return_old,
+            } => Op::Set {
+                key: own(key),
+                value: own(value),
+                flags,
+                expiry,
+                condition,
+                return_old,
+            },
+            Op::Concat {
+                key,
+                value,
+                prepend,
+                create,
+            } => Op::Concat {
+                key: own(key),
+                value: own(value),
+                prepend,
+                create,
+            },
+            Op::SetRange { key, offset, value } => Op::SetRange {
+                key: own(key),
+                offset,
+                value: own(value),
+            },
+            Op::Delete { key } => Op::Delete { key: own(key) },
+            Op::Exists { key } => Op::Exists { key: own(key) },
+            Op::Increment {
+                key,
+                delta,
+                arithmetic,
+                create,
+            } => Op::Increment {
+                key: own(key),
+                delta,
+                arithmetic,
+                create,
+            },
+            Op::IncrementFloat { key, delta } => Op::IncrementFloat {
+                key: own(key),
+                delta,
+            },
+            Op::Expire {
+                key,
+                expiry,
+                condition,
+            } => Op::Expire {
+                key: own(key),
+                expiry,
+                condition,
+            },
+            Op::Persist { key } => Op::Persist { key: own(key) },
+            Op::Ttl { key } => Op::Ttl { key: own(key) },
+            Op::ExpireTime { key } => Op::ExpireTime { key: own(key) },
+            Op::Length { key } => Op::Length { key: own(key) },
+            Op::Count => Op::Count,
+            Op::Flush => Op::Flush,
+            Op::Scan {
+                cursor,
+                count,
+                pattern,
+            } => Op::Scan {
+                cursor,
+                count,
+                pattern: pattern.map(own),
+            },
+            Op::RandomKey => Op::RandomKey,
+            Op::Stats => Op::Stats,
+        }
+    }
+
+    /// The key the op works on, which decides its owner shard; None for the per-shard ops.
+    pub fn key(&self) -> Option<&[u8]> {
+        match self {
+            Op::Get { key }
+            | Op::GetAndExpire { key, .. }
+            | Op::GetAndDelete { key }
+            | Op::Set { key, .. }
+            | Op::Concat { key, .. }
+            | Op::SetRange { key, .. }
+            | Op::Delete { key }
+            | Op::Exists { key }
+            | Op::Increment { key, .. }
+            | Op::IncrementFloat { key, .. }
+            | Op::Expire { key, .. }
+            | Op::Persist { key }
+            | Op::Ttl { key }
+            | Op::ExpireTime { key }
+            | Op::Length { key } => Some(key),
+            Op::Count | Op::Flush | Op::Scan { .. } | Op::RandomKey | Op::Stats => None,
+        }
+    }
+}
+
+/// Why an operation failed, in protocol-neutral terms (each protocol words it its own way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpError {
+    /// The stored value is not a decimal integer.
+    NotAnInteger,
+    /// The stored value is not a number (INCRBYFLOAT).
+    NotAFloat,
+    /// The result would not fit (signed overflow, or a float that is infinite or NaN).
+    Overflow,
+    /// INCRBYFLOAT's result is infinite or not a number.
+    NotAFloatResult,
+    /// The item would be larger than the store takes.
+    TooLarge,
+    /// The key is longer than the store takes.
+    KeyTooLong,
+    /// The store could not write (the file tier's medium failed).
+    Storage,
+}
+
+/// A value as found in the store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Value<'a> {
+    pub data: Cow<'a, [u8]>,
+    pub flags: u32,
+    pub cas: u64,
+}
+
+/// Remaining lifetime of a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifetime {
+    Missing,
+    Forever,
+    /// Milliseconds left (TTL) or the unix expiry time in ms (EXPIRETIME).
+    Ms(u64),
+}
+
+/// One shard's figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardFigures {
+    pub items: u64,
+    pub items_with_expiry: u64,
+    pub bytes_used: u64,
+    pub bytes_limit: u64,
+    pub evicted_items: u64,
+    pub expired_items: u64,
+    pub connections: u64,
+    pub connections_total: u64,
+    pub commands: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub remote_requests: u64,
+}
+
+/// What an [`Op`] produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome<'a> {
+    /// The value (for writes with `return_old`: the previous value).
+    Value(Value<'a>),
+    /// No such key (for writes with `return_old`: there was no previous value).
+    Missing,
+    /// A write was done; the item's new CAS.
+    Stored {
+        cas: u64,
+    },
+    /// A write's condition did not hold (NX on an existing key, XX or append on a missing one,
+    /// an expire condition false).
+    NotStored,
+    /// A CAS write found another CAS.
+    CasMismatch,
+    /// A count or a number (DEL, EXISTS, INCR, STRLEN, DBSIZE, ...).
+    Integer(i64),
+    /// An unsigned result (memcached incr/decr).
+    Unsigned(u64),
+    /// A float result (INCRBYFLOAT), already formatted as Redis prints it.
+    Float(Vec<u8>),
+    Lifetime(Lifetime),
+    /// A page of a scan, and the cursor to continue from (0: this shard is done).
+    Keys {
+        cursor: u64,
+        keys: Vec<Vec<u8>>,
+    },
+    Figures(ShardFigures),
+    Failed(OpError),
+}
+
+impl Outcome<'_> {
+    /// The copy that travels back to the requesting shard.
+    pub fn into_owned(self) -> Outcome<'static> {
+        match self {
+            Outcome::Value(Value { data, flags, cas }) => Outcome::Value(Value {
+                data: Cow::Owned(data.into_owned()),
+                flags,
+                cas,
+            }),
+            Outcome::Missing => Outcome::Missing,
+            Outcome::Stored { cas } => Outcome::Stored { cas },
+            Outcome::NotStored => Outcome::NotStored,
+            Outcome::CasMismatch => Outcome::CasMismatch,
+            Outcome::Integer(number) => Outcome::Integer(number),
+            Outcome::Unsigned(number) => Outcome::Unsigned(number),
+            Outcome::Float(text) => Outcome::Float(text),
+            Outcome::Lifetime(lifetime) => Outcome::Lifetime(lifetime),
+            Outcome::Keys { cursor, keys } => Outcome::Keys { cursor, keys },
+            Outcome::Figures(figures) => Outcome::Figures(figures),
+            Outcome::Failed(error) => Outcome::Failed(error),
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! A client connection as a shard sees it: bytes in, replies out in request order.
+//!
+//! Replies leave in the order requests came, whatever shard executes them. A request answered
+//! at once, with nothing queued before it, is encoded straight into `output`. Otherwise it takes
+//! a [`Slot`] at the back of the queue: `Ready` with its encoded bytes, or `Waiting` for the
+//! outcomes other shards will send back. Whenever the front of the queue is complete it moves to
+//! `output`, so `output` only ever holds replies whose predecessors are all there.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use crate::exec::Outcome;
+use crate::protocol::resp::Version;
+use crate::shard::finish::Finish;
+
+/// Replies a connection may have queued (waiting for other shards or for earlier replies)
+/// before the shard stops parsing its input; bounds the cross-shard mail one client can cause.
+pub const PENDING_REPLIES_MAX: usize = 1024;
+/// Output bytes beyond which the shard stops parsing a connection's input until the socket
+/// takes some: a client that pipelines without reading cannot grow our memory through replies.
+pub const OUTPUT_PAUSE_BYTES: usize = 4 << 20;
+/// Unparsed input a connection may hold (Redis' client-query-buffer-limit is 1 GiB; ours is
+/// the largest request we accept plus room to pipeline). Past it the connection is closed.
+pub const INPUT_BYTES_MAX: usize = 64 << 20;
+
+/// Which protocol a listener (and so a connection) speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Resp,
+    Memcache,
+}
+
+/// Per-connection RESP state (HELLO, CLIENT SETNAME, ...).
+#[derive(Clone, Debug, Default)]
+pub struct RespSession {
+    pub version: Version,
+    pub name: Option<Vec<u8>>,
+    pub library_name: Option<Vec<u8>>,
+    pub library_version: Option<Vec<u8>>,
+}
+
+/// A reply not yet in `output`.
+#[derive(Debug)]
+pub enum Slot {
+    /// Encoded, waiting only for the replies before it.
+    Ready(Vec<u8>),
+    /// Waiting for `remaining` outcomes from other shards.
+    Waiting(Pending),
+}
+
+/// A fanned-out request: where each part's outcome goes and how the reply is made of them.
+#[derive(Debug)]
+pub struct Pending {
+    pub finish: Finish,
+    pub outcomes: Vec<Option<Outcome<'static>>>,
+    pub remaining: usize,
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    /// Distinguishes this connection from earlier ones that used the same slab index, so a late
+    /// reply for a closed connection is dropped instead of reaching a stranger.
+    pub generation: u32,
+    /// Process-wide id (CLIENT ID).
+    pub client_id: u64,
+    pub protocol: Protocol,
+    pub peer: SocketAddr,
+    pub input: Vec<u8>,
+    pub output: Vec<u8>,
+    pub resp: RespSession,
+    pub memcache: crate::memcache::Session,
+    /// Close once `output` has been sent (QUIT, protocol error).
+    pub close_after_output: bool,
+    /// Reading and parsing stopped for good (closing, or the server is stopping).
+    pub input_closed: bool,
+    /// The connection is in the shard's list of connections with new output.
+    pub(crate) in_dirty_list: bool,
+    pub(crate) slots: VecDeque<Slot>,
+    /// Sequence number of `slots.front()`.
+    pub(crate) first_seq: u64,
+    pub(crate) created_ms: u64,
+    pub(crate) commands: u64,
+    pub(crate) last_command: &'static str,
+}
+
+impl Conn {
+    pub fn new(
+        generation: u32,
+        client_id: u64,
+        protocol: Protocol,
+        peer: SocketAddr,
+        now_ms: u64,
+    ) -> Conn {
+        Conn {
+            generation,
+            client_id,
+            protocol,
+            peer,
+            input: Vec::new(),
+            output: Vec::new(),
+            resp: RespSession::default(),
+            memcache: crate::memcache::Session::default(),
+            close_after_output: false,
+            input_closed: false,
+            in_dirty_list: false,
+            slots: VecDeque::new(),
+            first_seq: 0,
+            created_ms: now_ms,
+            commands: 0,
+            last_command: "NULL",
+        }
+    }
+
+    /// Whether parsing must wait (too many replies queued, or too much output unsent).
+    pub fn paused(&self) -> bool {
+        self.slots.len() >= PENDING_REPLIES_MAX || self.output.len() >= OUTPUT_PAUSE_BYTES
+    }
+
+    /// Whether replies are still owed (queued or unsent).
+    pub fn owes_replies(&self) -> bool {
+        !self.slots.is_empty() || !self.output.is_empty()
+    }
+
+    /// Where a reply produced now goes: `output` when nothing is queued before it, else a new
+    /// Ready slot. Returns the buffer to encode into.
+    pub fn reply_buffer(&mut self) -> &mut Vec<u8> {
+        if self.slots.is_empty() {
+            &mut self.output
+        } else {
+            self.slots.push_back(Slot::Ready(Vec::new()));
+            match self.slots.back_mut() {
+                Some(Slot::Ready(buffer)) => buffer,
+                _ => unreachable!("a Ready slot was just pushed"),
+            }
+        }
+    }
+
+    /// A RESP encoder for a reply produced now (see [`Conn::reply_buffer`]).
+    pub fn reply(&mut self) -> crate::protocol::resp::Reply<'_> {
+        let version = self.resp.version;
+        crate::protocol::resp::Reply::new(self.reply_buffer(), version)
+    }
+
+    /// Queues a reply that waits for `parts` outcomes; returns its sequence number.
+    pub fn push_pending(&mut self, finish: Finish, parts: usize) -> u64 {
+        let seq = self.first_seq + self.slots.len() as u64;
+        let outcomes = (0..parts).map(|_| None).collect();
+        self.slots.push_back(Slot::Waiting(Pending {
+            finish,
+            outcomes,
+            remaining: parts,
+        }));
+        seq
+    }
+
+    /// Records the outcome of part `part` of reply `seq`. Returns false for an unknown slot
+    /// (a stale or duplicate reply), which is ignored.
+    pub fn fill(&mut self, seq: u64, part: usize, outcome: Outcome<'static>) -> bool {
+        let Some(pending) = self.pending_mut(seq) else {
+            return false;
+        };
+        match pending.outcomes.get_mut(part) {
+            Some(place @ None) => {
+                *place = Some(outcome);
+                pending.remaining -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The pending slot `seq`, if it is waiting.
+    pub fn pending_mut(&mut self, seq: u64) -> Option<&mut Pending> {
+        let index = seq.checked_sub(self.first_seq)?;
+        match self.slots.get_mut(index as usize) {
+            Some(Slot::Waiting(pending)) => Some(pending),
+            _ => None,
+        }
+    }
+
+    /// Moves every complete reply at the front of the queue into `output`, in order.
+    pub fn flush_ready(&mut self) {
+        while let Some(front) = self.slots.front() {
+            match front {
+                Slot::Waiting(pending) if pending.remaining > 0 => break,
+                _ => {}
+            }
+            let Some(slot) = self.slots.pop_front() else {
+                break;
+            };
+            self.first_seq += 1;
+            match slot {
+                Slot::Ready(bytes) => self.output.extend_from_slice(&bytes),
+                Slot::Waiting(pending) => {
+                    let outcomes: Vec<Outcome<'static>> =
+                        pending.outcomes.into_iter().flatten().collect();
+                    crate::shard::finish::encode(
+                        &pending.finish,
+                        &outcomes,
+                        self.resp.version,
+                        &mut self.output,
+                    );
+                }
+            }
+        }
+    }
+}

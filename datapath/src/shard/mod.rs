@@ -1,0 +1,610 @@
+//! A shard: one thread, one core, one store, its connections and its mailbox.
+//!
+//! This is the part of the datapath both event loops share. A loop (epoll or io_uring) owns the
+//! sockets and calls in with what happened — a connection accepted, bytes received, output sent,
+//! a connection closed, mail waiting — and then sends whatever output the shard produced. The
+//! shard parses, routes each key to its owner shard, executes what it owns, batches what it
+//! does not into one message per target shard per tick, and keeps every connection's replies
+//! in request order.
+
+pub mod conn;
+pub mod finish;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::exec::{Executor, Op, Outcome};
+use crate::mailbox::{Address, Mailbox};
+use crate::protocol::resp;
+use conn::{Conn, Protocol, INPUT_BYTES_MAX};
+use finish::Finish;
+
+/// Where a cross-shard reply goes: connection slot (checked by generation), reply, part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    pub conn: u32,
+    pub generation: u32,
+    pub seq: u64,
+    pub part: u32,
+}
+
+#[derive(Debug)]
+pub struct RemoteRequest {
+    pub ticket: Ticket,
+    pub op: Op<'static>,
+}
+
+#[derive(Debug)]
+pub struct RemoteReply {
+    pub ticket: Ticket,
+    pub outcome: Outcome<'static>,
+}
+
+/// One message between shards: everything one shard had for another in one loop tick.
+#[derive(Debug, Default)]
+pub struct Mail {
+    pub from: usize,
+    pub requests: Vec<RemoteRequest>,
+    pub replies: Vec<RemoteReply>,
+}
+
+/// Facts about the whole server that every shard reads (INFO, CLIENT) and the few counters
+/// touched only when a connection opens or closes, never per request.
+#[derive(Debug)]
+pub struct Shared {
+    pub shard_count: usize,
+    pub clients_max: usize,
+    pub clients: AtomicUsize,
+    pub next_client_id: AtomicU64,
+    /// Set once by the signal handler thread; every loop checks it when woken.
+    pub stopping: AtomicBool,
+    /// Shards that have no replies left to send after a stop.
+    pub drained: AtomicUsize,
+    pub started_ms: u64,
+    /// `# Server` section lines for INFO (version, ports, backend, offload, arena, ...).
+    pub server_info: String,
+    /// Name and value of every setting CONFIG GET reports.
+    pub settings: Vec<(String, String)>,
+    pub addresses: Vec<Address<Mail>>,
+}
+
+impl Shared {
+    pub fn stop_requested(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+}
+
+/// Milliseconds since the unix epoch: the store's clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The shard that owns `key` among `shard_count`: FNV-1a 64 of the key, mixed by MurmurHash3's
+/// 64-bit finalizer (FNV alone leaves keys that differ in their last bytes clustered in the high
+/// bits), reduced by Lemire's multiply-shift. Fixed forever: a file tier written by one run is
+/// re-homed by the next with this function.
+pub fn owner_of(key: &[u8], shard_count: usize) -> usize {
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = key.iter().fold(FNV_OFFSET, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
+    });
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^= hash >> 33;
+    (((hash >> 32) * shard_count as u64) >> 32) as usize
+}
+
+/// Everything of a shard except its connections, so a command can borrow one connection
+/// mutably and the rest of the shard at the same time.
+pub struct Core {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    pub executor: Executor,
+    outbox: Vec<Mail>,
+    outbox_dirty: Vec<usize>,
+    pub limits: resp::Limits,
+    pub connections_total: u64,
+    pub connections_open: u64,
+    pub commands: u64,
+    pub remote_requests: u64,
+    /// A random stream for RANDOMKEY's pick (xorshift; not for secrets).
+    random_state: u64,
+}
+
+impl Core {
+    /// The shard that owns `key`.
+    pub fn owner(&self, key: &[u8]) -> usize {
+        owner_of(key, self.shared.shard_count)
+    }
+
+    pub fn next_random(&mut self) -> u64 {
+        let mut x = self.random_state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random_state = x;
+        x
+    }
+
+    /// Executes `op` on this shard's store; per-shard figures get the shard's own counters.
+    pub fn execute(&mut self, op: &Op<'_>, now: u64) -> Outcome<'_> {
+        match self.executor.execute(op, now) {
+            Outcome::Figures(mut figures) => {
+                figures.connections = self.connections_open;
+                figures.connections_total = self.connections_total;
+                figures.commands = self.commands;
+                figures.remote_requests = self.remote_requests;
+                Outcome::Figures(figures)
+            }
+            outcome => outcome,
+        }
+    }
+
+    fn outbox_for(&mut self, shard: usize) -> &mut Mail {
+        let mail = &mut self.outbox[shard];
+        if mail.requests.is_empty() && mail.replies.is_empty() {
+            self.outbox_dirty.push(shard);
+        }
+        mail
+    }
+
+    /// Runs one command that has a single operation: locally and straight into the reply when
+    /// this shard owns the key and nothing is queued before it; else through a reply slot.
+    pub fn run_single(
+        &mut self,
+        conn_index: u32,
+        conn: &mut Conn,
+        finish: Finish,
+        op: Op<'_>,
+        target: usize,
+    ) {
+        if target == self.id {
+            let version = conn.resp.version;
+            let outcome = self.execute(&op, now_ms());
+            finish::encode(
+                &finish,
+                std::slice::from_ref(&outcome),
+                version,
+                conn.reply_buffer(),
+            );
+        } else {
+            let seq = conn.push_pending(finish, 1);
+            self.send_request(
+                target,
+                Ticket {
+                    conn: conn_index,
+                    generation: conn.generation,
+                    seq,
+                    part: 0,
+                },
+                op,
+            );
+        }
+    }
+
+    /// Runs a command made of several operations (MGET, MSET, DEL, DBSIZE, ...): local parts
+    /// at once, the others by mail; the reply is encoded when the last part is in.
+    pub fn run_multi<'a>(
+        &mut self,
+        conn_index: u32,
+        conn: &mut Conn,
+        finish: Finish,
+        parts: impl ExactSizeIterator<Item = (usize, Op<'a>)>,
+    ) {
+        let seq = conn.push_pending(finish, parts.len());
+        let now = now_ms();
+        for (part, (target, op)) in parts.enumerate() {
+            let ticket = Ticket {
+                conn: conn_index,
+                generation: conn.generation,
+                seq,
+                part: part as u32,
+            };
+            if target == self.id {
+                let outcome = self.execute(&op, now).into_owned();
+                conn.fill(seq, part, outcome);
+            } else {
+                self.send_request(target, ticket, op);
+            }
+        }
+        self.continue_if_complete(conn_index, conn, seq);
+        conn.flush_ready();
+    }
+
+    /// A multi-phase command whose phase just completed starts its next phase in the same slot.
+    pub fn continue_if_complete(&mut self, conn_index: u32, conn: &mut Conn, seq: u64) {
+        let Some(pending) = conn.pending_mut(seq) else {
+            return;
+        };
+        if pending.remaining > 0 {
+            return;
+        }
+        let Finish::MsetNx { pairs } = &mut pending.finish else {
+            return;
+        };
+        let pairs = std::mem::take(pairs);
+        let any_exists = pending
+            .outcomes
+            .iter()
+            .flatten()
+            .any(|outcome| matches!(outcome, Outcome::Integer(count) if *count > 0));
+        if any_exists {
+            pending.finish = Finish::StoredFlag;
+            pending.outcomes = vec![Some(Outcome::NotStored)];
+            return;
+        }
+        // Between the phases another client may have set one of the keys: across shards MSETNX
+        // is not atomic (documented); IfAbsent keeps it from overwriting such a key.
+        let parts = pairs.len() / 2;
+        pending.finish = Finish::StoredFlag;
+        pending.outcomes = (0..parts).map(|_| None).collect();
+        pending.remaining = parts;
+        let now = now_ms();
+        for (part, pair) in pairs.chunks_exact(2).enumerate() {
+            let op = Op::Set {
+                key: std::borrow::Cow::Owned(pair[0].clone()),
+                value: std::borrow::Cow::Owned(pair[1].clone()),
+                flags: 0,
+                expiry: crate::exec::Expiry::Never,
+                condition: crate::exec::Condition::IfAbsent,
+                return_old: false,
+            };
+            let target = self.owner(&pair[0]);
+            if target == self.id {
+                let outcome = self.execute(&op, now).into_owned();
+                conn.fill(seq, part, outcome);
+            } else {
+                let ticket = Ticket {
+                    conn: conn_index,
+                    generation: conn.generation,
+                    seq,
+                    part: part as u32,
+                };
+                self.send_request(target, ticket, op);
+            }
+        }
+    }
+
+    fn send_request(&mut self, target: usize, ticket: Ticket, op: Op<'_>) {
+        let op = op.into_owned();
+        self.outbox_for(target)
+            .requests
+            .push(RemoteRequest { ticket, op });
+    }
+
+    /// Posts this tick's batches, one message per shard that has any.
+    pub fn post_outbox(&mut self) {
+        for shard in self.outbox_dirty.drain(..) {
+            let mail = std::mem::take(&mut self.outbox[shard]);
+            self.shared.addresses[shard].post(Mail {
+                from: self.id,
+                ..mail
+            });
+        }
+    }
+}
+
+/// The per-shard state both event loops drive.
+pub struct Shard {
+    pub core: Core,
+    pub mailbox: Mailbox<Mail>,
+    conns: Vec<Option<Conn>>,
+    free_conns: Vec<u32>,
+    next_generation: u32,
+    /// Connections with output to send since the loop last asked.
+    dirty: Vec<u32>,
+    /// Connections whose parsing was paused and may go on.
+    resumable: Vec<u32>,
+    request: resp::Request,
+    last_store_tick_ms: u64,
+}
+
+/// How often a shard gives its store its periodic work (expired segments, delayed flushes, the
+/// file tier's once-a-second msync); also the longest an idle loop sleeps.
+pub const STORE_TICK_MS: u64 = 200;
+
+/// Why an accepted connection was turned away.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Bytes to send before closing.
+    TooManyClients(&'static [u8]),
+}
+
+impl Shard {
+    pub fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        executor: Executor,
+        mailbox: Mailbox<Mail>,
+    ) -> Shard {
+        let shard_count = shared.shard_count;
+        let limits = resp::Limits {
+            bulk_bytes_max: executor.value_bytes_max(),
+            ..resp::Limits::default()
+        };
+        Shard {
+            core: Core {
+                id,
+                shared,
+                executor,
+                outbox: (0..shard_count).map(|_| Mail::default()).collect(),
+                outbox_dirty: Vec::new(),
+                limits,
+                connections_total: 0,
+                connections_open: 0,
+                commands: 0,
+                remote_requests: 0,
+                random_state: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1),
+            },
+            mailbox,
+            conns: Vec::new(),
+            free_conns: Vec::new(),
+            next_generation: 0,
+            dirty: Vec::new(),
+            resumable: Vec::new(),
+            request: resp::Request::new(),
+            last_store_tick_ms: now_ms(),
+        }
+    }
+
+    /// Runs the store's periodic work when it is due; loops call this every tick.
+    pub fn maintenance(&mut self) {
+        let now = now_ms();
+        if now.saturating_sub(self.last_store_tick_ms) < STORE_TICK_MS {
+            return;
+        }
+        self.last_store_tick_ms = now;
+        if let Err(error) = self.core.executor.tick(now) {
+            tracing::error!(shard = self.core.id, %error, "store maintenance failed");
+        }
+    }
+
+    /// Registers an accepted connection; the loop keeps the socket under the returned index.
+    pub fn accept(&mut self, protocol: Protocol, peer: SocketAddr) -> Result<u32, Refusal> {
+        let shared = &self.core.shared;
+        if shared.clients.fetch_add(1, Ordering::Relaxed) >= shared.clients_max
+            || shared.stop_requested()
+        {
+            shared.clients.fetch_sub(1, Ordering::Relaxed);
+            return Err(Refusal::TooManyClients(match protocol {
+                Protocol::Resp => b"-ERR max number of clients reached\r\n",
+                Protocol::Memcache => b"SERVER_ERROR Too many open connections\r\n",
+            }));
+        }
+        let client_id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let conn = Conn::new(self.next_generation, client_id, protocol, peer, now_ms());
+        self.core.connections_total += 1;
+        self.core.connections_open += 1;
+        let index = match self.free_conns.pop() {
+            Some(index) => {
+                self.conns[index as usize] = Some(conn);
+                index
+            }
+            None => {
+                self.conns.push(Some(conn));
+                (self.conns.len() - 1) as u32
+            }
+        };
+        Ok(index)
+    }
+
+    pub fn conn(&self, index: u32) -> Option<&Conn> {
+        self.conns.get(index as usize).and_then(Option::as_ref)
+    }
+
+    pub fn conn_mut(&mut self, index: u32) -> Option<&mut Conn> {
+        self.conns.get_mut(index as usize).and_then(Option::as_mut)
+    }
+
+    /// Forgets a connection whose socket the loop has closed. Replies still on their way to it
+    /// are dropped when they arrive (the generation no longer matches).
+    pub fn close(&mut self, index: u32) {
+        if let Some(slot) = self.conns.get_mut(index as usize) {
+            if slot.take().is_some() {
+                self.free_conns.push(index);
+                self.core.connections_open -= 1;
+                self.core.shared.clients.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Open connections on this shard.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len() - self.free_conns.len()
+    }
+
+    /// Bytes arrived on a connection: buffer them, then parse and run every complete request.
+    pub fn receive(&mut self, index: u32, bytes: &[u8]) {
+        let Some(conn) = self.conn_mut(index) else {
+            return;
+        };
+        if conn.input_closed {
+            return;
+        }
+        if conn.input.len() + bytes.len() > INPUT_BYTES_MAX {
+            // Redis closes a client whose query buffer passes its limit; so do we.
+            conn.input.clear();
+            conn.input_closed = true;
+            conn.close_after_output = true;
+            self.mark_dirty(index);
+            return;
+        }
+        conn.input.extend_from_slice(bytes);
+        self.process(index);
+    }
+
+    /// Parses and runs as many buffered requests as the connection may have in flight.
+    fn process(&mut self, index: u32) {
+        let Some(conn) = self.conns.get_mut(index as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let mut input = std::mem::take(&mut conn.input);
+        let mut request = std::mem::take(&mut self.request);
+        let mut offset = 0;
+        if conn.protocol == Protocol::Memcache {
+            offset = crate::memcache::process(&mut self.core, index, conn, &input);
+        }
+        while conn.protocol == Protocol::Resp
+            && offset < input.len()
+            && !conn.paused()
+            && !conn.input_closed
+        {
+            match resp::parse(&input[offset..], &self.core.limits, &mut request) {
+                Ok(resp::Parsed::Complete { consumed }) => {
+                    if !request.is_empty() {
+                        crate::commands::dispatch(
+                            &mut self.core,
+                            index,
+                            conn,
+                            &request,
+                            &input[offset..offset + consumed],
+                        );
+                    }
+                    offset += consumed;
+                }
+                Ok(resp::Parsed::Incomplete) => break,
+                Err(error) => {
+                    conn.reply().error_fmt(format_args!("ERR {error}"));
+                    conn.input_closed = true;
+                    conn.close_after_output = true;
+                    offset = input.len();
+                }
+            }
+        }
+        input.drain(..offset);
+        conn.input = input;
+        self.request = request;
+        if !conn.output.is_empty() || conn.close_after_output {
+            self.mark_dirty(index);
+        }
+    }
+
+    fn mark_dirty(&mut self, index: u32) {
+        if let Some(conn) = self.conns.get_mut(index as usize).and_then(Option::as_mut) {
+            if !conn.in_dirty_list {
+                conn.in_dirty_list = true;
+                self.dirty.push(index);
+            }
+        }
+    }
+
+    /// The loop sent some output: a paused connection may go on parsing.
+    pub fn output_sent(&mut self, index: u32) {
+        if let Some(conn) = self.conn(index) {
+            if !conn.input.is_empty() && !conn.paused() {
+                self.resumable.push(index);
+            }
+        }
+    }
+
+    /// Connections with output to send (each listed once); the loop sends `conn.output`.
+    pub fn take_dirty(&mut self, into: &mut Vec<u32>) {
+        for &index in &self.dirty {
+            if let Some(conn) = self.conns.get_mut(index as usize).and_then(Option::as_mut) {
+                conn.in_dirty_list = false;
+            }
+        }
+        into.append(&mut self.dirty);
+    }
+
+    /// Handles all waiting mail: executes other shards' requests (replies batched back) and
+    /// files the replies to ours.
+    pub fn deliver_mail(&mut self) {
+        let now = now_ms();
+        while let Some(mail) = self.mailbox.try_receive() {
+            for request in mail.requests {
+                self.core.remote_requests += 1;
+                let outcome = self.core.execute(&request.op, now).into_owned();
+                self.core.outbox_for(mail.from).replies.push(RemoteReply {
+                    ticket: request.ticket,
+                    outcome,
+                });
+            }
+            for reply in mail.replies {
+                let ticket = reply.ticket;
+                let Some(conn) = self
+                    .conns
+                    .get_mut(ticket.conn as usize)
+                    .and_then(Option::as_mut)
+                else {
+                    continue;
+                };
+                if conn.generation != ticket.generation {
+                    continue;
+                }
+                if conn.fill(ticket.seq, ticket.part as usize, reply.outcome) {
+                    self.core
+                        .continue_if_complete(ticket.conn, conn, ticket.seq);
+                    let was_paused = conn.paused();
+                    conn.flush_ready();
+                    if was_paused && !conn.paused() && !conn.input.is_empty() {
+                        self.resumable.push(ticket.conn);
+                    }
+                    if !conn.output.is_empty() {
+                        self.mark_dirty(ticket.conn);
+                    }
+                }
+            }
+        }
+    }
+
+    /// End of a loop tick: resume paused connections that may go on, then post the batches.
+    pub fn end_tick(&mut self) {
+        // Resuming can pause again and enqueue more; each index is looked at once per tick.
+        let resumable = std::mem::take(&mut self.resumable);
+        for index in resumable {
+            self.process(index);
+        }
+        self.core.post_outbox();
+    }
+
+    /// Stop: no more input is parsed on any connection; what is owed is still delivered.
+    pub fn stop_reading(&mut self) {
+        for conn in self.conns.iter_mut().flatten() {
+            conn.input_closed = true;
+            conn.input.clear();
+        }
+    }
+
+    /// Whether every connection has been answered in full (nothing queued, nothing unsent).
+    pub fn owes_nothing(&self) -> bool {
+        self.conns.iter().flatten().all(|conn| !conn.owes_replies())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_spread_over_every_shard_and_stay_put() {
+        for shards in 1..=8 {
+            let mut seen = vec![0usize; shards];
+            for n in 0..4000 {
+                let key = format!("key:{n:012}");
+                let owner = owner_of(key.as_bytes(), shards);
+                assert_eq!(owner, owner_of(key.as_bytes(), shards));
+                seen[owner] += 1;
+            }
+            assert!(
+                seen.iter().all(|&count| count > 4000 / shards / 2),
+                "{shards} shards: {seen:?}"
+            );
+        }
+        // The function is part of the file format (re-homing): pin its values.
+        let pinned: Vec<usize> = ["foo", "bar", "key:000000000001", ""]
+            .iter()
+            .map(|key| owner_of(key.as_bytes(), 16))
+            .collect();
+        assert_eq!(pinned, vec![10, 15, 12, 14]);
+        assert_eq!(owner_of(b"", 1), 0);
+    }
+}
