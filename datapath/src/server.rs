@@ -130,6 +130,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         started_ms: now_ms(),
         server_info,
         settings: settings(&config, shard_count, backend),
+        ring_fds: (0..shard_count)
+            .map(|_| std::sync::atomic::AtomicI32::new(-1))
+            .collect(),
         addresses,
     });
 

@@ -37,6 +37,8 @@ const KIND_ACCEPT: u64 = 1 << 56;
 const KIND_RECV: u64 = 2 << 56;
 const KIND_SEND: u64 = 3 << 56;
 const KIND_DOORBELL: u64 = 4 << 56;
+/// A MSG_RING from another shard: mail is waiting (the completion itself carries nothing).
+const KIND_MAIL: u64 = 5 << 56;
 const KIND_MASK: u64 = 0xff << 56;
 
 const _: () = assert!(RECV_BUFFER_COUNT.is_power_of_two());
@@ -150,6 +152,7 @@ struct Loop<'s> {
     /// Connections whose multishot RECV ended for lack of buffers: re-armed after recycling.
     rearm: Vec<u32>,
     dirty: Vec<u32>,
+    wake: Vec<usize>,
 }
 
 /// Runs the shard until the server stops and every shard has drained.
@@ -164,6 +167,7 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
         doorbell_count: Box::new(0),
         rearm: Vec::new(),
         dirty: Vec::new(),
+        wake: Vec::new(),
     };
     let result = event_loop.run(buffers);
     // Sockets still open (a drain that timed out) are closed; the ring goes before the buffers.
@@ -215,6 +219,21 @@ impl Loop<'_> {
         self.push(entry)
     }
 
+    /// Wakes a sleeping shard: a MSG_RING to its ring, submitted with this tick's other SQEs
+    /// (no syscall of its own), or its eventfd when its ring is not known.
+    fn wake_shard(&mut self, target: usize) -> io::Result<()> {
+        let ring_fd = self.shard.core.shared.ring_fds[target].load(Ordering::Acquire);
+        if ring_fd < 0 {
+            self.shard.core.shared.addresses[target].doorbell().ring();
+            return Ok(());
+        }
+        let entry = opcode::MsgRingData::new(types::Fd(ring_fd), 0, KIND_MAIL, None)
+            .build()
+            .flags(squeue::Flags::SKIP_SUCCESS)
+            .user_data(KIND_MAIL);
+        self.push(entry)
+    }
+
     fn arm_doorbell(&mut self) -> io::Result<()> {
         let fd = self.shard.mailbox.doorbell().fd();
         let target: *mut u64 = &mut *self.doorbell_count;
@@ -247,6 +266,8 @@ impl Loop<'_> {
             self.arm_accept(index)?;
         }
         self.arm_doorbell()?;
+        let shard_id = self.shard.core.id;
+        self.shard.core.shared.ring_fds[shard_id].store(self.ring.as_raw_fd(), Ordering::Release);
         let mut stopping = Stopping::default();
         let mut completions: Vec<(u64, i32, u32)> = Vec::with_capacity(RING_ENTRIES as usize * 4);
         loop {
@@ -283,7 +304,10 @@ impl Loop<'_> {
                 self.arm_recv(index)?;
             }
             self.shard.deliver_mail();
-            self.shard.end_tick();
+            self.shard.end_tick(&mut self.wake);
+            for target in std::mem::take(&mut self.wake) {
+                self.wake_shard(target)?;
+            }
             self.shard.maintenance();
             self.shard.take_dirty(&mut self.dirty);
             for index in std::mem::take(&mut self.dirty) {
@@ -353,6 +377,8 @@ impl Loop<'_> {
                 self.finish_close_if_idle(index);
             }
             KIND_SEND => self.sent(index, result)?,
+            // The target ring of a MSG_RING that failed (it exited): nothing to deliver.
+            KIND_MAIL => {}
             _ => {}
         }
         Ok(())

@@ -66,6 +66,9 @@ pub struct Shared {
     pub server_info: String,
     /// Name and value of every setting CONFIG GET reports.
     pub settings: Vec<(String, String)>,
+    /// Each shard's io_uring descriptor once its loop runs (-1 before, or under epoll): other
+    /// shards wake it with IORING_OP_MSG_RING from their own ring instead of an eventfd write.
+    pub ring_fds: Vec<std::sync::atomic::AtomicI32>,
     pub addresses: Vec<Address<Mail>>,
 }
 
@@ -279,14 +282,17 @@ impl Core {
             .push(RemoteRequest { ticket, op });
     }
 
-    /// Posts this tick's batches, one message per shard that has any.
-    pub fn post_outbox(&mut self) {
+    /// Posts this tick's batches, one message per shard that has any; shards that sleep are
+    /// listed in `wake` for the loop to wake (one wake per shard per tick at most).
+    pub fn post_outbox(&mut self, wake: &mut Vec<usize>) {
         for shard in self.outbox_dirty.drain(..) {
             let mail = std::mem::take(&mut self.outbox[shard]);
-            self.shared.addresses[shard].post(Mail {
+            if self.shared.addresses[shard].post_quietly(Mail {
                 from: self.id,
                 ..mail
-            });
+            }) {
+                wake.push(shard);
+            }
         }
     }
 }
@@ -549,13 +555,14 @@ impl Shard {
     }
 
     /// End of a loop tick: resume paused connections that may go on, then post the batches.
-    pub fn end_tick(&mut self) {
+    /// `wake` receives the shards that sleep and must be woken by the loop.
+    pub fn end_tick(&mut self, wake: &mut Vec<usize>) {
         // Resuming can pause again and enqueue more; each index is looked at once per tick.
         let resumable = std::mem::take(&mut self.resumable);
         for index in resumable {
             self.process(index);
         }
-        self.core.post_outbox();
+        self.core.post_outbox(wake);
     }
 
     /// Stop: no more input is parsed on any connection; what is owed is still delivered.
