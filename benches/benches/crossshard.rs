@@ -28,14 +28,22 @@ fn key(n: usize) -> Vec<u8> {
 
 /// Blocks until the eventfd is readable (what a sleeping loop's epoll_wait/io_uring wait does).
 fn wait_readable(fd: RawFd) {
-    let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one live pollfd, count 1.
     unsafe { libc::poll(&mut poll, 1, 1000) };
 }
 
 /// The owner shard: executes every request it is mailed and mails the outcomes back.
 fn owner(mailbox: Mailbox<Mail>, reply_to: Address<Mail>, sleep: bool) {
-    let settings = StoreSettings { memory_bytes: 64 << 20, data_file: None, offload: OffloadChoice::Software };
+    let settings = StoreSettings {
+        memory_bytes: 64 << 20,
+        data_file: None,
+        offload: OffloadChoice::Software,
+    };
     let mut executor = Executor::open(&settings, 1, 2, 1).expect("DRAM store");
     for n in 0..KEYS {
         let op = Op::Set {
@@ -69,9 +77,16 @@ fn owner(mailbox: Mailbox<Mail>, reply_to: Address<Mail>, sleep: bool) {
         let replies = mail
             .requests
             .into_iter()
-            .map(|request| RemoteReply { ticket: request.ticket, outcome: executor.execute(&request.op, 1).into_owned() })
+            .map(|request| RemoteReply {
+                ticket: request.ticket,
+                outcome: executor.execute(&request.op, 1).into_owned(),
+            })
             .collect();
-        reply_to.post(Mail { from: 1, requests: Vec::new(), replies });
+        reply_to.post(Mail {
+            from: 1,
+            requests: Vec::new(),
+            replies,
+        });
     }
 }
 
@@ -90,11 +105,25 @@ fn hop(c: &mut Criterion) {
                     let requests = (0..batch)
                         .map(|part| {
                             next = (next + 7919) % KEYS;
-                            let ticket = Ticket { conn: 0, generation: 1, seq: 0, part: part as u32 };
-                            RemoteRequest { ticket, op: Op::Get { key: Cow::Owned(key(next)) } }
+                            let ticket = Ticket {
+                                conn: 0,
+                                generation: 1,
+                                seq: 0,
+                                part: part as u32,
+                            };
+                            RemoteRequest {
+                                ticket,
+                                op: Op::Get {
+                                    key: Cow::Owned(key(next)),
+                                },
+                            }
                         })
                         .collect();
-                    owner_address.post(Mail { from: 0, requests, replies: Vec::new() });
+                    owner_address.post(Mail {
+                        from: 0,
+                        requests,
+                        replies: Vec::new(),
+                    });
                     let reply = loop {
                         if let Some(mail) = home_mailbox.try_receive() {
                             break mail;

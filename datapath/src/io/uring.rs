@@ -29,6 +29,13 @@ const RECV_BUFFER_COUNT: u16 = 512;
 const RECV_BUFFER_BYTES: usize = 16 * 1024;
 /// The buffer group id of the shard's receive buffers.
 const RECV_BUFFER_GROUP: u16 = 0;
+/// How long a waking loop waits, after its first completion, for more to batch with it
+/// (IORING_FEAT_MIN_TIMEOUT, kernel 6.12+). Measured on 2 shards at P=1: 200 µs cut the CPU per
+/// request by a quarter (fewer sleeps and wake-ups, more work per tick); 500 µs and more cost
+/// throughput in a closed loop. It bounds the latency a quiet shard adds per hop.
+const BATCH_WAIT_US: u32 = 200;
+/// Completions that end the batching wait at once (a busy shard never waits).
+const BATCH_COMPLETIONS_WANTED: usize = 64;
 /// Kernel page size the buffer ring must be aligned to.
 const PAGE_BYTES: usize = 4096;
 
@@ -268,6 +275,7 @@ impl Loop<'_> {
         self.arm_doorbell()?;
         let shard_id = self.shard.core.id;
         self.shard.core.shared.ring_fds[shard_id].store(self.ring.as_raw_fd(), Ordering::Release);
+        let batch_waits = self.ring.params().is_feature_min_timeout();
         let mut stopping = Stopping::default();
         let mut completions: Vec<(u64, i32, u32)> = Vec::with_capacity(RING_ENTRIES as usize * 4);
         loop {
@@ -278,8 +286,17 @@ impl Loop<'_> {
                 (true, false) => STORE_TICK_MS,
             };
             let timeout = types::Timespec::new().nsec(sleep_ms as u32 * 1_000_000);
-            let args = types::SubmitArgs::new().timespec(&timeout);
-            let wait = self.ring.submitter().submit_with_args(1, &args);
+            // Batch completions: once the first is in, wait up to BATCH_WAIT_US for more (kernels
+            // with min-timeout support), so a lightly loaded shard does not wake per request.
+            let (want, batch_wait_us) = if may_sleep && batch_waits {
+                (BATCH_COMPLETIONS_WANTED, BATCH_WAIT_US)
+            } else {
+                (1, 0)
+            };
+            let args = types::SubmitArgs::new()
+                .timespec(&timeout)
+                .min_wait_usec(batch_wait_us);
+            let wait = self.ring.submitter().submit_with_args(want, &args);
             match wait {
                 Ok(_) => {}
                 Err(error)

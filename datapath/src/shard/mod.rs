@@ -297,6 +297,43 @@ impl Core {
     }
 }
 
+/// Parses and runs the requests at the start of `input` while the connection may have more in
+/// flight; returns the bytes consumed (all of them after a protocol error, which closes input).
+fn run_requests(
+    core: &mut Core,
+    request: &mut resp::Request,
+    index: u32,
+    conn: &mut Conn,
+    input: &[u8],
+) -> usize {
+    let mut offset = 0;
+    while offset < input.len() && !conn.paused() && !conn.input_closed {
+        match resp::parse(&input[offset..], &core.limits, request) {
+            Ok(resp::Parsed::Complete { consumed }) => {
+                if !request.is_empty() {
+                    crate::commands::dispatch(
+                        core,
+                        index,
+                        conn,
+                        request,
+                        &input[offset..offset + consumed],
+                    );
+                }
+                offset += consumed;
+            }
+            Ok(resp::Parsed::Incomplete) => break,
+            Err(error) => {
+                conn.reply().error_fmt(format_args!("ERR {error}"));
+                conn.input_closed = true;
+                conn.close_after_output = true;
+                conn.input.clear();
+                offset = input.len();
+            }
+        }
+    }
+    offset
+}
+
 /// The per-shard state both event loops drive.
 pub struct Shard {
     pub core: Core,
@@ -428,7 +465,7 @@ impl Shard {
 
     /// Bytes arrived on a connection: buffer them, then parse and run every complete request.
     pub fn receive(&mut self, index: u32, bytes: &[u8]) {
-        let Some(conn) = self.conn_mut(index) else {
+        let Some(conn) = self.conns.get_mut(index as usize).and_then(Option::as_mut) else {
             return;
         };
         if conn.input_closed {
@@ -442,8 +479,22 @@ impl Shard {
             self.mark_dirty(index);
             return;
         }
-        conn.input.extend_from_slice(bytes);
-        self.process(index);
+        if conn.input.is_empty() {
+            // The common case: parse straight from the received bytes, keep only a partial tail.
+            let consumed = run_requests(&mut self.core, &mut self.request, index, conn, bytes);
+            if !conn.input_closed {
+                conn.input.extend_from_slice(&bytes[consumed..]);
+            }
+        } else {
+            conn.input.extend_from_slice(bytes);
+            let input = std::mem::take(&mut conn.input);
+            let consumed = run_requests(&mut self.core, &mut self.request, index, conn, &input);
+            conn.input = input;
+            conn.input.drain(..consumed);
+        }
+        if !conn.output.is_empty() || conn.close_after_output {
+            self.mark_dirty(index);
+        }
     }
 
     /// Parses and runs as many buffered requests as the connection may have in flight.
@@ -451,35 +502,10 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(index as usize).and_then(Option::as_mut) else {
             return;
         };
-        let mut input = std::mem::take(&mut conn.input);
-        let mut request = std::mem::take(&mut self.request);
-        let mut offset = 0;
-        while offset < input.len() && !conn.paused() && !conn.input_closed {
-            match resp::parse(&input[offset..], &self.core.limits, &mut request) {
-                Ok(resp::Parsed::Complete { consumed }) => {
-                    if !request.is_empty() {
-                        crate::commands::dispatch(
-                            &mut self.core,
-                            index,
-                            conn,
-                            &request,
-                            &input[offset..offset + consumed],
-                        );
-                    }
-                    offset += consumed;
-                }
-                Ok(resp::Parsed::Incomplete) => break,
-                Err(error) => {
-                    conn.reply().error_fmt(format_args!("ERR {error}"));
-                    conn.input_closed = true;
-                    conn.close_after_output = true;
-                    offset = input.len();
-                }
-            }
-        }
-        input.drain(..offset);
+        let input = std::mem::take(&mut conn.input);
+        let consumed = run_requests(&mut self.core, &mut self.request, index, conn, &input);
         conn.input = input;
-        self.request = request;
+        conn.input.drain(..consumed);
         if !conn.output.is_empty() || conn.close_after_output {
             self.mark_dirty(index);
         }
