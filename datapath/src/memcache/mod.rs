@@ -90,3 +90,6 @@ fn close_after_reply(conn: &mut Conn) {
     conn.input_closed = true;
     conn.close_after_output = true;
 }
+
+#[cfg(test)]
+mod tests;
