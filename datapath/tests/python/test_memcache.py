@@ -133,6 +133,12 @@ def test_protocols_share_the_store(ferrite_server):
     assert r.incr("counter") == 1
     assert mc.incr("counter", 4) == 5
     assert r.get("counter") == b"5"
+    # RESP writes flags 0; a RESP write renews the CAS value, so a pending cas fails.
+    assert mc.set("shared", b"v", noreply=False)
+    _, cas = mc.gets("shared")
+    r.set("shared", "from redis")
+    assert exchange(server, b"gets shared\r\n", len(b"VALUE shared 0 10 ")).startswith(b"VALUE shared 0 10 ")
+    assert mc.cas("shared", b"late", cas, noreply=False) is False
 
 
 def run_tool(name, *args, cwd=None):
