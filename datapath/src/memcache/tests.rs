@@ -190,6 +190,9 @@ fn meta_replies_from_outcomes() {
     );
     check_meta(b"md k\r\n", &[Outcome::Integer(1)], "HD\r\n");
     check_meta(b"md k q\r\n", &[Outcome::Integer(0)], "NF\r\n");
+    check_meta(b"md k C5\r\n", &[Outcome::Stored { cas: 0 }], "HD\r\n");
+    check_meta(b"md k C5 O1\r\n", &[Outcome::CasMismatch], "EX O1\r\n");
+    check_meta(b"md k C5\r\n", &[Outcome::Missing], "NF\r\n");
     check_meta(b"ma k v\r\n", &[Outcome::Unsigned(6)], "VA 1\r\n6\r\n");
     check_meta(b"ma k\r\n", &[Outcome::NotStored], "NF\r\n");
     check_meta(
