@@ -11,7 +11,7 @@ use crate::layout::{
     SEGMENT_OFFSET_BITS, SUPERBLOCK_BYTES,
 };
 use crate::segments::{ttl_bucket, SegmentMeta, Segments, TTL_BUCKETS};
-use platform::offload::Offload;
+use platform::offload::{compress_bound, Offload};
 use std::borrow::Cow;
 use std::os::unix::fs::FileExt;
 
@@ -24,6 +24,8 @@ const SCAN_BUCKETS_PER_KEY_MAX: usize = 10;
 const RANDOM_KEY_ATTEMPTS_MAX: usize = 16;
 /// Generations have 40 bits so `generation << 24 | offset` fits a u64 CAS.
 const GENERATION_MAX: u64 = (1 << (64 - SEGMENT_OFFSET_BITS)) - 1;
+/// A compressed value is kept only if it is at least 1/8 smaller than the raw one.
+pub const COMPRESS_SAVING_DIVISOR: usize = 8;
 /// Decimal digits of the longest u64 / i64 (with sign) counter value.
 const COUNTER_DIGITS_MAX: usize = 20;
 
@@ -152,6 +154,12 @@ pub struct Stats {
     pub expired_segments: u64,
 }
 
+// A store moves to its shard's thread once: it must stay `Send` (and is never `Sync`).
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Store>();
+};
+
 /// One shard's item store. Single-threaded: `Send`, never `Sync`; every call that needs the time
 /// takes `now_ms` (unix milliseconds) from the caller.
 pub struct Store {
@@ -163,6 +171,7 @@ pub struct Store {
     hash_seed: u64,
     random_state: u64,
     flush_policy: FlushPolicy,
+    compress_min_bytes: Option<usize>,
     /// Ranges (arena offsets) written since the last commit; kept only under `Always`.
     dirty: Vec<(usize, usize)>,
     sync_each_write: bool,
@@ -258,6 +267,7 @@ impl Store {
             hash_seed: seed,
             random_state: seed | 1,
             flush_policy: config.flush,
+            compress_min_bytes: config.compress_min_bytes,
             dirty: Vec::new(),
             sync_each_write: false,
             flushed_at_ms: now_ms,
@@ -712,15 +722,21 @@ impl Store {
             }
             0
         } else {
+            let mut compressed = std::mem::take(&mut self.scratch);
+            let (stored, encoding) = match self.compress(value, &mut compressed) {
+                true => (&compressed[..], Encoding::Lz4),
+                false => (value, Encoding::Raw),
+            };
             let item = NewItem {
                 key,
-                value_parts: &[value],
-                encoding: Encoding::Raw,
+                value_parts: &[stored],
+                encoding,
                 raw_len: value.len(),
                 flags: options.flags,
                 expiry_ms,
             };
             let location = self.write_item(hash, &item, now_ms);
+            self.scratch = compressed;
             self.cas(location)
         };
         self.commit()?;
@@ -728,6 +744,26 @@ impl Store {
             status: SetStatus::Stored { cas },
             previous,
         })
+    }
+
+    /// LZ4-compresses `value` into `out` when compression is on, the value is long enough and
+    /// the block saves at least 1/[`COMPRESS_SAVING_DIVISOR`] of it.
+    fn compress(&mut self, value: &[u8], out: &mut Vec<u8>) -> bool {
+        if self
+            .compress_min_bytes
+            .is_none_or(|min_bytes| value.len() < min_bytes)
+        {
+            return false;
+        }
+        out.clear();
+        out.resize(compress_bound(value.len()), 0);
+        match self.offload.compress(value, out) {
+            Ok(len) if len <= value.len() - value.len() / COMPRESS_SAVING_DIVISOR => {
+                out.truncate(len);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Deletes `key`; false if it was not there.
