@@ -373,9 +373,10 @@ impl Shard {
             || shared.stop_requested()
         {
             shared.clients.fetch_sub(1, Ordering::Relaxed);
-            return Err(Refusal::TooManyClients(
-                b"-ERR max number of clients reached\r\n",
-            ));
+            return Err(Refusal::TooManyClients(match protocol {
+                Protocol::Resp => b"-ERR max number of clients reached\r\n",
+                Protocol::Memcache => b"SERVER_ERROR Too many open connections\r\n",
+            }));
         }
         let client_id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
         self.next_generation = self.next_generation.wrapping_add(1);
@@ -448,7 +449,14 @@ impl Shard {
         let mut input = std::mem::take(&mut conn.input);
         let mut request = std::mem::take(&mut self.request);
         let mut offset = 0;
-        while offset < input.len() && !conn.paused() && !conn.input_closed {
+        if conn.protocol == Protocol::Memcache {
+            offset = crate::memcache::process(&mut self.core, index, conn, &input);
+        }
+        while conn.protocol == Protocol::Resp
+            && offset < input.len()
+            && !conn.paused()
+            && !conn.input_closed
+        {
             match resp::parse(&input[offset..], &self.core.limits, &mut request) {
                 Ok(resp::Parsed::Complete { consumed }) => {
                     if !request.is_empty() {
