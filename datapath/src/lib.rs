@@ -18,6 +18,7 @@ pub mod config;
 pub mod exec;
 pub mod io;
 pub mod mailbox;
+pub mod memcache;
 pub mod protocol;
 pub mod rehome;
 pub mod server;

@@ -97,11 +97,6 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             )
         }
     }
-    if config.memcache_port.is_some() {
-        tracing::info!(
-            "memcached protocol is not built into this ferrite yet: no memcached port is opened"
-        );
-    }
 
     let signals = block_stop_signals().map_err(ServerError::Signals)?;
     let (mailboxes, addresses): (Vec<Mailbox<Mail>>, Vec<Address<Mail>>) = (0..shard_count)
@@ -114,10 +109,11 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .into_iter()
         .unzip();
     let server_info = format!(
-        "io_backend:{}\r\noffload:{offload_name}\r\narena:{}\r\ntcp_port:{}\r\nmemcache_port:0\r\nbind:{}\r\n",
+        "io_backend:{}\r\noffload:{offload_name}\r\narena:{}\r\ntcp_port:{}\r\nmemcache_port:{}\r\nbind:{}\r\n",
         backend.name(),
         store_settings.describe(),
         config.resp_port.unwrap_or(0),
+        config.memcache_port.unwrap_or(0),
         config.bind,
     );
     let shared = Arc::new(Shared {
@@ -275,6 +271,17 @@ fn shard_main(
                     address,
                     source,
                 })?;
+            listeners.push(listener);
+        }
+        if let Some(port) = config.memcache_port {
+            let address = SocketAddr::new(config.bind, port);
+            let listener = listener::bind(address, Protocol::Memcache).map_err(|source| {
+                ServerError::Listen {
+                    shard: id,
+                    address,
+                    source,
+                }
+            })?;
             listeners.push(listener);
         }
         Ok((executor, listeners))

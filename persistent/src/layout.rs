@@ -21,11 +21,13 @@
 //!  16 check u64 (CRC-64/XZ of bytes 0..16)  24 write_offset u32  28 padding u32
 //!
 //! item (byte-packed, no alignment):
-//!   0 crc64 u64     CRC-64/XZ of (segment generation as u64 LE, item bytes 9..end)
-//!   8 dead u8       0 = live, 0xFF = deleted, overwritten or expired; others = damaged
-//!   9 form u8       bits 0-1 encoding (0 raw, 1 LZ4), bit 2 flags present,
-//!                   bit 3 expiry present, bits 4-7 zero
-//!  10 key_len       LEB128, at most 3 bytes
+//!   0 crc64 u64     CRC-64/XZ of item bytes 9..end, xor a seal of (segment generation,
+//!                   form with bits 6-7 cleared): see `item_crc64`
+//!   8 form u8       bits 0-1 encoding (0 raw, 1 LZ4), bit 2 flags present,
+//!                   bit 3 expiry present, bits 4-5 zero,
+//!                   bits 6-7 liveness: 00 live, 11 dead (deleted, overwritten or expired),
+//!                   01 or 10 damaged
+//!   9 key_len       LEB128, at most 3 bytes
 //!     stored_len    LEB128, at most 4 bytes: the value's length as stored
 //!     [raw_len]     LEB128, only when LZ4: the value's length once decompressed
 //!     [flags u32]   only when bit 2
@@ -35,10 +37,12 @@
 //!
 //! Why the item looks like this: the CRC is the seal (an item is valid only once its CRC matches,
 //! so a torn write is never served); the segment generation inside the CRC makes a stale item
-//! left over from a segment's previous life fail its check; the `dead` byte is the one byte ever
-//! written after the seal, outside the CRC, so deletes and overwrites are recorded in place and
-//! travel with the item (nothing deleted comes back, whichever segment is evicted first). The CAS
-//! is not stored: it is `generation << 24 | offset`, unique for every write ever made to the store.
+//! left over from a segment's previous life fail its check; the two liveness bits are the only
+//! bits ever written after the seal, outside the CRC, so deletes and overwrites are recorded in
+//! place and travel with the item (nothing deleted comes back, whichever segment is evicted
+//! first), and one flipped bit makes them "damaged", never "live" again. The CAS is not stored:
+//! it is `generation << 24 | offset`, unique for every write ever made to the store. A plain
+//! item (no flags, no expiry, key and value under 128 bytes) has an 11-byte header.
 
 use platform::offload::Offload;
 
@@ -58,8 +62,8 @@ const SUPERBLOCK_CRC_OFFSET: usize = 72;
 pub(crate) const SEGMENT_MAGIC: u32 = u32::from_le_bytes(*b"SEG1");
 /// Bytes at the start of each segment before its first item.
 pub const SEGMENT_HEADER_BYTES: usize = 32;
-/// Fixed part of an item header: crc64, dead, form.
-pub(crate) const ITEM_PREFIX_BYTES: usize = 10;
+/// Fixed part of an item header: crc64, form.
+pub(crate) const ITEM_PREFIX_BYTES: usize = 9;
 /// The largest item header: prefix, key_len (3), stored_len (4), raw_len (4), flags, expiry.
 pub const ITEM_HEADER_BYTES_MAX: usize = ITEM_PREFIX_BYTES + 3 + 4 + 4 + 4 + 8;
 /// Keys longer than this are refused (the LEB128 key length stays within 3 bytes).
@@ -69,11 +73,13 @@ pub(crate) const SEGMENT_OFFSET_BITS: u32 = 24;
 
 const SEGMENT_STATE_FREE: u8 = 0;
 const SEGMENT_STATE_IN_USE: u8 = 1;
-const ITEM_DEAD_OFFSET: usize = 8;
+const ITEM_FORM_OFFSET: usize = 8;
 const FORM_ENCODING_MASK: u8 = 0b0000_0011;
 const FORM_FLAGS: u8 = 0b0000_0100;
 const FORM_EXPIRY: u8 = 0b0000_1000;
-const FORM_RESERVED_MASK: u8 = 0b1111_0000;
+const FORM_RESERVED_MASK: u8 = 0b0011_0000;
+/// The liveness bits: both clear while live, both set once dead.
+const FORM_DEAD: u8 = 0b1100_0000;
 const LEB128_KEY_BYTES_MAX: usize = 3;
 const LEB128_LEN_BYTES_MAX: usize = 4;
 
@@ -290,7 +296,6 @@ pub enum Encoding {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ItemPrefix {
     pub crc64: [u8; 8],
-    pub dead: u8,
     pub form: u8,
 }
 
@@ -329,7 +334,7 @@ impl ItemHeader {
     /// written bytes end). `None` when the header is malformed or the item overruns `bytes`;
     /// the checksum is not verified here (see [`verify`]).
     pub fn parse(bytes: &[u8]) -> Option<ItemHeader> {
-        let form = *bytes.get(9)?;
+        let form = *bytes.get(ITEM_FORM_OFFSET)?;
         if form & FORM_RESERVED_MASK != 0 {
             return None;
         }
@@ -367,7 +372,7 @@ impl ItemHeader {
         }
         Some(ItemHeader {
             len,
-            dead: bytes[ITEM_DEAD_OFFSET] != 0,
+            dead: form & FORM_DEAD != 0,
             encoding,
             flags,
             expiry_ms,
@@ -381,38 +386,42 @@ impl ItemHeader {
 }
 
 /// Whether the item at the start of `item` (at least `header.len` bytes) is intact for a
-/// segment of `generation`: its dead byte is one of the two values ever written (so a flipped
-/// bit there is caught too) and its checksum matches.
+/// segment of `generation`: its liveness bits are one of the two values ever written (so a
+/// flipped bit there is caught too) and its checksum matches.
 pub(crate) fn verify(
     item: &[u8],
     header: &ItemHeader,
     generation: u64,
     offload: &mut dyn Offload,
 ) -> bool {
-    let dead_byte = item[ITEM_DEAD_OFFSET];
-    if dead_byte != 0 && dead_byte != ITEM_DEAD {
+    let form = item[ITEM_FORM_OFFSET];
+    if form & FORM_DEAD != 0 && form & FORM_DEAD != FORM_DEAD {
         return false;
     }
-    let stored = read_u64(item, 0);
-    let computed = offload.crc64(&[
-        &generation.to_le_bytes(),
-        &item[ITEM_DEAD_OFFSET + 1..header.len],
-    ]);
-    stored == computed
+    read_u64(item, 0) == item_crc64(&item[..header.len], generation, offload)
 }
-
-/// The value the dead byte takes: all ones, so no single bit flip turns a dead item live
-/// (and any flip of a live item's zero makes it dead: the safe direction).
-const ITEM_DEAD: u8 = 0xFF;
 
 /// Records in place that the item at the start of `item` is dead.
 pub(crate) fn mark_dead(item: &mut [u8]) {
-    item[ITEM_DEAD_OFFSET] = ITEM_DEAD;
+    item[ITEM_FORM_OFFSET] |= FORM_DEAD;
 }
 
-/// Offset of the dead byte from the item's start (for flushing it).
+/// Offset of the byte [`mark_dead`] writes, from the item's start (for flushing it).
 pub(crate) const fn dead_byte_offset() -> usize {
-    ITEM_DEAD_OFFSET
+    ITEM_FORM_OFFSET
+}
+
+/// Odd, so multiplying by it is a bijection on u64.
+const SEAL_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// An item's checksum: the CRC-64 of everything after the form byte (one contiguous run, the
+/// engine's fast case), xored with a seal that mixes in the segment's generation and the form
+/// byte without its liveness bits. The seal is injective in (generation < 2^40, form), so an
+/// item from another generation or with another form never matches.
+fn item_crc64(item: &[u8], generation: u64, offload: &mut dyn Offload) -> u64 {
+    let form = u64::from(item[ITEM_FORM_OFFSET] & !FORM_DEAD);
+    let seal = (generation ^ form << 56).wrapping_mul(SEAL_MULTIPLIER);
+    offload.crc64(&[&item[ITEM_PREFIX_BYTES..]]) ^ seal
 }
 
 /// An item about to be written.
@@ -467,8 +476,7 @@ impl NewItem<'_> {
         if self.expiry_ms != 0 {
             form |= FORM_EXPIRY;
         }
-        out[ITEM_DEAD_OFFSET] = 0;
-        out[9] = form;
+        out[ITEM_FORM_OFFSET] = form;
         let mut cursor = ITEM_PREFIX_BYTES;
         write_leb128(out, &mut cursor, self.key.len());
         write_leb128(out, &mut cursor, self.stored_len());
@@ -489,7 +497,7 @@ impl NewItem<'_> {
             out[cursor..cursor + part.len()].copy_from_slice(part);
             cursor += part.len();
         }
-        let crc = offload.crc64(&[&generation.to_le_bytes(), &out[ITEM_DEAD_OFFSET + 1..]]);
+        let crc = item_crc64(out, generation, offload);
         out[0..8].copy_from_slice(&crc.to_le_bytes());
     }
 }
@@ -559,7 +567,7 @@ mod tests {
         assert_eq!(offset_of!(SegmentHeader, check), 16);
         assert_eq!(offset_of!(SegmentHeader, write_offset), 24);
         assert_eq!(size_of::<ItemPrefix>(), ITEM_PREFIX_BYTES);
-        assert_eq!(offset_of!(ItemPrefix, dead), ITEM_DEAD_OFFSET);
+        assert_eq!(offset_of!(ItemPrefix, form), ITEM_FORM_OFFSET);
     }
 
     #[test]
@@ -645,12 +653,12 @@ mod tests {
         assert!(ItemHeader::parse(&out).unwrap().dead);
         assert!(
             verify(&out, &header, 5, &mut engine),
-            "the dead byte is outside the checksum"
+            "the liveness bits are outside the checksum"
         );
     }
 
     #[test]
-    fn a_plain_item_has_a_twelve_byte_header() {
+    fn a_plain_item_has_an_eleven_byte_header() {
         let item = NewItem {
             key: b"0123456789abcdef",
             value_parts: &[&[0u8; 100]],
@@ -659,7 +667,7 @@ mod tests {
             flags: 0,
             expiry_ms: 0,
         };
-        assert_eq!(item.encoded_len() - 116, 12);
+        assert_eq!(item.encoded_len() - 116, 11);
     }
 
     #[test]
@@ -678,10 +686,10 @@ mod tests {
         for cut in 0..out.len() {
             assert_eq!(ItemHeader::parse(&out[..cut]), None, "cut at {cut}");
         }
-        out[9] |= 0x80;
+        out[ITEM_FORM_OFFSET] |= 0b0001_0000;
         assert_eq!(ItemHeader::parse(&out), None);
         let mut endless = vec![0u8; 20];
-        endless[10..15].fill(0xFF);
+        endless[9..14].fill(0xFF);
         assert_eq!(ItemHeader::parse(&endless), None);
     }
 }

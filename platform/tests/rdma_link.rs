@@ -175,3 +175,42 @@ fn without_a_device_links_fail_with_an_error() {
         "{error}"
     );
 }
+
+/// The two-host half: `scripts/rxe/test.sh` boots two VMs joined by an emulated Ethernet link and
+/// runs this in both, with RXE_ROLE=server|client and RXE_PEER set to the other VM's address.
+#[test]
+#[ignore = "needs two RDMA hosts: scripts/rxe/test.sh runs it in a pair of soft-RoCE VMs"]
+fn messages_cross_between_two_hosts() {
+    let role = std::env::var("RXE_ROLE").expect("RXE_ROLE=server|client");
+    let own = SocketAddrV4::new(device_address(), 18515);
+    if role == "server" {
+        let endings = echo_server(Listener::bind(own).unwrap(), 1);
+        assert_eq!(endings, ["disconnected"]);
+        return;
+    }
+    let peer: Ipv4Addr = std::env::var("RXE_PEER")
+        .expect("RXE_PEER")
+        .parse()
+        .unwrap();
+    let server = SocketAddrV4::new(peer, 18515);
+    // The server VM may still be booting: retry until it listens.
+    let started = Instant::now();
+    let mut link = loop {
+        match Link::connect(server, CONFIG, Duration::from_secs(2)) {
+            Ok(link) => break link,
+            Err(error) => assert!(
+                started.elapsed() < DEADLINE * 3,
+                "server never listened: {error}"
+            ),
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    for len in [0usize, 1, 1000, 4096] {
+        let message: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        assert_eq!(
+            round_trip(&mut link, &message),
+            message,
+            "echo of {len} bytes across hosts"
+        );
+    }
+}

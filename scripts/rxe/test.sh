@@ -29,6 +29,19 @@ run_single() { # NAME SCENARIO BINARY...
     fi
 }
 mkdir -p "$kdir/bin" && cp "$link_test" "$kdir/bin/rdma_link"
+run_pair() { # NAME SCENARIO BINARY...
+    local name=$1 scenario=$2
+    shift 2
+    bash scripts/rxe/build-initramfs.sh "$kdir" "$kdir/$name.cpio.gz" "$scenario" "$@"
+    if bash scripts/rxe/boot-pair.sh "$kdir" "$kdir/$name.cpio.gz" "$kdir/$name"; then
+        echo "rxe: $name ok (two VMs)"
+    else
+        echo "rxe: $name FAILED; serial consoles:" >&2
+        tail -20 "$kdir/$name-a.log" "$kdir/$name-b.log" >&2
+        failed=1
+    fi
+}
 run_single probe scripts/rxe/scenarios/probe.sh target/release/ferrite-probe
 run_single link scripts/rxe/scenarios/link.sh "$kdir/bin/rdma_link"
+run_pair link-pair scripts/rxe/scenarios/link-pair.sh "$kdir/bin/rdma_link"
 exit "$failed"

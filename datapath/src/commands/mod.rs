@@ -55,7 +55,7 @@ pub fn dispatch(
     core.commands += 1;
     conn.commands += 1;
     let Some(spec) = table::lookup(argv[0]) else {
-        unknown_command(conn, &argv);
+        unknown_command(conn, argv);
         return;
     };
     conn.last_command = spec.name;
@@ -71,7 +71,7 @@ pub fn dispatch(
         conn_index,
         conn,
     };
-    run.command(spec.name, &argv);
+    run.command(spec.name, argv);
 }
 
 fn unknown_command(conn: &mut Conn, argv: &[&[u8]]) {

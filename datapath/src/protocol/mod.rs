@@ -7,5 +7,5 @@
 //! - [`memcache`]: memcached text and meta requests and replies.
 
 pub mod memcache;
-mod number;
+pub(crate) mod number;
 pub mod resp;

@@ -27,6 +27,7 @@ pub const INPUT_BYTES_MAX: usize = 64 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
     Resp,
+    Memcache,
 }
 
 /// Per-connection RESP state (HELLO, CLIENT SETNAME, ...).
@@ -67,6 +68,7 @@ pub struct Conn {
     pub input: Vec<u8>,
     pub output: Vec<u8>,
     pub resp: RespSession,
+    pub memcache: crate::memcache::Session,
     /// Close once `output` has been sent (QUIT, protocol error).
     pub close_after_output: bool,
     /// Reading and parsing stopped for good (closing, or the server is stopping).
@@ -97,6 +99,7 @@ impl Conn {
             input: Vec::new(),
             output: Vec::new(),
             resp: RespSession::default(),
+            memcache: crate::memcache::Session::default(),
             close_after_output: false,
             input_closed: false,
             in_dirty_list: false,

@@ -52,6 +52,8 @@ pub enum Finish {
     /// The INFO text: `text_before` (server-wide sections already rendered), then the sections
     /// made from the shards' figures.
     Info(Box<InfoRequest>),
+    /// A memcached reply, encoded by the memcached layer.
+    Memcache(crate::memcache::Finish),
 }
 
 /// What INFO asked for and what the connection's shard knew.
@@ -71,6 +73,9 @@ pub const SCAN_LOCAL_CURSOR_MAX: u64 = (1 << SCAN_SHARD_SHIFT) - 1;
 
 /// Writes the reply for `outcomes` (one per part, in part order) to `out`.
 pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], version: Version, out: &mut Vec<u8>) {
+    if let Finish::Memcache(finish) = finish {
+        return crate::memcache::encode(finish, outcomes, out);
+    }
     let mut reply = Reply::new(out, version);
     if let Some(error) = outcomes.iter().find_map(|outcome| match outcome {
         Outcome::Failed(error) => Some(*error),
@@ -171,6 +176,7 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], version: Version, out: 
             let text = info_text(request, &figures);
             reply.verbatim(b"txt", text.as_bytes());
         }
+        Finish::Memcache(_) => unreachable!("memcached replies are encoded above"),
     }
 }
 

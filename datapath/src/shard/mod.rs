@@ -306,6 +306,9 @@ fn run_requests(
     conn: &mut Conn,
     input: &[u8],
 ) -> usize {
+    if conn.protocol == Protocol::Memcache {
+        return crate::memcache::process(core, index, conn, input);
+    }
     let mut offset = 0;
     while offset < input.len() && !conn.paused() && !conn.input_closed {
         match resp::parse(&input[offset..], &core.limits, request) {
@@ -416,9 +419,10 @@ impl Shard {
             || shared.stop_requested()
         {
             shared.clients.fetch_sub(1, Ordering::Relaxed);
-            return Err(Refusal::TooManyClients(
-                b"-ERR max number of clients reached\r\n",
-            ));
+            return Err(Refusal::TooManyClients(match protocol {
+                Protocol::Resp => b"-ERR max number of clients reached\r\n",
+                Protocol::Memcache => b"SERVER_ERROR Too many open connections\r\n",
+            }));
         }
         let client_id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
         self.next_generation = self.next_generation.wrapping_add(1);

@@ -114,6 +114,11 @@ impl<'a> MetaFlags<'a> {
         flag_bit(flag).is_some_and(|bit| self.present & bit != 0)
     }
 
+    /// The flag tokens as sent, for a copy that outlives the input buffer.
+    pub fn text(&self) -> &'a [u8] {
+        self.tokens
+    }
+
     /// Every flag in request order: its letter and its token (empty for flags without one).
     pub fn in_order(&self) -> impl Iterator<Item = (u8, &'a [u8])> + 'a {
         self.tokens
@@ -129,8 +134,9 @@ fn flag_bit(flag: u8) -> Option<u64> {
 }
 
 /// Parses the flag tokens in `tokens` (the rest of the line after the key, and after the data
-/// length for `ms`) for a `kind` command.
-pub(super) fn parse_flags(kind: MetaKind, tokens: &[u8]) -> Result<MetaFlags<'_>, ErrorKind> {
+/// length for `ms`) for a `kind` command. The parser calls it; a reply produced later (on
+/// another shard's answer) calls it again on a copy of [`MetaFlags::text`].
+pub fn parse_flags(kind: MetaKind, tokens: &[u8]) -> Result<MetaFlags<'_>, ErrorKind> {
     let mut flags = MetaFlags {
         tokens,
         ..MetaFlags::default()
@@ -192,10 +198,7 @@ fn mode_token(kind: MetaKind, token: &[u8]) -> Result<MetaMode, ErrorKind> {
 }
 
 /// Checks a meta key token, decoding it when the `b` flag is given.
-pub(super) fn parse_key<'a>(
-    token: &'a [u8],
-    flags: &MetaFlags<'_>,
-) -> Result<MetaKey<'a>, ErrorKind> {
+pub fn parse_key<'a>(token: &'a [u8], flags: &MetaFlags<'_>) -> Result<MetaKey<'a>, ErrorKind> {
     if token.len() > KEY_BYTES_MAX {
         return Err(ErrorKind::BadCommandLine);
     }

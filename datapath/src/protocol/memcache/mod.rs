@@ -56,7 +56,9 @@ mod parse;
 pub mod reply;
 
 pub use error::{Error, ErrorKind};
-pub use meta::{MetaFlags, MetaKey, MetaKind, MetaMode, DECODED_KEY_BYTES_MAX};
+pub use meta::{
+    parse_flags, parse_key, MetaFlags, MetaKey, MetaKind, MetaMode, DECODED_KEY_BYTES_MAX,
+};
 pub use parse::{parse, Command, Keys, Parsed, StoreMode};
 
 /// Longest key, in bytes: memcached's `KEY_MAX_LENGTH`.

@@ -1,0 +1,160 @@
+//! The store's hot paths: get and set of 100-byte values in the DRAM and file arenas, with a
+//! `HashMap<Vec<u8>, Vec<u8>>` measured in the same run as the floor; and how long reopening
+//! (recovering) a 1 GiB file of 100-byte items takes.
+//!
+//! `cargo bench -p ferrite-benches --bench store`
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use persistent::{FlushPolicy, SetOptions, Store, StoreConfig};
+use platform::offload::SoftwareOffload;
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const KEYS: usize = 100_000;
+const VALUE_BYTES: usize = 100;
+const ARENA_BYTES: usize = 256 << 20;
+const RECOVERY_ARENA_BYTES: usize = 1 << 30;
+const NOW_MS: u64 = 1_700_000_000_000;
+
+fn key(index: usize) -> Vec<u8> {
+    format!("key:{index:012}").into_bytes()
+}
+
+/// A fixed pseudo-random visiting order over the keys (so caches see a realistic spread).
+fn order() -> Vec<usize> {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    (0..KEYS)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % KEYS as u64) as usize
+        })
+        .collect()
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("ferrite-bench-{}-{name}", std::process::id()))
+}
+
+fn filled(config: &StoreConfig, keys: &[Vec<u8>]) -> Store {
+    let mut store = Store::open(config, Box::new(SoftwareOffload), NOW_MS).expect("open the store");
+    let value = [7u8; VALUE_BYTES];
+    for key in keys {
+        store
+            .set(key, &value, &SetOptions::default(), NOW_MS)
+            .expect("fill");
+    }
+    store
+}
+
+fn get_and_set(criterion: &mut Criterion) {
+    let keys: Vec<Vec<u8>> = (0..KEYS).map(key).collect();
+    let order = order();
+    let file_path = temp_path("getset");
+    let _ = std::fs::remove_file(&file_path);
+    let arenas = [
+        ("dram", StoreConfig::dram(ARENA_BYTES)),
+        (
+            "file",
+            StoreConfig {
+                flush: FlushPolicy::EverySec,
+                ..StoreConfig::file(&file_path, ARENA_BYTES)
+            },
+        ),
+    ];
+    let value = [9u8; VALUE_BYTES];
+    let mut group = criterion.benchmark_group("store_100B");
+    group.throughput(Throughput::Elements(1));
+    for (name, config) in &arenas {
+        let mut store = filled(config, &keys);
+        let mut next = 0usize;
+        group.bench_function(BenchmarkId::new("get", name), |bench| {
+            bench.iter(|| {
+                next = (next + 1) % KEYS;
+                let item = store.get(&keys[order[next]], NOW_MS).expect("present");
+                black_box(item.value.len())
+            })
+        });
+        group.bench_function(BenchmarkId::new("set", name), |bench| {
+            bench.iter(|| {
+                next = (next + 1) % KEYS;
+                store
+                    .set(
+                        &keys[order[next]],
+                        black_box(&value),
+                        &SetOptions::default(),
+                        NOW_MS,
+                    )
+                    .expect("set")
+            })
+        });
+        assert_eq!(
+            store.stats().evicted_items,
+            0,
+            "the benchmark must not measure eviction"
+        );
+        drop(store);
+    }
+    let _ = std::fs::remove_file(&file_path);
+
+    let mut map: HashMap<Vec<u8>, Vec<u8>> = keys
+        .iter()
+        .map(|key| (key.clone(), vec![7u8; VALUE_BYTES]))
+        .collect();
+    let mut next = 0usize;
+    group.bench_function(BenchmarkId::new("get", "hashmap"), |bench| {
+        bench.iter(|| {
+            next = (next + 1) % KEYS;
+            black_box(map.get(&keys[order[next]]).expect("present").len())
+        })
+    });
+    group.bench_function(BenchmarkId::new("set", "hashmap"), |bench| {
+        bench.iter(|| {
+            next = (next + 1) % KEYS;
+            // What a cache must do on a set: own a copy of key and value.
+            map.insert(keys[order[next]].clone(), black_box(&value).to_vec())
+        })
+    });
+    group.finish();
+}
+
+fn recovery(criterion: &mut Criterion) {
+    let path = temp_path("recovery");
+    let _ = std::fs::remove_file(&path);
+    let config = StoreConfig {
+        flush: FlushPolicy::No,
+        ..StoreConfig::file(&path, RECOVERY_ARENA_BYTES)
+    };
+    let mut store = Store::open(&config, Box::new(SoftwareOffload), NOW_MS).expect("create");
+    let value = [5u8; VALUE_BYTES];
+    let mut index = 0usize;
+    // Fill until the arena is full (the first eviction).
+    while store.stats().evicted_segments == 0 {
+        store
+            .set(&key(index), &value, &SetOptions::default(), NOW_MS)
+            .expect("fill");
+        index += 1;
+    }
+    let used_bytes = store.stats().bytes_used;
+    store.close().expect("close");
+    let mut group = criterion.benchmark_group("store_recovery");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .warm_up_time(Duration::from_secs(1));
+    group.throughput(Throughput::Bytes(used_bytes));
+    group.bench_function(BenchmarkId::new("open", "1GiB_100B_items"), |bench| {
+        bench.iter(|| {
+            let store = Store::open(&config, Box::new(SoftwareOffload), NOW_MS).expect("reopen");
+            assert!(store.len() > 1_000_000);
+            store
+        })
+    });
+    group.finish();
+    let _ = std::fs::remove_file(&path);
+}
+
+criterion_group!(benches, get_and_set, recovery);
+criterion_main!(benches);

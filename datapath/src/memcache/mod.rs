@@ -1,0 +1,97 @@
+//! The memcached command layer: text and meta requests lowered onto the shards' protocol-neutral
+//! store operations ([`Op`]), their outcomes encoded as memcached replies.
+//!
+//! A connection on the memcached port is parsed by [`crate::protocol::memcache`]; each command
+//! becomes one or more [`Op`]s routed to the owner shard of each key, exactly as RESP commands
+//! are (there is one datapath). A command whose ops all run on the connection's own shard is
+//! executed and encoded at once, borrowing keys from the input and values from the store; the
+//! others travel as mail and come back in a [`Finish`] slot, so replies keep request order.
+//! Replies of a whole read batch (pipelined `get`s, quiet `mg`s, ...) accumulate in the
+//! connection's output and leave in one send.
+//!
+//! Mapping between the protocols: a memcached item is a Redis string; its client flags are kept
+//! beside it (RESP writes flags 0), its CAS value is the store's. Text `cas` is a CAS-conditional
+//! set, `add` / `replace` are absent / present conditions, `append` / `prepend` concatenate
+//! without creating, `incr` / `decr` use unsigned 64-bit arithmetic (incr wraps, decr stops at 0).
+//!
+//! What the store does not keep, and so is not served: meta `h` and `l` (hit-before and last
+//! access) are answered `h0` / `l0`; the stale and win-token state of `md I`, `ms I` and the
+//! `W`/`X`/`Z` flags is not kept (`mg N` answers `W` to the request that created the item and `R`
+//! answers `W` below its TTL, but no `Z` or `X` follows); compare-CAS on `ma` and on `ms` append
+//! modes, `md x`, `E`, and `flush_all` with a delay are refused with a `SERVER_ERROR` naming them.
+//! `md C` is a CAS-conditional set with an expiry already passed, which the store checks and
+//! carries out as a delete in one step.
+
+mod finish;
+mod lower;
+mod stats;
+
+pub use finish::{encode, Finish};
+pub use stats::Counters;
+
+use crate::protocol::memcache::{parse, reply, Error, Limits, Parsed};
+use crate::shard::conn::Conn;
+use crate::shard::Core;
+
+/// The version `version` and `stats` report: memcached's protocol level, then ours.
+pub const VERSION: &str = concat!("1.6.0-ferrite-", env!("CARGO_PKG_VERSION"));
+
+/// Per-connection memcached state.
+#[derive(Clone, Debug, Default)]
+pub struct Session {
+    /// Bytes still to discard: the data block of a refused storage command.
+    swallow: usize,
+}
+
+/// Parses and runs as many of `input`'s requests as the connection may have in flight; returns
+/// how many bytes were used. Stops at an incomplete request, when the connection pauses, or when
+/// it is to be closed.
+pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) -> usize {
+    let limits = Limits {
+        value_bytes_max: core.executor.value_bytes_max(),
+        ..Limits::default()
+    };
+    let mut offset = skip(conn, input.len());
+    while offset < input.len() && !conn.paused() && !conn.input_closed {
+        match parse(&input[offset..], &limits) {
+            Ok(Parsed::Complete { command, consumed }) => {
+                core.commands += 1;
+                conn.commands += 1;
+                lower::run(core, conn_index, conn, command);
+                offset += consumed;
+            }
+            Ok(Parsed::Incomplete) => break,
+            Err(Error {
+                kind,
+                consumed,
+                swallow,
+            }) => {
+                reply::error(conn.reply_buffer(), kind);
+                if kind.closes_connection() {
+                    close_after_reply(conn);
+                    return input.len();
+                }
+                offset += consumed;
+                conn.memcache.swallow = swallow;
+                offset += skip(conn, input.len() - offset);
+            }
+        }
+    }
+    offset
+}
+
+/// Discards up to `available` bytes of a refused data block; returns how many.
+fn skip(conn: &mut Conn, available: usize) -> usize {
+    let skipped = conn.memcache.swallow.min(available);
+    conn.memcache.swallow -= skipped;
+    skipped
+}
+
+/// `quit`, or an error after which the stream cannot be trusted: answer what is owed, then close.
+fn close_after_reply(conn: &mut Conn) {
+    conn.input_closed = true;
+    conn.close_after_output = true;
+}
+
+#[cfg(test)]
+mod tests;

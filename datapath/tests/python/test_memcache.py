@@ -1,0 +1,382 @@
+"""memcached clients against the real server: pymemcache, the libmemcached tools, twemproxy
+(nutcracker) in front of three ferrite processes, and raw sockets for the exact error strings."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pymemcache
+import pytest
+import redis
+from pymemcache.client.base import Client
+from pymemcache.exceptions import MemcacheIllegalInputError
+
+BACKENDS = ["epoll", "uring"]
+KEY_BYTES_MAX = 250
+REPLY_TIMEOUT_S = 20
+
+
+@pytest.fixture(params=BACKENDS)
+def server(request, ferrite_server):
+    return ferrite_server("--threads", "2", "--io", request.param, memcache=True)
+
+
+def client(server, **options):
+    return Client(("127.0.0.1", server.memcache_port), timeout=REPLY_TIMEOUT_S, **options)
+
+
+def exchange(server, request: bytes, expect_len: int) -> bytes:
+    """Sends raw bytes and reads until `expect_len` bytes of reply arrived (or the server closed)."""
+    with socket.create_connection(("127.0.0.1", server.memcache_port), timeout=REPLY_TIMEOUT_S) as sock:
+        sock.sendall(request)
+        reply = b""
+        while len(reply) < expect_len:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+
+def test_pymemcache_commands(server):
+    mc = client(server)
+    assert mc.set("k", b"v", expire=0, noreply=False)
+    assert mc.get("k") == b"v"
+    value, cas = mc.gets("k")
+    assert value == b"v"
+    assert mc.cas("k", b"w", cas, noreply=False)
+    assert mc.cas("k", b"x", cas, noreply=False) is False  # EXISTS: the CAS moved on
+    assert mc.cas("missing", b"x", cas, noreply=False) is None  # NOT_FOUND
+    assert mc.get("k") == b"w"
+    assert mc.add("k", b"no", noreply=False) is False
+    assert mc.add("fresh", b"yes", noreply=False) is True
+    assert mc.replace("absent", b"no", noreply=False) is False
+    assert mc.replace("fresh", b"again", noreply=False) is True
+    assert mc.append("fresh", b"!", noreply=False) and mc.prepend("fresh", b">", noreply=False)
+    assert mc.get("fresh") == b">again!"
+    assert mc.append("absent", b"x", noreply=False) is False
+    assert mc.set("n", b"10", noreply=False)
+    assert mc.incr("n", 5) == 15
+    assert mc.decr("n", 100) == 0
+    assert mc.set("n", b"18446744073709551615", noreply=False)
+    assert mc.incr("n", 2) == 1  # unsigned 64-bit wrap
+    assert mc.incr("absent", 1) is None
+    assert mc.touch("fresh", 100, noreply=False) is True
+    assert mc.touch("absent", 100, noreply=False) is False
+    assert mc.delete("fresh", noreply=False) is True
+    assert mc.delete("fresh", noreply=False) is False
+    assert mc.version().startswith(b"1.6")
+
+
+def test_pymemcache_many_keys_across_shards(server):
+    mc = client(server)
+    values = {f"key:{index}": f"value-{index}".encode() for index in range(500)}
+    assert mc.set_many(values, noreply=False) == []
+    wanted = list(values) + ["missing:1", "missing:2"]
+    assert mc.get_many(wanted) == values
+    mc.delete_many(list(values)[:100], noreply=False)
+    assert len(mc.get_many(list(values))) == 400
+    assert mc.flush_all(noreply=False)
+    assert mc.get_many(list(values)) == {}
+
+
+def test_pymemcache_noreply_binary_values_and_flags(server):
+    mc = client(server)
+    blob = bytes(range(256)) * 64 + b"\r\nEND\r\n"
+    mc.set("blob", blob)  # noreply by default in pymemcache
+    mc.set("flagged", b"x", noreply=True)
+    assert mc.get("blob") == blob
+    raw = exchange(server, b"set f 4294967295 0 1\r\nx\r\nget f\r\n", len(b"STORED\r\nVALUE f 4294967295 1\r\nx\r\nEND\r\n"))
+    assert raw == b"STORED\r\nVALUE f 4294967295 1\r\nx\r\nEND\r\n"
+
+
+def test_key_length_limit(server):
+    mc = client(server)
+    longest = "k" * KEY_BYTES_MAX
+    assert mc.set(longest, b"ok", noreply=False)
+    assert mc.get(longest) == b"ok"
+    with pytest.raises(MemcacheIllegalInputError):
+        mc.set(longest + "k", b"no")
+    # The server refuses the 251-byte key itself and skips its data block.
+    request = f"set {longest}k 0 0 2\r\nno\r\nget {longest}k\r\n".encode()
+    expect = b"CLIENT_ERROR bad command line format\r\nCLIENT_ERROR bad command line format\r\n"
+    assert exchange(server, request, len(expect)) == expect
+
+
+def test_expiry(server):
+    mc = client(server)
+    assert mc.set("short", b"v", expire=1, noreply=False)
+    assert mc.set("gone", b"v", expire=-1, noreply=False)
+    assert mc.get("gone") is None
+    assert mc.get("short") == b"v"
+    time.sleep(2.1)
+    assert mc.get("short") is None
+    far = int(time.time()) + 3600  # above 30 days: an absolute unix time
+    assert mc.set("absolute", b"v", expire=far, noreply=False)
+    assert mc.get("absolute") == b"v"
+    assert mc.set("past", b"v", expire=int(time.time()) - 10, noreply=False)
+    assert mc.get("past") is None
+
+
+def test_protocols_share_the_store(ferrite_server):
+    server = ferrite_server("--threads", "2", memcache=True)
+    mc = client(server)
+    r = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=REPLY_TIMEOUT_S)
+    r.set("from-redis", "hello")
+    assert mc.get("from-redis") == b"hello"
+    assert mc.set("from-memcache", b"world", noreply=False)
+    assert r.get("from-memcache") == b"world"
+    assert r.incr("counter") == 1
+    assert mc.incr("counter", 4) == 5
+    assert r.get("counter") == b"5"
+    # RESP writes flags 0; a RESP write renews the CAS value, so a pending cas fails.
+    assert mc.set("shared", b"v", noreply=False)
+    _, cas = mc.gets("shared")
+    r.set("shared", "from redis")
+    assert exchange(server, b"gets shared\r\n", len(b"VALUE shared 0 10 ")).startswith(b"VALUE shared 0 10 ")
+    assert mc.cas("shared", b"late", cas, noreply=False) is False
+
+
+def run_tool(name, *args, cwd=None):
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} not found: install libmemcached-tools (scripts/setup.sh --test)")
+    done = subprocess.run([path, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{name} {' '.join(args)} failed: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def test_libmemcached_tools(ferrite_server):
+    server = ferrite_server("--threads", "2", memcache=True)
+    servers = f"--servers=127.0.0.1:{server.memcache_port}"
+    mc = client(server)
+    with tempfile.TemporaryDirectory() as directory:
+        for name, content in [("alpha", b"first file"), ("beta", bytes(range(256)))]:
+            Path(directory, name).write_bytes(content)
+        run_tool("memccp", servers, "alpha", "beta", cwd=directory)
+    assert mc.get("alpha") == b"first file"
+    assert mc.get("beta") == bytes(range(256))
+    assert run_tool("memccat", servers, "alpha") == "first file\n"  # memccat ends each value with a newline
+    run_tool("memcrm", servers, "alpha")
+    assert mc.get("alpha") is None
+    stats = run_tool("memcstat", servers)
+    for name in ["curr_items", "total_items", "get_hits", "get_misses", "cmd_get", "cmd_set",
+                 "curr_connections", "bytes", "limit_maxbytes", "threads", "evictions"]:
+        assert f"\t{name}: " in stats, f"memcstat lacks {name}: {stats}"
+    run_tool("memcflush", servers)
+    assert mc.get("beta") is None
+    hits_before = int(mc.stats()[b"get_hits"])
+    for test in ["set", "get", "mget"]:
+        run_tool("memcslap", servers, "--concurrency=4", "--execute-number=500", f"--test={test}")
+    stats = mc.stats()
+    assert int(stats[b"curr_items"]) >= 500
+    assert int(stats[b"get_hits"]) > hits_before
+
+
+def start_nutcracker(config: str, ports):
+    path = shutil.which("nutcracker")
+    if path is None:
+        pytest.fail("nutcracker not found: install it (scripts/setup.sh --test)")
+    directory = tempfile.mkdtemp(prefix="nutcracker-")
+    config_path = Path(directory, "nutcracker.yml")
+    config_path.write_text(config)
+    stats_port = free_port()
+    process = subprocess.Popen([path, "-c", str(config_path), "-s", str(stats_port), "-a", "127.0.0.1",
+                                "-o", str(Path(directory, "nutcracker.log"))])
+    deadline = time.monotonic() + 10
+    for port in ports:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "nutcracker did not listen"
+                assert process.poll() is None, f"nutcracker exited with {process.returncode}"
+                time.sleep(0.05)
+    return process
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def pool(name, listen, backends, redis_pool):
+    lines = [f"{name}:", f"  listen: 127.0.0.1:{listen}", "  hash: fnv1a_64", "  distribution: ketama",
+             "  timeout: 5000", "  preconnect: true", "  auto_eject_hosts: false", "  servers:"]
+    if redis_pool:
+        lines.insert(2, "  redis: true")
+    lines += [f"    - 127.0.0.1:{port}:1 backend{index}" for index, port in enumerate(backends)]
+    return "\n".join(lines) + "\n"
+
+
+def test_twemproxy_ketama_pool_of_three(ferrite_server):
+    backends = [ferrite_server("--threads", "1", memcache=True) for _ in range(3)]
+    memcache_listen, redis_listen = free_port(), free_port()
+    config = pool("memcache_pool", memcache_listen, [backend.memcache_port for backend in backends], False)
+    config += pool("redis_pool", redis_listen, [backend.port for backend in backends], True)
+    proxy = start_nutcracker(config, [memcache_listen, redis_listen])
+    try:
+        through = Client(("127.0.0.1", memcache_listen), timeout=REPLY_TIMEOUT_S)
+        direct = [client(backend) for backend in backends]
+        keys = [f"proxied:{index}" for index in range(3000)]
+        for key in keys:
+            assert through.set(key, key.encode() * 2, noreply=False)
+        assert through.get_many(keys) == {key: key.encode() * 2 for key in keys}
+        placed = [0, 0, 0]
+        for key in keys:
+            holders = [index for index, backend in enumerate(direct) if backend.get(key) is not None]
+            assert len(holders) == 1, f"{key} is on backends {holders}"
+            placed[holders[0]] += 1
+        assert all(count > len(keys) / 10 for count in placed), f"ketama spread {placed}"
+
+        # nutcracker forwards no CLIENT command: redis-py must not send CLIENT SETINFO.
+        through_redis = redis.Redis(host="127.0.0.1", port=redis_listen, socket_timeout=REPLY_TIMEOUT_S,
+                                    lib_name=None, lib_version=None)
+        direct_redis = [redis.Redis(host="127.0.0.1", port=backend.port) for backend in backends]
+        for index in range(1000):
+            through_redis.set(f"r:{index}", index)
+        for index in range(1000):
+            assert through_redis.get(f"r:{index}") == str(index).encode()
+            assert sum(r.exists(f"r:{index}") for r in direct_redis) == 1
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
+
+
+# Every error string, byte for byte as memcached sends it.
+ERROR_CASES = [
+    (b"bogus\r\n", b"ERROR\r\n"),
+    (b"get\r\n", b"ERROR\r\n"),
+    (b"set k 0 0 x\r\n", b"CLIENT_ERROR bad command line format\r\n"),
+    (b"set k 0 0 3\r\nabcd\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\n"),
+    (b"set k 0 0 2000000\r\n" + b"x" * 2000000 + b"\r\nget k\r\n",
+     b"SERVER_ERROR object too large for cache\r\nEND\r\n"),
+    (b"set k 0 0 1\r\nx\r\nadd k 0 0 1\r\ny\r\n", b"STORED\r\nNOT_STORED\r\n"),
+    (b"set k 0 0 1\r\nx\r\ncas k 0 0 1 1\r\ny\r\n", b"STORED\r\nEXISTS\r\n"),
+    (b"cas nothere 0 0 1 1\r\ny\r\n", b"NOT_FOUND\r\n"),
+    (b"incr k x\r\n", b"CLIENT_ERROR invalid numeric delta argument\r\n"),
+    (b"set k 0 0 1\r\nx\r\nincr k 1\r\n", b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
+    (b"touch k x\r\n", b"CLIENT_ERROR invalid exptime argument\r\n"),
+    (b"delete k 5\r\n", b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"),
+    (b"mg k v v\r\n", b"CLIENT_ERROR duplicate flag\r\n"),
+    (b"mg k Y\r\n", b"CLIENT_ERROR invalid flag\r\n"),
+    (b"ms k 2 MX\r\nhi\r\nmn\r\n", b"CLIENT_ERROR invalid mode for ms M token\r\nMN\r\n"),
+]
+
+
+@pytest.mark.parametrize("request_bytes, expect", ERROR_CASES, ids=[repr(case[0][:24]) for case in ERROR_CASES])
+def test_error_strings(ferrite_server, request_bytes, expect):
+    server = ferrite_server(memcache=True)
+    assert exchange(server, request_bytes, len(expect)) == expect
+
+
+def test_long_line_and_binary_protocol_close_the_connection(ferrite_server):
+    server = ferrite_server(memcache=True)
+    reply = exchange(server, b"x" * 4096, 1 << 20)
+    assert reply == b"CLIENT_ERROR line too long\r\n"
+    reply = exchange(server, bytes([0x80, 0x00, 0x00, 0x05]) + b"\x00" * 20, 1 << 20)
+    assert reply.startswith(b"SERVER_ERROR binary protocol is not supported")
+
+
+def test_split_reads_one_byte_at_a_time(server):
+    request = b"set split 3 0 5\r\nhello\r\nms m 2 T0 F4\r\nhi\r\nget split\r\nmg m v f\r\nmn\r\n"
+    expect = b"STORED\r\nHD\r\nVALUE split 3 5\r\nhello\r\nEND\r\nVA 2 f4\r\nhi\r\nMN\r\n"
+    with socket.create_connection(("127.0.0.1", server.memcache_port), timeout=REPLY_TIMEOUT_S) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for byte in request:
+            sock.sendall(bytes([byte]))
+        reply = b""
+        while len(reply) < len(expect):
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {reply!r}"
+            reply += chunk
+    assert reply == expect
+
+
+def test_pipelined_text_and_meta_mix(server):
+    parts = []
+    expect = []
+    for index in range(200):
+        key = f"p{index}"
+        parts.append(f"set {key} {index} 0 {len(key)}\r\n{key}\r\n")
+        expect.append("STORED\r\n")
+        parts.append(f"mg {key} v f k q O{index}\r\n")
+        expect.append(f"VA {len(key)} f{index} k{key} O{index}\r\n{key}\r\n")
+        parts.append(f"mg none{index} v q\r\n")  # a quiet miss answers nothing
+        parts.append(f"get {key} none{index}\r\n")
+        expect.append(f"VALUE {key} {index} {len(key)}\r\n{key}\r\nEND\r\n")
+        parts.append(f"ms {key} 1 q MA\r\n!\r\n")  # a quiet success answers nothing
+    parts.append("mn\r\n")
+    expect.append("MN\r\n")
+    request, expect = "".join(parts).encode(), "".join(expect).encode()
+    assert exchange(server, request, len(expect)) == expect
+
+
+class Raw:
+    """One connection speaking raw bytes: `ask` sends a request and reads one reply line (and the
+    data block a VA / VALUE line announces)."""
+
+    def __init__(self, server):
+        self.sock = socket.create_connection(("127.0.0.1", server.memcache_port), timeout=REPLY_TIMEOUT_S)
+        self.buffer = b""
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            assert chunk, f"closed; have {self.buffer!r}"
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def block(self, size: int) -> bytes:
+        while len(self.buffer) < size + 2:
+            chunk = self.sock.recv(65536)
+            assert chunk, "closed in a data block"
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:size], self.buffer[size + 2:]
+        return data
+
+    def ask(self, request: bytes) -> bytes:
+        self.sock.sendall(request)
+        line = self.line()
+        if line.startswith(b"VA "):
+            return line + b"|" + self.block(int(line.split()[1]))
+        return line
+
+
+def test_meta_commands(server):
+    raw = Raw(server)
+    assert raw.ask(b"ms m 2 T60 F7 c\r\nhi\r\n").startswith(b"HD c")
+    line = raw.ask(b"mg m v f t s c k O9\r\n")
+    head, data = line.split(b"|")
+    tokens = head.split()
+    assert tokens[:5] == [b"VA", b"2", b"f7", b"t60", b"s2"] and data == b"hi"
+    assert tokens[6:] == [b"km", b"O9"]
+    cas = int(tokens[5][1:])
+    assert raw.ask(b"ms m 1 ME\r\nx\r\n") == b"NS"
+    assert raw.ask(b"ms m 1 MA\r\n!\r\n") == b"HD"
+    assert raw.ask(b"ms m 1 MP\r\n<\r\n") == b"HD"
+    assert raw.ask(b"mg m v\r\n") == b"VA 4|<hi!"
+    assert raw.ask(b"ms nothere 1 MR\r\nx\r\n") == b"NS"
+    assert raw.ask(f"ms m 1 C{cas}\r\nx\r\n".encode()) == b"EX"  # the appends moved the CAS on
+    cas = int(raw.ask(b"mg m c\r\n").split()[1][1:])
+    assert raw.ask(f"md m C{cas + 1} q\r\n".encode()) == b"EX"
+    assert raw.ask(f"md m C{cas} q\r\nmn\r\n".encode()) == b"MN"  # deleted, quietly
+    assert raw.ask(b"mg m v\r\n") == b"EN"
+    assert raw.ask(b"ma n\r\n") == b"NF"
+    assert raw.ask(b"ma n N0 J10 v\r\n") == b"VA 2|10"
+    assert raw.ask(b"ma n D5 v\r\n") == b"VA 2|15"
+    assert raw.ask(b"ma n MD D100 v\r\n") == b"VA 1|0"
+    assert raw.ask(b"ma n M- q\r\nmn\r\n") == b"MN"
+    assert raw.ask(b"ms bWs= 2 b k\r\nhi\r\n") == b"HD kbWs= b"
+    assert raw.ask(b"mg mk v\r\n") == b"VA 2|hi"  # the same key, sent in base64 above
+    assert raw.ask(b"me mk\r\n").startswith(b"ME mk exp=-1 la=0 cas=")
+    assert raw.ask(b"me nothere\r\n") == b"EN"
+    assert raw.ask(b"mg viv N30 v t\r\n") == b"VA 0 t30 W|"
+    assert raw.ask(b"md m I\r\n") == b"SERVER_ERROR md I (invalidate) is not supported"
