@@ -106,24 +106,30 @@ impl LockedFile {
         })
     }
 
-    /// Sets the file's length (a new store) and maps it.
+    /// Sets the file's length (a new store) and maps it. An existing file is mapped populated
+    /// (its pages mapped in one go rather than faulted in one by one): recovery reads it all.
     pub fn map(self, bytes: usize) -> Result<FileArena, StoreError> {
         let io_error = |operation, source| StoreError::File {
             path: self.path.clone(),
             operation,
             source,
         };
-        if self.len != bytes as u64 {
+        let existing = self.len >= bytes as u64;
+        let mut options = MmapOptions::new();
+        options.len(bytes);
+        if existing {
+            options.populate();
+        } else {
             self.file
                 .set_len(bytes as u64)
                 .map_err(|source| io_error("resize", source))?;
         }
         // SAFETY: the mapping is shared with the file, which this process holds an exclusive
-        // flock on, so no cooperating process changes it underneath; the file's length was set
-        // to `bytes` above, so every mapped byte is backed. (A non-cooperating writer that
+        // flock on, so no cooperating process changes it underneath; the file is at least `bytes`
+        // long (checked by the caller or set above), so every mapped byte is backed. (A non-cooperating writer that
         // truncates the file would make accesses fault, as for any mmap.)
-        let map = unsafe { MmapOptions::new().len(bytes).map_mut(&self.file) }
-            .map_err(|source| io_error("mmap", source))?;
+        let map =
+            unsafe { options.map_mut(&self.file) }.map_err(|source| io_error("mmap", source))?;
         Ok(FileArena {
             map,
             path: self.path,

@@ -15,6 +15,10 @@ pub const SEGMENT_BYTES_MIN: usize = SEGMENT_BYTES_ALIGN;
 /// The largest segment: item offsets inside a segment have 24 bits.
 pub const SEGMENT_BYTES_MAX: usize = 1 << SEGMENT_OFFSET_BITS;
 
+/// A sensible `compress_min_bytes`: below a few KiB LZ4 rarely saves enough to pay for the
+/// decompression on every read.
+pub const COMPRESS_MIN_BYTES_DEFAULT: usize = 4096;
+
 /// Where the segments live.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ArenaConfig {
@@ -65,6 +69,10 @@ pub struct StoreConfig {
     pub flush: FlushPolicy,
     /// Recorded in a new file's superblock; see [`crate::Store::set_owner`].
     pub owner: OwnerTag,
+    /// Values of at least this many bytes are stored LZ4-compressed (through the offload
+    /// engine) when that saves at least 1/8 of them, and decompressed on read. `None` (the
+    /// default) stores every value raw, so reads borrow straight from the segment.
+    pub compress_min_bytes: Option<usize>,
 }
 
 impl StoreConfig {
@@ -75,6 +83,7 @@ impl StoreConfig {
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             flush: FlushPolicy::default(),
             owner: OwnerTag::default(),
+            compress_min_bytes: None,
         }
     }
 

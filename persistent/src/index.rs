@@ -197,6 +197,14 @@ impl Index {
         })
     }
 
+    /// Loads the first word of both of `hash`'s buckets and returns them xored. Touching the
+    /// buckets of a batch of keys before inserting them lets their cache misses overlap
+    /// (recovery inserts millions of keys); the caller feeds the result to `black_box`.
+    pub fn touch(&self, hash: u64) -> u64 {
+        let [first, second] = self.choices(hash);
+        self.buckets[first].0[0] ^ self.buckets[second].0[0]
+    }
+
     /// The first location of `hash`'s chains for which `matches` is true.
     pub fn find(&self, hash: u64, mut matches: impl FnMut(Location) -> bool) -> Option<Location> {
         let tag = tag_of(hash);

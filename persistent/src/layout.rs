@@ -21,8 +21,8 @@
 //!  16 check u64 (CRC-64/XZ of bytes 0..16)  24 write_offset u32  28 padding u32
 //!
 //! item (byte-packed, no alignment):
-//!   0 crc64 u64     CRC-64/XZ of (segment generation as u64 LE, form with bits 6-7 cleared,
-//!                   item bytes 9..end)
+//!   0 crc64 u64     CRC-64/XZ of item bytes 9..end, xor a seal of (segment generation,
+//!                   form with bits 6-7 cleared): see `item_crc64`
 //!   8 form u8       bits 0-1 encoding (0 raw, 1 LZ4), bit 2 flags present,
 //!                   bit 3 expiry present, bits 4-5 zero,
 //!                   bits 6-7 liveness: 00 live, 11 dead (deleted, overwritten or expired),
@@ -411,10 +411,17 @@ pub(crate) const fn dead_byte_offset() -> usize {
     ITEM_FORM_OFFSET
 }
 
-/// CRC-64 of an item: generation, form without liveness bits, then everything after the form.
+/// Odd, so multiplying by it is a bijection on u64.
+const SEAL_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// An item's checksum: the CRC-64 of everything after the form byte (one contiguous run, the
+/// engine's fast case), xored with a seal that mixes in the segment's generation and the form
+/// byte without its liveness bits. The seal is injective in (generation < 2^40, form), so an
+/// item from another generation or with another form never matches.
 fn item_crc64(item: &[u8], generation: u64, offload: &mut dyn Offload) -> u64 {
-    let form = [item[ITEM_FORM_OFFSET] & !FORM_DEAD];
-    offload.crc64(&[&generation.to_le_bytes(), &form, &item[ITEM_PREFIX_BYTES..]])
+    let form = u64::from(item[ITEM_FORM_OFFSET] & !FORM_DEAD);
+    let seal = (generation ^ form << 56).wrapping_mul(SEAL_MULTIPLIER);
+    offload.crc64(&[&item[ITEM_PREFIX_BYTES..]]) ^ seal
 }
 
 /// An item about to be written.

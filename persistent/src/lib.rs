@@ -71,13 +71,13 @@ mod store;
 
 pub use arena::{Arena, DramArena, FileArena};
 pub use config::{
-    ArenaConfig, FlushPolicy, OwnerTag, StoreConfig, SEGMENT_BYTES_ALIGN, SEGMENT_BYTES_DEFAULT,
-    SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+    ArenaConfig, FlushPolicy, OwnerTag, StoreConfig, COMPRESS_MIN_BYTES_DEFAULT,
+    SEGMENT_BYTES_ALIGN, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
 pub use error::StoreError;
 pub use layout::{FORMAT_VERSION, KEY_BYTES_MAX};
 pub use segments::TTL_BUCKETS;
 pub use store::{
     Condition, Expiry, ExpiryState, ItemView, Items, RecoveryReport, SetOptions, SetResult,
-    SetStatus, Stats, Store,
+    SetStatus, Stats, Store, COMPRESS_SAVING_DIVISOR,
 };

@@ -11,7 +11,7 @@ use crate::layout::{
     SEGMENT_OFFSET_BITS, SUPERBLOCK_BYTES,
 };
 use crate::segments::{ttl_bucket, SegmentMeta, Segments, TTL_BUCKETS};
-use platform::offload::Offload;
+use platform::offload::{compress_bound, Offload};
 use std::borrow::Cow;
 use std::os::unix::fs::FileExt;
 
@@ -24,6 +24,11 @@ const SCAN_BUCKETS_PER_KEY_MAX: usize = 10;
 const RANDOM_KEY_ATTEMPTS_MAX: usize = 16;
 /// Generations have 40 bits so `generation << 24 | offset` fits a u64 CAS.
 const GENERATION_MAX: u64 = (1 << (64 - SEGMENT_OFFSET_BITS)) - 1;
+/// Recovery touches the index buckets of this many items before inserting them: enough
+/// overlapping cache misses to hide most of the memory latency.
+const RECOVERY_INDEX_BATCH: usize = 32;
+/// A compressed value is kept only if it is at least 1/8 smaller than the raw one.
+pub const COMPRESS_SAVING_DIVISOR: usize = 8;
 /// Decimal digits of the longest u64 / i64 (with sign) counter value.
 const COUNTER_DIGITS_MAX: usize = 20;
 
@@ -152,6 +157,12 @@ pub struct Stats {
     pub expired_segments: u64,
 }
 
+// A store moves to its shard's thread once: it must stay `Send` (and is never `Sync`).
+const _: fn() = || {
+    fn assert_send<T: Send>() {}
+    assert_send::<Store>();
+};
+
 /// One shard's item store. Single-threaded: `Send`, never `Sync`; every call that needs the time
 /// takes `now_ms` (unix milliseconds) from the caller.
 pub struct Store {
@@ -163,6 +174,7 @@ pub struct Store {
     hash_seed: u64,
     random_state: u64,
     flush_policy: FlushPolicy,
+    compress_min_bytes: Option<usize>,
     /// Ranges (arena offsets) written since the last commit; kept only under `Always`.
     dirty: Vec<(usize, usize)>,
     sync_each_write: bool,
@@ -174,6 +186,8 @@ pub struct Store {
     report: RecoveryReport,
     /// Reused buffer for values that must be copied before a rewrite.
     scratch: Vec<u8>,
+    /// Reused buffer of recovery (items of one segment waiting to be indexed).
+    recovery_pending: Vec<(Location, u64, usize, usize)>,
     closed: bool,
 }
 
@@ -258,6 +272,7 @@ impl Store {
             hash_seed: seed,
             random_state: seed | 1,
             flush_policy: config.flush,
+            compress_min_bytes: config.compress_min_bytes,
             dirty: Vec::new(),
             sync_each_write: false,
             flushed_at_ms: now_ms,
@@ -267,6 +282,7 @@ impl Store {
             stats: Stats::default(),
             report: RecoveryReport::default(),
             scratch: Vec::new(),
+            recovery_pending: Vec::new(),
             closed: false,
         };
         store.sync_each_write =
@@ -712,15 +728,21 @@ impl Store {
             }
             0
         } else {
+            let mut compressed = std::mem::take(&mut self.scratch);
+            let (stored, encoding) = match self.compress(value, &mut compressed) {
+                true => (&compressed[..], Encoding::Lz4),
+                false => (value, Encoding::Raw),
+            };
             let item = NewItem {
                 key,
-                value_parts: &[value],
-                encoding: Encoding::Raw,
+                value_parts: &[stored],
+                encoding,
                 raw_len: value.len(),
                 flags: options.flags,
                 expiry_ms,
             };
             let location = self.write_item(hash, &item, now_ms);
+            self.scratch = compressed;
             self.cas(location)
         };
         self.commit()?;
@@ -728,6 +750,26 @@ impl Store {
             status: SetStatus::Stored { cas },
             previous,
         })
+    }
+
+    /// LZ4-compresses `value` into `out` when compression is on, the value is long enough and
+    /// the block saves at least 1/[`COMPRESS_SAVING_DIVISOR`] of it.
+    fn compress(&mut self, value: &[u8], out: &mut Vec<u8>) -> bool {
+        if self
+            .compress_min_bytes
+            .is_none_or(|min_bytes| value.len() < min_bytes)
+        {
+            return false;
+        }
+        out.clear();
+        out.resize(compress_bound(value.len()), 0);
+        match self.offload.compress(value, out) {
+            Ok(len) if len <= value.len() - value.len() / COMPRESS_SAVING_DIVISOR => {
+                out.truncate(len);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Deletes `key`; false if it was not there.
@@ -1239,9 +1281,11 @@ impl Store {
     }
 
     /// Walks one segment. Up to the header's `write_offset` every item must verify (a failure
-    /// is counted as corrupt and skipped by its length; an unreadable header ends the walk).
-    /// Past it, items that verify were written just before a crash that kept the header from
-    /// being updated, and are kept; the first that does not verify is the end.
+    /// is counted as corrupt, marked dead and skipped by its length; an unreadable header ends
+    /// the walk). Past it, items that verify were written just before a crash that kept the
+    /// header from being updated, and are kept; the first that does not verify is the end.
+    /// New items are appended where the walk ended, so later walks (recovery, eviction,
+    /// iteration) follow the same chain of items.
     fn recover_segment(&mut self, segment: u32, now_ms: u64, report: &mut RecoveryReport) {
         let start = self.segment_start(segment);
         let meta = *self.segments.meta(segment);
@@ -1250,14 +1294,16 @@ impl Store {
         // While walking, items anywhere in the segment can be looked up.
         self.segments.meta_mut(segment).write_offset = segment_bytes as u32;
         let mut offset = SEGMENT_HEADER_BYTES;
-        let mut damaged = false;
+        // Items to index: (location, hash, key start, key length), gathered so the index's
+        // cache misses can be overlapped in batches.
+        let mut pending = std::mem::take(&mut self.recovery_pending);
+        pending.clear();
         while offset < segment_bytes {
             let trusted = offset < end_hint;
             let bytes = &self.arena.bytes()[start + offset..start + segment_bytes];
             let header = ItemHeader::parse(bytes)
                 .filter(|header| !trusted || offset + header.len <= end_hint);
             let Some(header) = header else {
-                damaged |= trusted;
                 report.items_corrupt += u64::from(trusted);
                 break;
             };
@@ -1265,8 +1311,9 @@ impl Store {
                 if !trusted {
                     break;
                 }
-                damaged = true;
                 report.items_corrupt += 1;
+                let item_start = start + offset;
+                layout::mark_dead(&mut self.arena.bytes_mut()[item_start..]);
                 offset += header.len;
                 continue;
             }
@@ -1287,25 +1334,26 @@ impl Store {
                 continue;
             }
             let hash = hash_key(self.hash_seed, header.key(bytes));
-            if let Some(loser) =
-                self.index_recovered(hash, location, header.key_start, header.key_len)
-            {
-                report.items_superseded += 1;
-                self.mark_dead_recovering(loser);
-            }
-            self.grow_index_if_full();
+            pending.push((location, hash, header.key_start, header.key_len));
         }
-        // A damaged segment is not appended to again: its walk stops early.
-        let write_offset = if damaged {
-            segment_bytes
-        } else {
-            offset.max(end_hint)
-        };
-        self.segments.meta_mut(segment).write_offset = write_offset as u32;
-        let header_start = start;
+        for batch in pending.chunks(RECOVERY_INDEX_BATCH) {
+            let touched = batch.iter().fold(0, |touched, &(_, hash, ..)| {
+                touched ^ self.index.touch(hash)
+            });
+            std::hint::black_box(touched);
+            for &(location, hash, key_start, key_len) in batch {
+                if let Some(loser) = self.index_recovered(hash, location, key_start, key_len) {
+                    report.items_superseded += 1;
+                    self.mark_dead_recovering(loser);
+                }
+                self.grow_index_if_full();
+            }
+        }
+        self.recovery_pending = pending;
+        self.segments.meta_mut(segment).write_offset = offset as u32;
         SegmentHeader::write_offset(
-            &mut self.arena.bytes_mut()[header_start..header_start + SEGMENT_HEADER_BYTES],
-            write_offset as u32,
+            &mut self.arena.bytes_mut()[start..start + SEGMENT_HEADER_BYTES],
+            offset as u32,
         );
     }
 

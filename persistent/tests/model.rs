@@ -17,6 +17,8 @@ const SEGMENT_BYTES: usize = 4096;
 /// Large enough that nothing is ever evicted (the model does not evict).
 const ARENA_BYTES: usize = 4096 + 512 * SEGMENT_BYTES;
 const KEYS: usize = 6;
+/// Compression on, with a low threshold, so LZ4 items go through every operation.
+const COMPRESS_MIN_BYTES: usize = 48;
 
 #[derive(Clone, Debug)]
 enum Operation {
@@ -73,6 +75,8 @@ fn operation() -> impl Strategy<Value = Operation> {
         (0u64..1000).prop_map(|n| n.to_string().into_bytes()),
         Just(b"18446744073709551615".to_vec()),
         Just(b"-9223372036854775808".to_vec()),
+        // Long and repetitive: stored LZ4-compressed.
+        (COMPRESS_MIN_BYTES..300).prop_map(|len| vec![b'z'; len]),
     ];
     // Multiples of 100 ms on both sides, so items often expire exactly at `now_ms`.
     let expiry = proptest::option::of((0u64..40).prop_map(|tenths| tenths * 100));
@@ -183,6 +187,7 @@ fn run(operations: Vec<Operation>, file: bool) -> Result<(), TestCaseError> {
         let config = StoreConfig {
             segment_bytes: SEGMENT_BYTES,
             flush: FlushPolicy::No,
+            compress_min_bytes: Some(COMPRESS_MIN_BYTES),
             ..StoreConfig::file(&path, ARENA_BYTES)
         };
         (config, Some(path))
@@ -190,6 +195,7 @@ fn run(operations: Vec<Operation>, file: bool) -> Result<(), TestCaseError> {
         (
             StoreConfig {
                 segment_bytes: SEGMENT_BYTES,
+                compress_min_bytes: Some(COMPRESS_MIN_BYTES),
                 ..StoreConfig::dram(ARENA_BYTES)
             },
             None,

@@ -455,3 +455,52 @@ fn random_key_and_items_see_only_live_keys() {
         .collect();
     assert_eq!(items, [(b"a".to_vec(), b"3".to_vec())]);
 }
+
+#[test]
+fn compressible_values_are_stored_lz4_and_read_back_exactly() {
+    let config = StoreConfig {
+        segment_bytes: 64 << 10,
+        compress_min_bytes: Some(persistent::COMPRESS_MIN_BYTES_DEFAULT),
+        ..StoreConfig::dram(4 << 20)
+    };
+    let mut store = Store::open(&config, Box::new(SoftwareOffload), NOW).unwrap();
+    let text: Vec<u8> = b"ferrite caches segments "
+        .iter()
+        .copied()
+        .cycle()
+        .take(20_000)
+        .collect();
+    let mut noise = vec![0u8; 20_000];
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for byte in &mut noise {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    set(&mut store, b"text", &text);
+    let text_bytes = store.stats().bytes_used;
+    assert!(
+        text_bytes < 2_000,
+        "20 kB of repeated text took {text_bytes} bytes"
+    );
+    set(&mut store, b"noise", &noise);
+    assert!(
+        store.stats().bytes_used - text_bytes > 20_000,
+        "incompressible values stay raw"
+    );
+    let item = store.get(b"text", NOW).unwrap();
+    assert!(matches!(item.value, std::borrow::Cow::Owned(_)));
+    assert_eq!(&*item.value, &text[..]);
+    assert_eq!(value(&mut store, b"noise", NOW).unwrap(), noise);
+    // Operations that rewrite the item keep it exact.
+    assert_eq!(store.append(b"text", b"!", NOW).unwrap(), Some(20_001));
+    assert!(store.set_expiry(b"noise", Some(NOW + 1_000), NOW).unwrap());
+    assert_eq!(value(&mut store, b"noise", NOW).unwrap(), noise);
+    let items: Vec<_> = store
+        .items(NOW)
+        .map(|item| (item.key.to_vec(), item.value.len()))
+        .collect();
+    assert_eq!(items.len(), 2);
+    assert!(items.contains(&(b"text".to_vec(), 20_001)));
+}

@@ -319,6 +319,8 @@ pub(super) fn meta(
         },
         MetaKind::Delete => match main {
             Outcome::Integer(deleted) if *deleted > 0 => write(out, MetaStatus::Done, None, b""),
+            Outcome::Stored { .. } => write(out, MetaStatus::Done, None, b""),
+            Outcome::CasMismatch => write(out, MetaStatus::Exists, None, b""),
             _ => write(out, MetaStatus::NotFound, None, b""),
         },
         MetaKind::Arithmetic => {

@@ -260,9 +260,6 @@ fn unsupported(kind: MetaKind, flags: &MetaFlags<'_>) -> Option<&'static str> {
         {
             Some("ms C with append or prepend mode is not supported")
         }
-        MetaKind::Delete if flags.compare_cas.is_some() => {
-            Some("md C (compare CAS) is not supported")
-        }
         MetaKind::Delete if flags.has(b'I') => Some("md I (invalidate) is not supported"),
         MetaKind::Delete if flags.has(b'x') => Some("md x (remove value) is not supported"),
         MetaKind::Arithmetic if flags.compare_cas.is_some() => {
@@ -362,7 +359,19 @@ fn meta_ops<'a>(
                 ops.push(Op::Get { key: key() });
             }
         }
-        MetaKind::Delete => ops.push(Op::Delete { key: key() }),
+        MetaKind::Delete => match flags.compare_cas {
+            // Delete only if the CAS matches: a CAS-conditional set whose expiry has passed,
+            // which the store checks and carries out as a delete in one step on the owner.
+            Some(cas) => ops.push(Op::Set {
+                key: key(),
+                value: Cow::Borrowed(&[]),
+                flags: 0,
+                expiry: expiry(-1, now),
+                condition: Condition::IfCas(cas),
+                return_old: false,
+            }),
+            None => ops.push(Op::Delete { key: key() }),
+        },
         MetaKind::Arithmetic => {
             let delta = i64::try_from(flags.delta.unwrap_or(1))
                 .map_err(|_| crate::protocol::memcache::ErrorKind::InvalidDelta)?;

@@ -17,8 +17,10 @@
 //! What the store does not keep, and so is not served: meta `h` and `l` (hit-before and last
 //! access) are answered `h0` / `l0`; the stale and win-token state of `md I`, `ms I` and the
 //! `W`/`X`/`Z` flags is not kept (`mg N` answers `W` to the request that created the item and `R`
-//! answers `W` below its TTL, but no `Z` or `X` follows); compare-CAS on `md` / `ma` and `md x`
-//! are refused with a `SERVER_ERROR`; `flush_all` with a delay is refused likewise.
+//! answers `W` below its TTL, but no `Z` or `X` follows); compare-CAS on `ma` and on `ms` append
+//! modes, `md x`, `E`, and `flush_all` with a delay are refused with a `SERVER_ERROR` naming them.
+//! `md C` is a CAS-conditional set with an expiry already passed, which the store checks and
+//! carries out as a delete in one step.
 
 mod finish;
 mod lower;
@@ -90,3 +92,6 @@ fn close_after_reply(conn: &mut Conn) {
     conn.input_closed = true;
     conn.close_after_output = true;
 }
+
+#[cfg(test)]
+mod tests;

@@ -133,6 +133,12 @@ def test_protocols_share_the_store(ferrite_server):
     assert r.incr("counter") == 1
     assert mc.incr("counter", 4) == 5
     assert r.get("counter") == b"5"
+    # RESP writes flags 0; a RESP write renews the CAS value, so a pending cas fails.
+    assert mc.set("shared", b"v", noreply=False)
+    _, cas = mc.gets("shared")
+    r.set("shared", "from redis")
+    assert exchange(server, b"gets shared\r\n", len(b"VALUE shared 0 10 ")).startswith(b"VALUE shared 0 10 ")
+    assert mc.cas("shared", b"late", cas, noreply=False) is False
 
 
 def run_tool(name, *args, cwd=None):
@@ -310,3 +316,67 @@ def test_pipelined_text_and_meta_mix(server):
     expect.append("MN\r\n")
     request, expect = "".join(parts).encode(), "".join(expect).encode()
     assert exchange(server, request, len(expect)) == expect
+
+
+class Raw:
+    """One connection speaking raw bytes: `ask` sends a request and reads one reply line (and the
+    data block a VA / VALUE line announces)."""
+
+    def __init__(self, server):
+        self.sock = socket.create_connection(("127.0.0.1", server.memcache_port), timeout=REPLY_TIMEOUT_S)
+        self.buffer = b""
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            assert chunk, f"closed; have {self.buffer!r}"
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def block(self, size: int) -> bytes:
+        while len(self.buffer) < size + 2:
+            chunk = self.sock.recv(65536)
+            assert chunk, "closed in a data block"
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:size], self.buffer[size + 2:]
+        return data
+
+    def ask(self, request: bytes) -> bytes:
+        self.sock.sendall(request)
+        line = self.line()
+        if line.startswith(b"VA "):
+            return line + b"|" + self.block(int(line.split()[1]))
+        return line
+
+
+def test_meta_commands(server):
+    raw = Raw(server)
+    assert raw.ask(b"ms m 2 T60 F7 c\r\nhi\r\n").startswith(b"HD c")
+    line = raw.ask(b"mg m v f t s c k O9\r\n")
+    head, data = line.split(b"|")
+    tokens = head.split()
+    assert tokens[:5] == [b"VA", b"2", b"f7", b"t60", b"s2"] and data == b"hi"
+    assert tokens[6:] == [b"km", b"O9"]
+    cas = int(tokens[5][1:])
+    assert raw.ask(b"ms m 1 ME\r\nx\r\n") == b"NS"
+    assert raw.ask(b"ms m 1 MA\r\n!\r\n") == b"HD"
+    assert raw.ask(b"ms m 1 MP\r\n<\r\n") == b"HD"
+    assert raw.ask(b"mg m v\r\n") == b"VA 4|<hi!"
+    assert raw.ask(b"ms nothere 1 MR\r\nx\r\n") == b"NS"
+    assert raw.ask(f"ms m 1 C{cas}\r\nx\r\n".encode()) == b"EX"  # the appends moved the CAS on
+    cas = int(raw.ask(b"mg m c\r\n").split()[1][1:])
+    assert raw.ask(f"md m C{cas + 1} q\r\n".encode()) == b"EX"
+    assert raw.ask(f"md m C{cas} q\r\nmn\r\n".encode()) == b"MN"  # deleted, quietly
+    assert raw.ask(b"mg m v\r\n") == b"EN"
+    assert raw.ask(b"ma n\r\n") == b"NF"
+    assert raw.ask(b"ma n N0 J10 v\r\n") == b"VA 2|10"
+    assert raw.ask(b"ma n D5 v\r\n") == b"VA 2|15"
+    assert raw.ask(b"ma n MD D100 v\r\n") == b"VA 1|0"
+    assert raw.ask(b"ma n M- q\r\nmn\r\n") == b"MN"
+    assert raw.ask(b"ms bWs= 2 b k\r\nhi\r\n") == b"HD kbWs= b"
+    assert raw.ask(b"mg mk v\r\n") == b"VA 2|hi"  # the same key, sent in base64 above
+    assert raw.ask(b"me mk\r\n").startswith(b"ME mk exp=-1 la=0 cas=")
+    assert raw.ask(b"me nothere\r\n") == b"EN"
+    assert raw.ask(b"mg viv N30 v t\r\n") == b"VA 0 t30 W|"
+    assert raw.ask(b"md m I\r\n") == b"SERVER_ERROR md I (invalidate) is not supported"
