@@ -48,13 +48,6 @@ impl Doorbell {
         unsafe { libc::write(self.fd(), (&one as *const u64).cast(), 8) };
     }
 
-    /// Rings only if the shard announced it is going to sleep.
-    pub fn ring_if_sleeping(&self) {
-        if self.sleeping.swap(false, Ordering::SeqCst) {
-            self.ring();
-        }
-    }
-
     /// Consumes a ring (after the eventfd polled readable with epoll).
     pub fn drain(&self) {
         let mut count: u64 = 0;
@@ -75,11 +68,18 @@ pub struct Address<M> {
 }
 
 impl<M> Address<M> {
-    /// Posts `message` and wakes the shard if it sleeps. A shard that has exited drops the message.
+    /// Posts `message` and wakes the shard through its eventfd if it sleeps. A shard that has
+    /// exited drops the message.
     pub fn post(&self, message: M) {
-        if self.sender.send(message).is_ok() {
-            self.doorbell.ring_if_sleeping();
+        if self.post_quietly(message) {
+            self.doorbell.ring();
         }
+    }
+
+    /// Posts `message` without ringing; returns whether the shard sleeps and must be woken by
+    /// the caller (through the eventfd, or an io_uring MSG_RING to the shard's ring).
+    pub fn post_quietly(&self, message: M) -> bool {
+        self.sender.send(message).is_ok() && self.doorbell.sleeping.swap(false, Ordering::SeqCst)
     }
 
     pub fn doorbell(&self) -> &Arc<Doorbell> {

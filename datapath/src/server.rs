@@ -11,7 +11,7 @@ use platform::kernel::{probe_io_uring, IoUringSupport};
 use platform::topology::{pin_current_thread, ChosenCpu, Topology};
 use thiserror::Error;
 
-use crate::config::{Config, IoChoice, OffloadChoice, ShardPlacement};
+use crate::config::{Config, IoChoice, ShardPlacement};
 use crate::exec::{Executor, StoreSettings};
 use crate::io::listener::{self, Listener};
 use crate::mailbox::{Address, Mailbox};
@@ -43,8 +43,8 @@ pub enum ServerError {
     Cores(#[from] platform::topology::TopologyError),
     #[error("--io uring was asked for but io_uring is unusable here: {0}")]
     UringUnavailable(String),
-    #[error("--offload verilator: this ferrite was built without the `verilator` cargo feature; rebuild with it (the default) or use --offload software")]
-    VerilatorNotBuilt,
+    #[error("{0}")]
+    Offload(String),
     #[error("shard {shard}: cannot listen on {address}: {source}")]
     Listen {
         shard: usize,
@@ -69,9 +69,11 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         ShardPlacement::Cpus(cpus) => topology.choose_cpus(cpus)?,
     };
     let backend = choose_backend(config.io)?;
-    if config.offload == OffloadChoice::Verilator {
-        return Err(ServerError::VerilatorNotBuilt);
-    }
+    // Starting one engine here turns a missing or broken offload into one clear start-up error.
+    let offload_name = StoreSettings::for_shards(&config, 1)
+        .offload_engine()
+        .map_err(ServerError::Offload)?
+        .name();
     let shard_count = cpus.len();
     let store_settings = StoreSettings::for_shards(&config, shard_count);
     tracing::info!(
@@ -79,7 +81,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         cpus = ?cpus.iter().map(|chosen| chosen.cpu).collect::<Vec<_>>(),
         memory_per_shard_bytes = store_settings.memory_bytes,
         arena = %store_settings.describe(),
-        offload = "software",
+        offload = offload_name,
         "shards chosen"
     );
     match crate::rehome::prepare(&store_settings, shard_count, now_ms())
@@ -107,7 +109,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .into_iter()
         .unzip();
     let server_info = format!(
-        "io_backend:{}\r\noffload:software\r\narena:{}\r\ntcp_port:{}\r\nmemcache_port:{}\r\nbind:{}\r\n",
+        "io_backend:{}\r\noffload:{offload_name}\r\narena:{}\r\ntcp_port:{}\r\nmemcache_port:{}\r\nbind:{}\r\n",
         backend.name(),
         store_settings.describe(),
         config.resp_port.unwrap_or(0),
@@ -124,6 +126,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         started_ms: now_ms(),
         server_info,
         settings: settings(&config, shard_count, backend),
+        ring_fds: (0..shard_count)
+            .map(|_| std::sync::atomic::AtomicI32::new(-1))
+            .collect(),
         addresses,
     });
 

@@ -26,6 +26,9 @@ const QUOTED_ARGUMENT_BYTES_MAX: usize = 128;
 /// (the store refuses larger values itself; this keeps the zero padding from being built).
 const SETRANGE_OFFSET_MAX: i64 = 512 << 20;
 
+/// Arguments of a request kept in a stack array rather than a vector.
+const ARGUMENTS_ON_STACK: usize = 8;
+
 /// The server's version as INFO and HELLO report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -37,11 +40,22 @@ pub fn dispatch(
     request: &resp::Request,
     input: &[u8],
 ) {
-    let argv: Vec<&[u8]> = request.args(input).collect();
+    // Most commands have a handful of arguments: keep those on the stack.
+    let mut small: [&[u8]; ARGUMENTS_ON_STACK] = [&[]; ARGUMENTS_ON_STACK];
+    let large: Vec<&[u8]>;
+    let argv: &[&[u8]] = if request.len() <= ARGUMENTS_ON_STACK {
+        for (slot, argument) in small.iter_mut().zip(request.args(input)) {
+            *slot = argument;
+        }
+        &small[..request.len()]
+    } else {
+        large = request.args(input).collect();
+        &large
+    };
     core.commands += 1;
     conn.commands += 1;
     let Some(spec) = table::lookup(argv[0]) else {
-        unknown_command(conn, &argv);
+        unknown_command(conn, argv);
         return;
     };
     conn.last_command = spec.name;
@@ -57,7 +71,7 @@ pub fn dispatch(
         conn_index,
         conn,
     };
-    run.command(spec.name, &argv);
+    run.command(spec.name, argv);
 }
 
 fn unknown_command(conn: &mut Conn, argv: &[&[u8]]) {

@@ -15,9 +15,9 @@ use std::path::PathBuf;
 pub use glob::glob_match;
 pub use op::*;
 use persistent::{ExpiryState, OwnerTag, SetOptions, SetStatus, Store, StoreConfig, StoreError};
-use platform::offload::SoftwareOffload;
+use platform::offload::{Offload, SoftwareOffload};
 
-use crate::config::Config;
+use crate::config::{Config, OffloadChoice};
 
 /// The owner tag a shard's file carries: magic, shard index, shard count, and the version of
 /// the key-to-shard function ([`crate::shard::owner_of`]).
@@ -25,11 +25,17 @@ pub const OWNER_MAGIC: u32 = u32::from_be_bytes(*b"FRTE");
 /// Bumped if [`crate::shard::owner_of`] ever changes (files written before must be re-homed).
 pub const OWNER_HASH_VERSION: u32 = 1;
 
+/// Why `--offload verilator` fails in a build without the `verilator` feature.
+pub const VERILATOR_NOT_BUILT: &str =
+    "--offload verilator: this ferrite was built without the `verilator` cargo \
+     feature; rebuild with it (the default) or use --offload software";
+
 /// How each shard's store is set up.
 #[derive(Clone, Debug)]
 pub struct StoreSettings {
     pub memory_bytes: u64,
     pub data_file: Option<PathBuf>,
+    pub offload: OffloadChoice,
 }
 
 impl StoreSettings {
@@ -37,6 +43,7 @@ impl StoreSettings {
         StoreSettings {
             memory_bytes: config.memory_bytes / shard_count as u64,
             data_file: config.data_file.clone(),
+            offload: config.offload,
         }
     }
 
@@ -54,6 +61,19 @@ impl StoreSettings {
     /// The file of shard `shard` (PATH.0, PATH.1, ...), when items live in files.
     pub fn shard_file(&self, shard: usize) -> Option<PathBuf> {
         self.data_file.as_ref().map(|path| shard_file(path, shard))
+    }
+
+    /// A fresh offload engine for one shard's store.
+    pub fn offload_engine(&self) -> Result<Box<dyn Offload>, String> {
+        match self.offload {
+            OffloadChoice::Software => Ok(Box::new(SoftwareOffload)),
+            #[cfg(feature = "verilator")]
+            OffloadChoice::Verilator => fpga_sim::VerilatedOffload::new()
+                .map(|engine| Box::new(engine) as Box<dyn Offload>)
+                .map_err(|error| format!("the Verilated offload did not start: {error}")),
+            #[cfg(not(feature = "verilator"))]
+            OffloadChoice::Verilator => Err(VERILATOR_NOT_BUILT.to_owned()),
+        }
     }
 
     pub fn store_config(&self, shard: usize, shard_count: usize) -> StoreConfig {
@@ -480,5 +500,33 @@ impl Executor {
             Ok(changed) => Outcome::Integer(i64::from(changed)),
             Err(error) => Outcome::Failed(store_error(error)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(feature = "verilator"))]
+    #[test]
+    fn verilator_without_the_feature_says_how_to_get_it() {
+        let settings = StoreSettings {
+            memory_bytes: 8 << 20,
+            data_file: None,
+            offload: OffloadChoice::Verilator,
+        };
+        let error = settings.offload_engine().err().expect("must refuse");
+        assert!(error.contains("`verilator` cargo feature"), "{error}");
+    }
+
+    #[test]
+    fn shard_files_are_numbered_after_the_path() {
+        let settings = StoreSettings {
+            memory_bytes: 8 << 20,
+            data_file: Some(PathBuf::from("dir/items")),
+            offload: OffloadChoice::Software,
+        };
+        assert_eq!(settings.shard_file(3), Some(PathBuf::from("dir/items.3")));
+        assert_eq!(owner_tag(3, 4).0, [OWNER_MAGIC, 3, 4, OWNER_HASH_VERSION]);
     }
 }

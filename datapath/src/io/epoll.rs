@@ -96,6 +96,7 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
     let mut events: Vec<libc::epoll_event> = Vec::with_capacity(EVENTS_PER_WAIT_MAX);
     let mut scratch = vec![0u8; READ_CHUNK_BYTES];
     let mut dirty: Vec<u32> = Vec::new();
+    let mut wake: Vec<usize> = Vec::new();
     let mut stopping = Stopping::default();
     loop {
         let timeout = if stopping.started() {
@@ -130,7 +131,10 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
             }
         }
         shard.deliver_mail();
-        shard.end_tick();
+        shard.end_tick(&mut wake);
+        for target in wake.drain(..) {
+            shard.core.shared.addresses[target].doorbell().ring();
+        }
         shard.maintenance();
         shard.take_dirty(&mut dirty);
         for index in dirty.drain(..) {

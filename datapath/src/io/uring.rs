@@ -29,6 +29,13 @@ const RECV_BUFFER_COUNT: u16 = 512;
 const RECV_BUFFER_BYTES: usize = 16 * 1024;
 /// The buffer group id of the shard's receive buffers.
 const RECV_BUFFER_GROUP: u16 = 0;
+/// How long a waking loop waits, after its first completion, for more to batch with it
+/// (IORING_FEAT_MIN_TIMEOUT, kernel 6.12+). Measured on 2 shards at P=1: 200 µs cut the CPU per
+/// request by a quarter (fewer sleeps and wake-ups, more work per tick); 500 µs and more cost
+/// throughput in a closed loop. It bounds the latency a quiet shard adds per hop.
+const BATCH_WAIT_US: u32 = 200;
+/// Completions that end the batching wait at once (a busy shard never waits).
+const BATCH_COMPLETIONS_WANTED: usize = 64;
 /// Kernel page size the buffer ring must be aligned to.
 const PAGE_BYTES: usize = 4096;
 
@@ -37,6 +44,8 @@ const KIND_ACCEPT: u64 = 1 << 56;
 const KIND_RECV: u64 = 2 << 56;
 const KIND_SEND: u64 = 3 << 56;
 const KIND_DOORBELL: u64 = 4 << 56;
+/// A MSG_RING from another shard: mail is waiting (the completion itself carries nothing).
+const KIND_MAIL: u64 = 5 << 56;
 const KIND_MASK: u64 = 0xff << 56;
 
 const _: () = assert!(RECV_BUFFER_COUNT.is_power_of_two());
@@ -150,6 +159,7 @@ struct Loop<'s> {
     /// Connections whose multishot RECV ended for lack of buffers: re-armed after recycling.
     rearm: Vec<u32>,
     dirty: Vec<u32>,
+    wake: Vec<usize>,
 }
 
 /// Runs the shard until the server stops and every shard has drained.
@@ -164,6 +174,7 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
         doorbell_count: Box::new(0),
         rearm: Vec::new(),
         dirty: Vec::new(),
+        wake: Vec::new(),
     };
     let result = event_loop.run(buffers);
     // Sockets still open (a drain that timed out) are closed; the ring goes before the buffers.
@@ -215,6 +226,21 @@ impl Loop<'_> {
         self.push(entry)
     }
 
+    /// Wakes a sleeping shard: a MSG_RING to its ring, submitted with this tick's other SQEs
+    /// (no syscall of its own), or its eventfd when its ring is not known.
+    fn wake_shard(&mut self, target: usize) -> io::Result<()> {
+        let ring_fd = self.shard.core.shared.ring_fds[target].load(Ordering::Acquire);
+        if ring_fd < 0 {
+            self.shard.core.shared.addresses[target].doorbell().ring();
+            return Ok(());
+        }
+        let entry = opcode::MsgRingData::new(types::Fd(ring_fd), 0, KIND_MAIL, None)
+            .build()
+            .flags(squeue::Flags::SKIP_SUCCESS)
+            .user_data(KIND_MAIL);
+        self.push(entry)
+    }
+
     fn arm_doorbell(&mut self) -> io::Result<()> {
         let fd = self.shard.mailbox.doorbell().fd();
         let target: *mut u64 = &mut *self.doorbell_count;
@@ -247,6 +273,9 @@ impl Loop<'_> {
             self.arm_accept(index)?;
         }
         self.arm_doorbell()?;
+        let shard_id = self.shard.core.id;
+        self.shard.core.shared.ring_fds[shard_id].store(self.ring.as_raw_fd(), Ordering::Release);
+        let batch_waits = self.ring.params().is_feature_min_timeout();
         let mut stopping = Stopping::default();
         let mut completions: Vec<(u64, i32, u32)> = Vec::with_capacity(RING_ENTRIES as usize * 4);
         loop {
@@ -257,8 +286,17 @@ impl Loop<'_> {
                 (true, false) => STORE_TICK_MS,
             };
             let timeout = types::Timespec::new().nsec(sleep_ms as u32 * 1_000_000);
-            let args = types::SubmitArgs::new().timespec(&timeout);
-            let wait = self.ring.submitter().submit_with_args(1, &args);
+            // Batch completions: once the first is in, wait up to BATCH_WAIT_US for more (kernels
+            // with min-timeout support), so a lightly loaded shard does not wake per request.
+            let (want, batch_wait_us) = if may_sleep && batch_waits {
+                (BATCH_COMPLETIONS_WANTED, BATCH_WAIT_US)
+            } else {
+                (1, 0)
+            };
+            let args = types::SubmitArgs::new()
+                .timespec(&timeout)
+                .min_wait_usec(batch_wait_us);
+            let wait = self.ring.submitter().submit_with_args(want, &args);
             match wait {
                 Ok(_) => {}
                 Err(error)
@@ -283,7 +321,10 @@ impl Loop<'_> {
                 self.arm_recv(index)?;
             }
             self.shard.deliver_mail();
-            self.shard.end_tick();
+            self.shard.end_tick(&mut self.wake);
+            for target in std::mem::take(&mut self.wake) {
+                self.wake_shard(target)?;
+            }
             self.shard.maintenance();
             self.shard.take_dirty(&mut self.dirty);
             for index in std::mem::take(&mut self.dirty) {
@@ -353,6 +394,8 @@ impl Loop<'_> {
                 self.finish_close_if_idle(index);
             }
             KIND_SEND => self.sent(index, result)?,
+            // The target ring of a MSG_RING that failed (it exited): nothing to deliver.
+            KIND_MAIL => {}
             _ => {}
         }
         Ok(())

@@ -125,13 +125,15 @@ impl Conn {
     /// Ready slot. Returns the buffer to encode into.
     pub fn reply_buffer(&mut self) -> &mut Vec<u8> {
         if self.slots.is_empty() {
-            &mut self.output
-        } else {
+            return &mut self.output;
+        }
+        // Replies ready one after another behind a waiting one share one buffer.
+        if !matches!(self.slots.back(), Some(Slot::Ready(_))) {
             self.slots.push_back(Slot::Ready(Vec::new()));
-            match self.slots.back_mut() {
-                Some(Slot::Ready(buffer)) => buffer,
-                _ => unreachable!("a Ready slot was just pushed"),
-            }
+        }
+        match self.slots.back_mut() {
+            Some(Slot::Ready(buffer)) => buffer,
+            _ => unreachable!("the back slot is Ready"),
         }
     }
 

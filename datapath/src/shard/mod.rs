@@ -66,6 +66,9 @@ pub struct Shared {
     pub server_info: String,
     /// Name and value of every setting CONFIG GET reports.
     pub settings: Vec<(String, String)>,
+    /// Each shard's io_uring descriptor once its loop runs (-1 before, or under epoll): other
+    /// shards wake it with IORING_OP_MSG_RING from their own ring instead of an eventfd write.
+    pub ring_fds: Vec<std::sync::atomic::AtomicI32>,
     pub addresses: Vec<Address<Mail>>,
 }
 
@@ -279,16 +282,59 @@ impl Core {
             .push(RemoteRequest { ticket, op });
     }
 
-    /// Posts this tick's batches, one message per shard that has any.
-    pub fn post_outbox(&mut self) {
+    /// Posts this tick's batches, one message per shard that has any; shards that sleep are
+    /// listed in `wake` for the loop to wake (one wake per shard per tick at most).
+    pub fn post_outbox(&mut self, wake: &mut Vec<usize>) {
         for shard in self.outbox_dirty.drain(..) {
             let mail = std::mem::take(&mut self.outbox[shard]);
-            self.shared.addresses[shard].post(Mail {
+            if self.shared.addresses[shard].post_quietly(Mail {
                 from: self.id,
                 ..mail
-            });
+            }) {
+                wake.push(shard);
+            }
         }
     }
+}
+
+/// Parses and runs the requests at the start of `input` while the connection may have more in
+/// flight; returns the bytes consumed (all of them after a protocol error, which closes input).
+fn run_requests(
+    core: &mut Core,
+    request: &mut resp::Request,
+    index: u32,
+    conn: &mut Conn,
+    input: &[u8],
+) -> usize {
+    if conn.protocol == Protocol::Memcache {
+        return crate::memcache::process(core, index, conn, input);
+    }
+    let mut offset = 0;
+    while offset < input.len() && !conn.paused() && !conn.input_closed {
+        match resp::parse(&input[offset..], &core.limits, request) {
+            Ok(resp::Parsed::Complete { consumed }) => {
+                if !request.is_empty() {
+                    crate::commands::dispatch(
+                        core,
+                        index,
+                        conn,
+                        request,
+                        &input[offset..offset + consumed],
+                    );
+                }
+                offset += consumed;
+            }
+            Ok(resp::Parsed::Incomplete) => break,
+            Err(error) => {
+                conn.reply().error_fmt(format_args!("ERR {error}"));
+                conn.input_closed = true;
+                conn.close_after_output = true;
+                conn.input.clear();
+                offset = input.len();
+            }
+        }
+    }
+    offset
 }
 
 /// The per-shard state both event loops drive.
@@ -423,7 +469,7 @@ impl Shard {
 
     /// Bytes arrived on a connection: buffer them, then parse and run every complete request.
     pub fn receive(&mut self, index: u32, bytes: &[u8]) {
-        let Some(conn) = self.conn_mut(index) else {
+        let Some(conn) = self.conns.get_mut(index as usize).and_then(Option::as_mut) else {
             return;
         };
         if conn.input_closed {
@@ -437,8 +483,22 @@ impl Shard {
             self.mark_dirty(index);
             return;
         }
-        conn.input.extend_from_slice(bytes);
-        self.process(index);
+        if conn.input.is_empty() {
+            // The common case: parse straight from the received bytes, keep only a partial tail.
+            let consumed = run_requests(&mut self.core, &mut self.request, index, conn, bytes);
+            if !conn.input_closed {
+                conn.input.extend_from_slice(&bytes[consumed..]);
+            }
+        } else {
+            conn.input.extend_from_slice(bytes);
+            let input = std::mem::take(&mut conn.input);
+            let consumed = run_requests(&mut self.core, &mut self.request, index, conn, &input);
+            conn.input = input;
+            conn.input.drain(..consumed);
+        }
+        if !conn.output.is_empty() || conn.close_after_output {
+            self.mark_dirty(index);
+        }
     }
 
     /// Parses and runs as many buffered requests as the connection may have in flight.
@@ -446,42 +506,10 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(index as usize).and_then(Option::as_mut) else {
             return;
         };
-        let mut input = std::mem::take(&mut conn.input);
-        let mut request = std::mem::take(&mut self.request);
-        let mut offset = 0;
-        if conn.protocol == Protocol::Memcache {
-            offset = crate::memcache::process(&mut self.core, index, conn, &input);
-        }
-        while conn.protocol == Protocol::Resp
-            && offset < input.len()
-            && !conn.paused()
-            && !conn.input_closed
-        {
-            match resp::parse(&input[offset..], &self.core.limits, &mut request) {
-                Ok(resp::Parsed::Complete { consumed }) => {
-                    if !request.is_empty() {
-                        crate::commands::dispatch(
-                            &mut self.core,
-                            index,
-                            conn,
-                            &request,
-                            &input[offset..offset + consumed],
-                        );
-                    }
-                    offset += consumed;
-                }
-                Ok(resp::Parsed::Incomplete) => break,
-                Err(error) => {
-                    conn.reply().error_fmt(format_args!("ERR {error}"));
-                    conn.input_closed = true;
-                    conn.close_after_output = true;
-                    offset = input.len();
-                }
-            }
-        }
-        input.drain(..offset);
+        let input = std::mem::take(&mut conn.input);
+        let consumed = run_requests(&mut self.core, &mut self.request, index, conn, &input);
         conn.input = input;
-        self.request = request;
+        conn.input.drain(..consumed);
         if !conn.output.is_empty() || conn.close_after_output {
             self.mark_dirty(index);
         }
@@ -557,13 +585,14 @@ impl Shard {
     }
 
     /// End of a loop tick: resume paused connections that may go on, then post the batches.
-    pub fn end_tick(&mut self) {
+    /// `wake` receives the shards that sleep and must be woken by the loop.
+    pub fn end_tick(&mut self, wake: &mut Vec<usize>) {
         // Resuming can pause again and enqueue more; each index is looked at once per tick.
         let resumable = std::mem::take(&mut self.resumable);
         for index in resumable {
             self.process(index);
         }
-        self.core.post_outbox();
+        self.core.post_outbox(wake);
     }
 
     /// Stop: no more input is parsed on any connection; what is owed is still delivered.
