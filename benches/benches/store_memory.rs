@@ -8,7 +8,9 @@ use platform::offload::SoftwareOffload;
 use std::collections::HashMap;
 use std::process::Command;
 
-const ITEMS: usize = 1_000_000;
+/// Items measured, unless `STORE_MEMORY_ITEMS` says otherwise (the index doubles at
+/// 2^k × 8 keys, so the figure depends on where the count falls between doublings).
+const ITEMS_DEFAULT: usize = 1_000_000;
 const KEY_BYTES: usize = 16;
 const VALUE_BYTES: usize = 100;
 /// Larger than the items need: untouched arena pages cost no RSS, so this does not flatter the
@@ -28,6 +30,13 @@ fn rss_bytes() -> usize {
     pages * page_bytes
 }
 
+fn items() -> usize {
+    std::env::var("STORE_MEMORY_ITEMS")
+        .ok()
+        .and_then(|items| items.parse().ok())
+        .unwrap_or(ITEMS_DEFAULT)
+}
+
 fn key(index: usize) -> Vec<u8> {
     let key = format!("key:{index:012}").into_bytes();
     assert_eq!(key.len(), KEY_BYTES);
@@ -35,9 +44,10 @@ fn key(index: usize) -> Vec<u8> {
 }
 
 fn report(name: &str, before: usize, after: usize) {
-    let per_item = (after - before) as f64 / ITEMS as f64;
+    let items = items();
+    let per_item = (after - before) as f64 / items as f64;
     println!(
-        "{name}: {:.1} MiB RSS for {ITEMS} items = {per_item:.1} B/item, {:.1} B/item beyond key + value",
+        "{name}: {:.1} MiB RSS for {items} items = {per_item:.1} B/item, {:.1} B/item beyond key + value",
         (after - before) as f64 / (1 << 20) as f64,
         per_item - (KEY_BYTES + VALUE_BYTES) as f64
     );
@@ -50,7 +60,8 @@ fn measure_store() {
         NOW_MS,
     )
     .expect("open");
-    let keys: Vec<Vec<u8>> = (0..ITEMS).map(key).collect();
+    let items = items();
+    let keys: Vec<Vec<u8>> = (0..items).map(key).collect();
     let value = [3u8; VALUE_BYTES];
     let before = rss_bytes();
     for key in &keys {
@@ -60,24 +71,25 @@ fn measure_store() {
     }
     let after = rss_bytes();
     let stats = store.stats();
-    assert_eq!((stats.items as usize, stats.evicted_items), (ITEMS, 0));
+    assert_eq!((stats.items as usize, stats.evicted_items), (items, 0));
     report("ferrite store (DRAM)", before, after);
     println!(
         "  of which index {:.1} B/item, segments {:.1} B/item (headers, key, value, tails)",
-        stats.index_bytes as f64 / ITEMS as f64,
-        stats.bytes_used as f64 / ITEMS as f64
+        stats.index_bytes as f64 / items as f64,
+        stats.bytes_used as f64 / items as f64
     );
 }
 
 fn measure_hashmap() {
-    let keys: Vec<Vec<u8>> = (0..ITEMS).map(key).collect();
+    let items = items();
+    let keys: Vec<Vec<u8>> = (0..items).map(key).collect();
     let before = rss_bytes();
     let mut map: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     for key in &keys {
         map.insert(key.clone(), vec![3u8; VALUE_BYTES]);
     }
     let after = rss_bytes();
-    assert_eq!(map.len(), ITEMS);
+    assert_eq!(map.len(), items);
     report("HashMap<Vec<u8>, Vec<u8>>", before, after);
 }
 

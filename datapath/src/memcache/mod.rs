@@ -27,7 +27,6 @@ mod lower;
 mod stats;
 
 pub use finish::{encode, Finish};
-pub use stats::Counters;
 
 use crate::protocol::memcache::{parse, reply, Error, Limits, Parsed};
 use crate::shard::conn::Conn;

@@ -380,3 +380,26 @@ def test_meta_commands(server):
     assert raw.ask(b"me nothere\r\n") == b"EN"
     assert raw.ask(b"mg viv N30 v t\r\n") == b"VA 0 t30 W|"
     assert raw.ask(b"md m I\r\n") == b"SERVER_ERROR md I (invalidate) is not supported"
+
+
+def test_memcached_tool_reads_stats(ferrite_server):
+    tool = Path("/usr/share/memcached/scripts/memcached-tool")
+    if not tool.exists():
+        pytest.fail(f"{tool} not found: install memcached (scripts/setup.sh --test)")
+    server = ferrite_server("--threads", "2", memcache=True)
+    mc = client(server)
+    mc.set_many({f"tool:{index}": b"x" * 100 for index in range(50)}, noreply=False)
+    address = f"127.0.0.1:{server.memcache_port}"
+
+    def tool_output(mode):
+        done = subprocess.run(["perl", str(tool), address, mode], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "uninitialized" not in done.stderr, done.stdout + done.stderr
+        return done.stdout
+
+    display = tool_output("display").splitlines()
+    assert display[0].split()[:3] == ["#", "Item_Size", "Max_age"]
+    assert display[1].split()[0] == "1" and display[1].split()[4] == "50", display
+    stats = dict(line.split()[:2] for line in tool_output("stats").splitlines()[1:])
+    assert stats["curr_items"] == "50" and stats["total_items"] == "50"
+    settings = dict(line.split()[:2] for line in tool_output("settings").splitlines()[1:])
+    assert settings["cas_enabled"] == "yes" and int(settings["maxbytes"]) > 0
