@@ -527,6 +527,7 @@ fn start_up_log_says_what_the_machine_offers_and_what_was_chosen() {
         "I/O backend:",
         "shards chosen",
         "cpus=[0]",
+        "shard pinned",
         "arena=DRAM",
         "ready: RESP on 127.0.0.1:",
     ] {
