@@ -105,7 +105,7 @@ module lz4_compress #(
     genvar bank;
     generate
         for (bank = 0; bank < 8; bank = bank + 1) begin : banks
-            reg [7:0] memory [0:(1 << ROW_BITS)-1];
+            (* ferrite_ram *) reg [7:0] memory [0:(1 << ROW_BITS)-1];
             always @(posedge clk) begin
                 // Beats arrive whole until the last, so every beat fills one row.
                 if (load && s_keep[bank]) begin
@@ -125,7 +125,7 @@ module lz4_compress #(
     wire [63:0] literal_bytes = lanes_from_banks(literals_banks, literals_read_at[2:0]);
 
     // ---------------------------------------------------------------- hash table
-    reg [BLOCK_LOG2-1:0]   table_position [0:HASH_ENTRIES-1];
+    (* ferrite_ram *) reg [BLOCK_LOG2-1:0] table_position [0:HASH_ENTRIES-1];
     reg [HASH_ENTRIES-1:0] table_valid;   // cleared by reset, so a block never sees the last one's
 
     // ---------------------------------------------------------------- sequence queue
@@ -243,23 +243,24 @@ module lz4_compress #(
     reg [LENGTH_BITS-1:0] length_last;   // the byte after the 255s, as a length (< 255)
     /* verilator lint_on UNUSEDSIGNAL */
     integer run_index;
+    reg [3:0] short_count;   // bytes a length below 2040 takes: its 255s and the remainder
     always @* begin
+        short_count = 4'd1;
+        for (run_index = 1; run_index < 8; run_index = run_index + 1) begin
+            if (emit_length_remaining >= run_index[LENGTH_BITS-1:0] * 255) begin
+                short_count = run_index[3:0] + 4'd1;
+            end
+        end
         length_bytes = {8{8'hFF}};
         length_count = 4'd8;
         length_final = 1'b0;
         length_left = emit_length_remaining - 2040;
-        length_last = {LENGTH_BITS{1'b0}};
+        length_last = emit_length_remaining - {{(LENGTH_BITS-4){1'b0}}, short_count - 4'd1} * 255;
         if (emit_length_remaining < 2040) begin
             length_final = 1'b1;
             length_left = {LENGTH_BITS{1'b0}};
-            length_count = 4'd1;
-            for (run_index = 1; run_index < 8; run_index = run_index + 1) begin
-                if (emit_length_remaining >= run_index[LENGTH_BITS-1:0] * 255) begin
-                    length_count = run_index[3:0] + 4'd1;
-                end
-            end
-            length_last = emit_length_remaining - {{(LENGTH_BITS-4){1'b0}}, length_count - 4'd1} * 255;
-            length_bytes[(length_count - 4'd1) * 8 +: 8] = length_last[7:0];   // < 255 by construction
+            length_count = short_count;
+            length_bytes[(short_count - 4'd1) * 8 +: 8] = length_last[7:0];   // < 255 by construction
         end
     end
 

@@ -328,7 +328,7 @@ module lz4_decompress #(
     genvar bank;
     generate
         for (bank = 0; bank < 8; bank = bank + 1) begin : banks
-            reg [7:0] memory [0:(1 << ROW_BITS)-1];
+            (* ferrite_ram *) reg [7:0] memory [0:(1 << ROW_BITS)-1];
             // Which of the 8 bytes read / written falls in this bank, and its full position; the
             // position's low 3 bits are this bank's number, so only its row is used.
             wire [2:0] read_lane = bank[2:0] - read_position[2:0];

@@ -80,6 +80,7 @@ pub struct VerilatedOffload {
     model: NonNull<ffi::FerriteRtl>,
     stats: RtlStats,
     last_clocks: u64,
+    stall_period: Option<u64>,
     software: SoftwareOffload,
 }
 
@@ -113,6 +114,7 @@ impl VerilatedOffload {
             model,
             stats: RtlStats::default(),
             last_clocks: 0,
+            stall_period: None,
             software: SoftwareOffload,
         })
     }
@@ -122,16 +124,147 @@ impl VerilatedOffload {
         self.last_clocks
     }
 
+    /// Verification aid: with `Some(period)` the driver withholds input and refuses output on
+    /// every `period`-th clock, so the RTL's valid/ready handshakes are exercised under stalls
+    /// (results must not change, only clock counts). `period` must be at least 2.
+    pub fn set_stall_period(&mut self, period: Option<u64>) {
+        assert!(
+            period.is_none_or(|period| period >= 2),
+            "a stall period below 2 never moves data"
+        );
+        self.stall_period = period;
+    }
+
+    /// Whether the driver stalls on this clock (see [`Self::set_stall_period`]).
+    fn stalled(&self, clock: u64) -> bool {
+        self.stall_period
+            .is_some_and(|period| clock.is_multiple_of(period))
+    }
+
     /// Totals since creation.
     pub fn stats(&self) -> RtlStats {
         self.stats
     }
 
-    fn decompress_cycle(&mut self, input: &ffi::DecompressIn) -> ffi::DecompressOut {
-        let mut output = ffi::DecompressOut::default();
-        // SAFETY: as in `crc_cycle`.
-        unsafe { ffi::ferrite_rtl_decompress_cycle(self.model.as_ptr(), input, &mut output) };
-        output
+    /// One clock of an LZ4 module: drives its inputs (a beat, offered or not; output accepted or
+    /// not), clocks it, and returns its outputs.
+    fn lz4_cycle(
+        &mut self,
+        module: Lz4Module,
+        rst: bool,
+        beat: Beat,
+        offering: bool,
+        ready: bool,
+    ) -> StreamState {
+        let (rst, s_valid, s_last, m_ready) = (
+            u8::from(rst),
+            u8::from(offering),
+            u8::from(beat.last),
+            u8::from(ready),
+        );
+        match module {
+            Lz4Module::Compress => {
+                let input = ffi::CompressIn {
+                    s_data: beat.data,
+                    rst,
+                    s_valid,
+                    s_keep: beat.keep,
+                    s_last,
+                    m_ready,
+                    ..Default::default()
+                };
+                let mut output = ffi::CompressOut::default();
+                // SAFETY: as in `crc_cycle`.
+                unsafe {
+                    ffi::ferrite_rtl_compress_cycle(self.model.as_ptr(), &input, &mut output)
+                };
+                StreamState {
+                    m_data: output.m_data,
+                    m_keep: output.m_keep,
+                    m_valid: output.m_valid != 0,
+                    s_ready: output.s_ready != 0,
+                    done: output.done != 0,
+                    error: DECOMPRESS_OK,
+                    result_len: output.result_len,
+                }
+            }
+            Lz4Module::Decompress { out_limit } => {
+                let input = ffi::DecompressIn {
+                    s_data: beat.data,
+                    out_limit,
+                    rst,
+                    s_valid,
+                    s_keep: beat.keep,
+                    s_last,
+                    m_ready,
+                    ..Default::default()
+                };
+                let mut output = ffi::DecompressOut::default();
+                // SAFETY: as in `crc_cycle`.
+                unsafe {
+                    ffi::ferrite_rtl_decompress_cycle(self.model.as_ptr(), &input, &mut output)
+                };
+                StreamState {
+                    m_data: output.m_data,
+                    m_keep: output.m_keep,
+                    m_valid: output.m_valid != 0,
+                    s_ready: output.s_ready != 0,
+                    done: output.done != 0,
+                    error: output.error,
+                    result_len: output.result_len,
+                }
+            }
+        }
+    }
+
+    /// Resets an LZ4 module, streams `input` into it and its output into `output[..limit]` until
+    /// it raises `done`. Returns the bytes written and the final outputs; `last_clocks` is set.
+    fn run_lz4(
+        &mut self,
+        module: Lz4Module,
+        input: &[u8],
+        output: &mut [u8],
+        limit: usize,
+    ) -> (usize, StreamState) {
+        const IDLE: Beat = Beat {
+            data: 0,
+            keep: 0,
+            last: false,
+        };
+        let budget = clock_budget(input.len() + limit);
+        let mut state = self.lz4_cycle(module, true, IDLE, false, false);
+        let mut clocks = 1;
+        let parts = [input];
+        let mut beats = Beats::new(&parts);
+        let mut beat = beats.next();
+        let mut written = 0usize;
+        while !state.done {
+            assert!(
+                clocks < budget,
+                "{module:?} RTL did not finish within {budget} clocks"
+            );
+            let stalled = self.stalled(clocks);
+            if state.m_valid && !stalled {
+                // The beat moves on this clock's edge.
+                let count = state.m_keep.count_ones() as usize;
+                assert!(
+                    written + count <= limit,
+                    "{module:?} RTL wrote past its output limit"
+                );
+                output[written..written + count]
+                    .copy_from_slice(&state.m_data.to_le_bytes()[..count]);
+                written += count;
+            }
+            let offering = beat.is_some() && !stalled;
+            let accepted = offering && state.s_ready;
+            state = self.lz4_cycle(module, false, beat.unwrap_or(IDLE), offering, !stalled);
+            clocks += 1;
+            if accepted {
+                beat = beats.next();
+            }
+        }
+        self.last_clocks = clocks;
+        (written, state)
     }
 
     /// Runs one block through `lz4_decompress` with the output limited to `limit` bytes.
@@ -141,57 +274,11 @@ impl VerilatedOffload {
         output: &mut [u8],
         limit: usize,
     ) -> DecompressOutcome {
-        let limit_u32 = u32::try_from(limit).expect("limit is at most BLOCK_BYTES_MAX");
-        let budget = clock_budget(input.len() + limit);
-        let mut state = self.decompress_cycle(&ffi::DecompressIn {
-            rst: 1,
-            out_limit: limit_u32,
-            ..Default::default()
-        });
-        let mut clocks = 1;
-        let parts = [input];
-        let mut beats = Beats::new(&parts);
-        let mut beat = beats.next();
-        let mut written = 0usize;
-        while state.done == 0 {
-            assert!(
-                clocks < budget,
-                "lz4_decompress RTL did not finish within {budget} clocks"
-            );
-            if state.m_valid != 0 {
-                // The beat moves on this clock's edge (m_ready is always high).
-                let count = state.m_keep.count_ones() as usize;
-                assert!(
-                    written + count <= limit,
-                    "lz4_decompress RTL wrote past its output limit"
-                );
-                output[written..written + count]
-                    .copy_from_slice(&state.m_data.to_le_bytes()[..count]);
-                written += count;
-            }
-            let offered = beat.unwrap_or(Beat {
-                data: 0,
-                keep: 0,
-                last: false,
-            });
-            let accepted = beat.is_some() && state.s_ready != 0;
-            state = self.decompress_cycle(&ffi::DecompressIn {
-                s_data: offered.data,
-                out_limit: limit_u32,
-                s_valid: u8::from(beat.is_some()),
-                s_keep: offered.keep,
-                s_last: u8::from(offered.last),
-                m_ready: 1,
-                ..Default::default()
-            });
-            clocks += 1;
-            if accepted {
-                beat = beats.next();
-            }
-        }
-        self.last_clocks = clocks;
+        let out_limit = u32::try_from(limit).expect("limit is at most BLOCK_BYTES_MAX");
+        let (written, state) =
+            self.run_lz4(Lz4Module::Decompress { out_limit }, input, output, limit);
         self.stats.decompress_operations += 1;
-        self.stats.decompress_clocks += clocks;
+        self.stats.decompress_clocks += self.last_clocks;
         let result_len = state.result_len as usize;
         match state.error {
             DECOMPRESS_OK => {
@@ -207,68 +294,18 @@ impl VerilatedOffload {
         }
     }
 
-    fn compress_cycle(&mut self, input: &ffi::CompressIn) -> ffi::CompressOut {
-        let mut output = ffi::CompressOut::default();
-        // SAFETY: as in `crc_cycle`.
-        unsafe { ffi::ferrite_rtl_compress_cycle(self.model.as_ptr(), input, &mut output) };
-        output
-    }
-
     /// Runs one block of at most [`BLOCK_BYTES_MAX`] bytes through `lz4_compress` into `output`
     /// (at least `compress_bound(input.len())` bytes long).
     fn rtl_compress(&mut self, input: &[u8], output: &mut [u8]) -> usize {
-        let budget = clock_budget(input.len());
-        let mut state = self.compress_cycle(&ffi::CompressIn {
-            rst: 1,
-            ..Default::default()
-        });
-        let mut clocks = 1;
-        let parts = [input];
-        let mut beats = Beats::new(&parts);
-        let mut beat = beats.next();
-        let mut written = 0usize;
-        while state.done == 0 {
-            assert!(
-                clocks < budget,
-                "lz4_compress RTL did not finish within {budget} clocks"
-            );
-            if state.m_valid != 0 {
-                let count = state.m_keep.count_ones() as usize;
-                assert!(
-                    written + count <= output.len(),
-                    "lz4_compress RTL wrote past compress_bound"
-                );
-                output[written..written + count]
-                    .copy_from_slice(&state.m_data.to_le_bytes()[..count]);
-                written += count;
-            }
-            let offered = beat.unwrap_or(Beat {
-                data: 0,
-                keep: 0,
-                last: false,
-            });
-            let accepted = beat.is_some() && state.s_ready != 0;
-            state = self.compress_cycle(&ffi::CompressIn {
-                s_data: offered.data,
-                s_valid: u8::from(beat.is_some()),
-                s_keep: offered.keep,
-                s_last: u8::from(offered.last),
-                m_ready: 1,
-                ..Default::default()
-            });
-            clocks += 1;
-            if accepted {
-                beat = beats.next();
-            }
-        }
+        let limit = output.len();
+        let (written, state) = self.run_lz4(Lz4Module::Compress, input, output, limit);
         assert_eq!(
             state.result_len as usize, written,
             "lz4_compress RTL reported a length it did not write"
         );
-        self.last_clocks = clocks;
         self.stats.compress_operations += 1;
         self.stats.compress_bytes += input.len() as u64;
-        self.stats.compress_clocks += clocks;
+        self.stats.compress_clocks += self.last_clocks;
         written
     }
 
@@ -314,6 +351,24 @@ fn decompress_error_reason(code: u8) -> &'static str {
         DECOMPRESS_OFFSET_RANGE => "match offset before the start of the output",
         other => panic!("lz4_decompress RTL reported unknown error code {other}"),
     }
+}
+
+/// The two LZ4 modules, which share one stream interface (rtl/README.md).
+#[derive(Clone, Copy, Debug)]
+enum Lz4Module {
+    Compress,
+    Decompress { out_limit: u32 },
+}
+
+/// An LZ4 module's outputs after a clock (`error` is always 0 for the compressor).
+struct StreamState {
+    m_data: u64,
+    m_keep: u8,
+    m_valid: bool,
+    s_ready: bool,
+    done: bool,
+    error: u8,
+    result_len: u32,
 }
 
 /// How one block went through the RTL decompressor.
@@ -410,6 +465,7 @@ impl Offload for VerilatedOffload {
             if output.m_valid != 0 {
                 break output.m_crc;
             }
+            let stalled = self.stalled(clocks);
             assert!(
                 clocks < budget,
                 "crc64 RTL made no result within {budget} clocks"
@@ -419,13 +475,14 @@ impl Offload for VerilatedOffload {
                 keep: 0,
                 last: false,
             });
-            let accepted = beat.is_some() && output.s_ready != 0;
+            let offering = beat.is_some() && !stalled;
+            let accepted = offering && output.s_ready != 0;
             let input = ffi::CrcIn {
                 s_data: offered.data,
-                s_valid: u8::from(beat.is_some()),
+                s_valid: u8::from(offering),
                 s_keep: offered.keep,
                 s_last: u8::from(offered.last),
-                m_ready: 1,
+                m_ready: u8::from(!stalled),
                 ..Default::default()
             };
             output = self.crc_cycle(&input);

@@ -49,3 +49,18 @@ proptest! {
         prop_assert_eq!(rtl.crc64(&slices), SoftwareOffload.crc64(&slices));
     }
 }
+
+#[test]
+fn stalls_change_clocks_not_results() {
+    let mut rtl = engine();
+    for period in [2, 3, 7] {
+        rtl.set_stall_period(Some(period));
+        for (name, input) in common::corpus() {
+            assert_eq!(
+                rtl.crc64(&[&input]),
+                SoftwareOffload.crc64(&[&input]),
+                "{name} stalled every {period}"
+            );
+        }
+    }
+}

@@ -164,3 +164,19 @@ fn compress_bound_covers_the_decoder_input_limit() {
         compress_bound(fpga_sim::BLOCK_BYTES_MAX)
     );
 }
+
+#[test]
+fn stalls_change_clocks_not_results() {
+    let mut rtl = engine();
+    for period in [2, 3, 7] {
+        rtl.set_stall_period(Some(period));
+        for (name, input) in common::corpus() {
+            check(
+                &mut rtl,
+                &format!("{name} stalled every {period}"),
+                &lz4_flex_block(&input),
+                &input,
+            );
+        }
+    }
+}

@@ -218,6 +218,8 @@ def pool(name, listen, backends, redis_pool):
 def test_twemproxy_ketama_pool_of_three(ferrite_server):
     backends = [ferrite_server("--threads", "1", memcache=True) for _ in range(3)]
     memcache_listen, redis_listen = free_port(), free_port()
+    while redis_listen == memcache_listen:  # two probes in a row may return the same port
+        redis_listen = free_port()
     config = pool("memcache_pool", memcache_listen, [backend.memcache_port for backend in backends], False)
     config += pool("redis_pool", redis_listen, [backend.port for backend in backends], True)
     proxy = start_nutcracker(config, [memcache_listen, redis_listen])
