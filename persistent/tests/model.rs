@@ -137,6 +137,9 @@ impl Model {
     }
 }
 
+/// An item as the iterator checks it: key, value, flags, expiry, CAS.
+type ItemTuple = (Vec<u8>, Vec<u8>, u32, Option<u64>, u64);
+
 fn key_name(key: usize) -> Vec<u8> {
     format!("key:{key}").into_bytes()
 }
@@ -501,7 +504,7 @@ fn run(operations: Vec<Operation>, file: bool) -> Result<(), TestCaseError> {
         }
         scanned.sort();
         prop_assert_eq!(&scanned, &expected_keys);
-        let mut items: Vec<(Vec<u8>, Vec<u8>, u32, Option<u64>, u64)> = subject
+        let mut items: Vec<ItemTuple> = subject
             .store()
             .items(now_ms)
             .map(|item| {
@@ -515,7 +518,7 @@ fn run(operations: Vec<Operation>, file: bool) -> Result<(), TestCaseError> {
             })
             .collect();
         items.sort();
-        let mut expected_items: Vec<(Vec<u8>, Vec<u8>, u32, Option<u64>, u64)> = model
+        let mut expected_items: Vec<ItemTuple> = model
             .entries
             .iter()
             .map(|(&key, entry)| {
