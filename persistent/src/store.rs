@@ -1080,6 +1080,10 @@ impl Store {
         now_ms: u64,
         mut visit: impl FnMut(&[u8]),
     ) -> u64 {
+        if self.flush_all_at_ms.is_some_and(|at_ms| at_ms <= now_ms) {
+            // A delayed flush_all is due: nothing is left to visit.
+            return 0;
+        }
         let bytes = self.arena.bytes();
         let count = count.max(1);
         let mut cursor = cursor;
@@ -1126,6 +1130,7 @@ impl Store {
 
     /// Every live item, segment by segment (for re-homing items to another shard).
     pub fn items(&mut self, now_ms: u64) -> Items<'_> {
+        self.before_operation(now_ms);
         let segments = self
             .segments
             .in_use()
