@@ -30,7 +30,7 @@ pub use finish::{encode, Finish};
 
 use crate::protocol::memcache::{parse, reply, Error, Limits, Parsed};
 use crate::shard::conn::Conn;
-use crate::shard::Core;
+use crate::shard::{now_ms, Core};
 
 /// The version `version` and `stats` report: memcached's protocol level, then ours.
 pub const VERSION: &str = concat!("1.6.0-ferrite-", env!("CARGO_PKG_VERSION"));
@@ -50,13 +50,15 @@ pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) 
         value_bytes_max: core.executor.value_bytes_max(),
         ..Limits::default()
     };
+    // One clock read per read batch, not per command.
+    let now = now_ms();
     let mut offset = skip(conn, input.len());
     while offset < input.len() && !conn.paused() && !conn.input_closed {
         match parse(&input[offset..], &limits) {
             Ok(Parsed::Complete { command, consumed }) => {
                 core.commands += 1;
                 conn.commands += 1;
-                lower::run(core, conn_index, conn, command);
+                lower::run(core, conn_index, conn, command, now);
                 offset += consumed;
             }
             Ok(Parsed::Incomplete) => break,
