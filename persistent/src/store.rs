@@ -175,8 +175,9 @@ pub struct Store {
     random_state: u64,
     flush_policy: FlushPolicy,
     compress_min_bytes: Option<usize>,
-    /// Ranges (arena offsets) written since the last commit; kept only under `Always`.
-    dirty: Vec<(usize, usize)>,
+    /// The span (arena offsets, start..end) written since the last commit; kept only under
+    /// `Always`.
+    dirty: Option<(usize, usize)>,
     sync_each_write: bool,
     flushed_at_ms: u64,
     flush_all_at_ms: Option<u64>,
@@ -273,7 +274,7 @@ impl Store {
             random_state: seed | 1,
             flush_policy: config.flush,
             compress_min_bytes: config.compress_min_bytes,
-            dirty: Vec::new(),
+            dirty: None,
             sync_each_write: false,
             flushed_at_ms: now_ms,
             flush_all_at_ms: None,
@@ -334,22 +335,22 @@ impl Store {
     /// Notes bytes to msync before the call returns (under `Always` on a file).
     fn written(&mut self, offset: usize, len: usize) {
         if self.sync_each_write {
-            self.dirty.push((offset, len));
+            let (start, end) = self.dirty.unwrap_or((offset, offset + len));
+            self.dirty = Some((start.min(offset), end.max(offset + len)));
         }
     }
 
-    /// Makes this call's writes durable as the flush policy requires.
+    /// Makes this call's writes durable as the flush policy requires: one msync over the span
+    /// of everything written (only its dirty pages are written back, and the medium is flushed
+    /// once rather than once per range).
     fn commit(&mut self) -> Result<(), StoreError> {
-        let mut result = Ok(());
-        for index in 0..self.dirty.len() {
-            let (offset, len) = self.dirty[index];
-            if let Err(source) = self.arena.flush(offset, len) {
-                result = Err(self.file_error("msync", source));
-                break;
-            }
+        match self.dirty.take() {
+            Some((start, end)) => self
+                .arena
+                .flush(start, end - start)
+                .map_err(|source| self.file_error("msync", source)),
+            None => Ok(()),
         }
-        self.dirty.clear();
-        result
     }
 
     fn file_error(&self, operation: &'static str, source: std::io::Error) -> StoreError {

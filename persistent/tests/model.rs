@@ -137,6 +137,9 @@ impl Model {
     }
 }
 
+/// An item as the iterator checks it: key, value, flags, expiry, CAS.
+type ItemTuple = (Vec<u8>, Vec<u8>, u32, Option<u64>, u64);
+
 fn key_name(key: usize) -> Vec<u8> {
     format!("key:{key}").into_bytes()
 }
@@ -485,6 +488,57 @@ fn run(operations: Vec<Operation>, file: bool) -> Result<(), TestCaseError> {
             (stats.evicted_items, stats.items as usize),
             (0, model.entries.len())
         );
+        // SCAN (two keys per call), the item iterator and RANDOMKEY see exactly the model's keys.
+        let mut expected_keys: Vec<Vec<u8>> =
+            model.entries.keys().map(|&key| key_name(key)).collect();
+        expected_keys.sort();
+        let mut scanned = Vec::new();
+        let mut cursor = 0;
+        loop {
+            cursor = subject
+                .store()
+                .scan(cursor, 2, now_ms, |key| scanned.push(key.to_vec()));
+            if cursor == 0 {
+                break;
+            }
+        }
+        scanned.sort();
+        prop_assert_eq!(&scanned, &expected_keys);
+        let mut items: Vec<ItemTuple> = subject
+            .store()
+            .items(now_ms)
+            .map(|item| {
+                (
+                    item.key.to_vec(),
+                    item.value.into_owned(),
+                    item.flags,
+                    item.expiry_ms,
+                    item.cas,
+                )
+            })
+            .collect();
+        items.sort();
+        let mut expected_items: Vec<ItemTuple> = model
+            .entries
+            .iter()
+            .map(|(&key, entry)| {
+                let expiry = (entry.expiry_ms != 0).then_some(entry.expiry_ms);
+                (
+                    key_name(key),
+                    entry.value.clone(),
+                    entry.flags,
+                    expiry,
+                    entry.cas,
+                )
+            })
+            .collect();
+        expected_items.sort();
+        prop_assert_eq!(items, expected_items);
+        let random = subject.store().random_key(now_ms);
+        prop_assert_eq!(random.is_some(), !expected_keys.is_empty());
+        if let Some(random) = random {
+            prop_assert!(expected_keys.contains(&random));
+        }
     }
     Ok(())
 }
