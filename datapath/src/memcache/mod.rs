@@ -1,8 +1,8 @@
 //! The memcached command layer: text and meta requests lowered onto the shards' protocol-neutral
-//! store operations ([`Op`]), their outcomes encoded as memcached replies.
+//! store operations ([`Op`](crate::exec::Op)), their outcomes encoded as memcached replies.
 //!
 //! A connection on the memcached port is parsed by [`crate::protocol::memcache`]; each command
-//! becomes one or more [`Op`]s routed to the owner shard of each key, exactly as RESP commands
+//! becomes one or more [`Op`](crate::exec::Op)s routed to the owner shard of each key, exactly as RESP commands
 //! are (there is one datapath). A command whose ops all run on the connection's own shard is
 //! executed and encoded at once, borrowing keys from the input and values from the store; the
 //! others travel as mail and come back in a [`Finish`] slot, so replies keep request order.
