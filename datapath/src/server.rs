@@ -231,11 +231,11 @@ fn shard_main(
 ) -> Result<(), ServerError> {
     let pinned = pin_current_thread(cpu.cpu);
     if pinned {
-        tracing::debug!(
+        tracing::info!(
             shard = id,
             cpu = cpu.cpu,
             numa_node = cpu.numa_node,
-            "pinned"
+            "shard pinned"
         );
     } else {
         tracing::warn!(

@@ -619,6 +619,7 @@ impl Run<'_> {
             stats: wants("stats"),
             keyspace: wants("keyspace"),
             clients: wants("clients"),
+            clients_max: self.core.shared.clients_max,
         };
         self.every_shard(Finish::Info(Box::new(request)), Op::Stats);
     }

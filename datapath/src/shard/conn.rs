@@ -192,6 +192,8 @@ impl Conn {
             };
             self.first_seq += 1;
             match slot {
+                // Nothing unsent before it: take the buffer over instead of copying it.
+                Slot::Ready(bytes) if self.output.is_empty() => self.output = bytes,
                 Slot::Ready(bytes) => self.output.extend_from_slice(&bytes),
                 Slot::Waiting(pending) => {
                     let outcomes: Vec<Outcome<'static>> =

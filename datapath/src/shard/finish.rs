@@ -64,6 +64,8 @@ pub struct InfoRequest {
     pub stats: bool,
     pub keyspace: bool,
     pub clients: bool,
+    /// `--max-clients`, for the Clients section.
+    pub clients_max: usize,
 }
 
 /// SCAN cursors carry the shard in their top bits and the shard's own cursor below.
@@ -261,7 +263,11 @@ fn info_text(request: &InfoRequest, figures: &ShardFigures) -> String {
     let mut text = request.text_before.clone();
     // Writing to a String cannot fail.
     if request.clients {
-        let _ = write!(text, "# Clients\r\nconnected_clients:{}\r\nmaxclients_note:see CONFIG GET maxclients\r\n\r\n", figures.connections);
+        let _ = write!(
+            text,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
+            figures.connections, request.clients_max
+        );
     }
     if request.memory {
         let _ = write!(
