@@ -246,7 +246,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<Store, StoreError> {
         let geometry = config.geometry()?;
-        let fresh = Superblock::new(
+        let mut fresh = Superblock::new(
             geometry.segment_bytes,
             geometry.segment_count,
             config.owner.0,
@@ -255,12 +255,23 @@ impl Store {
             ArenaConfig::Dram { .. } => (Box::new(DramArena::new(geometry.arena_bytes())?), None),
             ArenaConfig::File { path, .. } => {
                 let file = LockedFile::open(path)?;
-                let found = if file.len == 0 {
-                    None
+                if file.len == 0 {
+                    // A new file: its superblock is durable before it appears at its path.
+                    let mut arena = file.map(geometry.arena_bytes())?;
+                    fresh.write(&mut arena.bytes_mut()[..SUPERBLOCK_BYTES], offload.as_mut());
+                    arena
+                        .flush(0, SUPERBLOCK_BYTES)
+                        .map_err(|source| StoreError::File {
+                            path: path.clone(),
+                            operation: "msync",
+                            source,
+                        })?;
+                    arena.publish()?;
+                    (Box::new(arena), None)
                 } else {
-                    Some(read_superblock(&file, geometry, offload.as_mut())?)
-                };
-                (Box::new(file.map(geometry.arena_bytes())?), found)
+                    let found = read_superblock(&file, geometry, offload.as_mut())?;
+                    (Box::new(file.map(geometry.arena_bytes())?), Some(found))
+                }
             }
         };
         let seed = random_seed();
