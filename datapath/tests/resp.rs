@@ -574,3 +574,31 @@ fn connections_over_max_clients_are_refused_with_redis_words() {
         server.stop();
     }
 }
+
+#[test]
+fn client_list_shows_the_connections_of_every_shard() {
+    for backend in BACKENDS {
+        let server = start(backend);
+        // Enough connections that the kernel's SO_REUSEPORT spread puts some on each shard.
+        let mut clients: Vec<common::Client> = (0..8).map(|_| server.client()).collect();
+        for (n, client) in clients.iter_mut().enumerate() {
+            assert_eq!(
+                client.call(&["CLIENT", "SETNAME", &format!("listed-{n}")]),
+                b"+OK\r\n"
+            );
+        }
+        let list = String::from_utf8_lossy(&clients[0].call(&["CLIENT", "LIST"])).into_owned();
+        for n in 0..8 {
+            assert!(
+                list.contains(&format!("name=listed-{n} ")),
+                "listed-{n} missing from:\n{list}"
+            );
+        }
+        let info = String::from_utf8_lossy(&clients[3].call(&["CLIENT", "INFO"])).into_owned();
+        assert!(
+            info.contains("name=listed-3 ") && !info.contains("listed-4"),
+            "{info}"
+        );
+        server.stop();
+    }
+}

@@ -44,6 +44,8 @@ pub enum Finish {
     KeyArray,
     /// `[cursor, [keys]]` where the cursor goes on from `shard` (SCAN).
     Scan { shard: usize, shard_count: usize },
+    /// Every shard's CLIENT LIST lines, as one text reply.
+    ClientList,
     /// One key chosen among the shards' random keys (RANDOMKEY); `pick` selects which.
     RandomKey { pick: usize },
     /// MSETNX, first phase: the parts are Exists checks; when none exists, the same slot
@@ -162,6 +164,15 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], version: Version, out: 
             for key in keys {
                 reply.bulk(key);
             }
+        }
+        Finish::ClientList => {
+            let text: Vec<u8> = outcomes
+                .iter()
+                .flat_map(keys_of)
+                .flatten()
+                .copied()
+                .collect();
+            reply.verbatim(b"txt", &text);
         }
         Finish::RandomKey { pick } => {
             let found: Vec<&Vec<u8>> = outcomes.iter().flat_map(keys_of).collect();
