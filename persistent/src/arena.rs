@@ -149,6 +149,7 @@ impl LockedFile {
             self.file
                 .set_len(bytes as u64)
                 .map_err(|source| io_error("resize", source))?;
+            reserve_blocks(&self.file, bytes).map_err(|source| io_error("allocate", source))?;
         }
         // SAFETY: the mapping is shared with the file, which this process holds an exclusive
         // flock on, so no cooperating process changes it underneath; the file is at least `bytes`
@@ -162,6 +163,17 @@ impl LockedFile {
             publish_at: self.publish_at,
             _file: self.file,
         })
+    }
+}
+
+/// Reserves the blocks of a new file, so a full disk is an error now rather than a SIGBUS on
+/// some later write through the mapping. Filesystems that cannot reserve are left sparse.
+fn reserve_blocks(file: &File, bytes: usize) -> io::Result<()> {
+    // SAFETY: posix_fallocate only reads the descriptor, which `file` keeps open for this call.
+    let error = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, bytes as libc::off_t) };
+    match error {
+        0 | libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        error => Err(io::Error::from_raw_os_error(error)),
     }
 }
 

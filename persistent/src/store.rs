@@ -214,6 +214,25 @@ fn cas_of(generation: u64, offset: u32) -> u64 {
     generation << SEGMENT_OFFSET_BITS | offset as u64
 }
 
+/// `value` in decimal, written into the end of `digits` (no allocation on the counter path).
+fn decimal(value: i128, digits: &mut [u8; COUNTER_DIGITS_MAX]) -> &[u8] {
+    let mut magnitude = value.unsigned_abs();
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        start -= 1;
+        digits[start] = b'-';
+    }
+    &digits[start..]
+}
+
 /// memcached's counter syntax: 1 to 20 ASCII digits, at most `u64::MAX`.
 fn parse_u64(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > COUNTER_DIGITS_MAX || !value.iter().all(u8::is_ascii_digit)
@@ -927,7 +946,9 @@ impl Store {
         let parsed = parse_u64(&value);
         self.scratch = value;
         let next = step(parsed.ok_or(StoreError::NotAnInteger)?);
-        self.write_counter(key, hash, &header, next.to_string().as_bytes(), now_ms);
+        let mut digits = [0u8; COUNTER_DIGITS_MAX];
+        let text = decimal(next as i128, &mut digits);
+        self.write_counter(key, hash, &header, text, now_ms);
         self.commit()?;
         Ok(Some(next))
     }
@@ -949,14 +970,15 @@ impl Store {
             }
         };
         let next = current.checked_add(delta).ok_or(StoreError::Overflow)?;
-        let text = next.to_string();
+        let mut digits = [0u8; COUNTER_DIGITS_MAX];
+        let text = decimal(next as i128, &mut digits);
         match header {
-            Some(header) => self.write_counter(key, hash, &header, text.as_bytes(), now_ms),
+            Some(header) => self.write_counter(key, hash, &header, text, now_ms),
             None => {
                 self.check_sizes(key, text.len())?;
                 let item = NewItem {
                     key,
-                    value_parts: &[text.as_bytes()],
+                    value_parts: &[text],
                     encoding: Encoding::Raw,
                     raw_len: text.len(),
                     flags: 0,
