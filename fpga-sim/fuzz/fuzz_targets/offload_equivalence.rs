@@ -47,11 +47,19 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let mut block = vec![0u8; compress_bound(input.len())];
-    let block_len = rtl.compress(input, &mut block).expect("the output holds compress_bound");
+    let block_len = rtl
+        .compress(input, &mut block)
+        .expect("the output holds compress_bound");
     let mut decoded = vec![0u8; input.len()];
-    assert_eq!(software.decompress(&block[..block_len], &mut decoded), Ok(input.len()));
+    assert_eq!(
+        software.decompress(&block[..block_len], &mut decoded),
+        Ok(input.len())
+    );
     assert_eq!(decoded, input);
     decoded.fill(0);
-    assert_eq!(rtl.decompress(&block[..block_len], &mut decoded), Ok(input.len()));
+    assert_eq!(
+        rtl.decompress(&block[..block_len], &mut decoded),
+        Ok(input.len())
+    );
     assert_eq!(decoded, input);
 });
