@@ -1,20 +1,18 @@
-//! Verilates `rtl/` into a C++ model (cached in OUT_DIR: cargo reruns this only when the RTL or the
-//! shim changes), compiles the C ABI shim over it, and links both into the crate.
+//! Verilates each module of `rtl/` into its own C++ model (cached in OUT_DIR: cargo reruns this
+//! only when the RTL or the shim changes), and compiles the models, Verilator's runtime and the C
+//! ABI shim into one static library linked into the crate.
+//!
+//! One model per module, not one top holding all three: Verilator re-evaluates a model's whole
+//! input-driven logic whenever any of its inputs changes, so a shared model would pay for the
+//! LZ4 modules' logic on every CRC clock.
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The simulation top: every offload module side by side (see rtl/offload_top.v).
-const TOP_MODULE: &str = "offload_top";
-/// The Verilog sources, in `rtl/`.
-const RTL_SOURCES: &[&str] = &[
-    "offload_top.v",
-    "crc64.v",
-    "lz4_decompress.v",
-    "lz4_compress.v",
-];
-/// Verilator's runtime, compiled alongside the model (the model calls into it; the VCD writer
-/// serves the waveform dump).
+/// The modules, each `rtl/<name>.v` with top module `<name>`, verilated as class `V<name>`.
+const MODULES: &[&str] = &["crc64", "lz4_decompress", "lz4_compress"];
+/// Verilator's runtime, compiled alongside the models (they call into it; the VCD writer serves
+/// the waveform dump).
 const VERILATOR_RUNTIME_SOURCES: &[&str] = &[
     "verilated.cpp",
     "verilated_threads.cpp",
@@ -26,20 +24,19 @@ fn main() {
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let rtl_dir = manifest_dir.join("..").join("rtl");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let model_dir = out_dir.join("verilated");
 
-    for source in RTL_SOURCES {
-        println!("cargo:rerun-if-changed={}", rtl_dir.join(source).display());
+    for module in MODULES {
+        println!(
+            "cargo:rerun-if-changed={}",
+            rtl_dir.join(format!("{module}.v")).display()
+        );
     }
     println!("cargo:rerun-if-changed=csrc/shim.cpp");
     println!("cargo:rerun-if-env-changed=VERILATOR_ROOT");
 
     let verilator_root = verilator_root();
-    verilate(&rtl_dir, &model_dir);
-
-    // The model, Verilator's runtime and the shim go into one static library, so link order
-    // between them never matters.
     let include = verilator_root.join("include");
+    // Everything goes into one static library, so link order between the parts never matters.
     let mut build = cc::Build::new();
     build
         .cpp(true)
@@ -51,22 +48,26 @@ fn main() {
         .define("VM_COVERAGE", "0")
         .define("VM_SC", "0")
         .flag("-faligned-new")
-        .include(&model_dir)
         .include(&include)
         .include(include.join("vltstd"))
         .warnings(false)
         .file("csrc/shim.cpp");
+    for module in MODULES {
+        let model_dir = out_dir.join("verilated").join(module);
+        verilate(&rtl_dir, module, &model_dir);
+        build.include(&model_dir);
+        for model_source in model_sources(&model_dir) {
+            build.file(model_source);
+        }
+    }
     for runtime_source in VERILATOR_RUNTIME_SOURCES {
         build.file(include.join(runtime_source));
-    }
-    for model_source in model_sources(&model_dir) {
-        build.file(model_source);
     }
     build.compile("ferrite_rtl");
     println!("cargo:rustc-link-lib=dylib=pthread");
 }
 
-/// The C++ files Verilator generated for the model (it regenerates the directory every run).
+/// The C++ files Verilator generated for one model (it regenerates the directory every run).
 fn model_sources(model_dir: &Path) -> Vec<PathBuf> {
     let mut sources: Vec<PathBuf> = std::fs::read_dir(model_dir)
         .expect("verilator wrote the model directory")
@@ -102,7 +103,7 @@ fn verilator_root() -> PathBuf {
     }
 }
 
-fn verilate(rtl_dir: &Path, model_dir: &Path) {
+fn verilate(rtl_dir: &Path, module: &str, model_dir: &Path) {
     if model_dir.exists() {
         std::fs::remove_dir_all(model_dir).expect("the old model directory can be removed");
     }
@@ -118,17 +119,21 @@ fn verilate(rtl_dir: &Path, model_dir: &Path) {
             "--noassert",
         ])
         .arg("--trace")
-        .args(["-Wall", "--top-module", TOP_MODULE])
+        .args([
+            "-Wall",
+            "--top-module",
+            module,
+            "--prefix",
+            &format!("V{module}"),
+        ])
         .arg("-Mdir")
-        .arg(model_dir);
-    for source in RTL_SOURCES {
-        command.arg(rtl_dir.join(source));
-    }
+        .arg(model_dir)
+        .arg(rtl_dir.join(format!("{module}.v")));
     let status = command.status().unwrap_or_else(|error| {
         panic!("could not run verilator ({error}): install it with `apt-get install verilator`")
     });
     assert!(
         status.success(),
-        "verilator failed to build the RTL model ({status})"
+        "verilator failed to build the {module} model ({status})"
     );
 }

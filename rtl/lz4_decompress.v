@@ -317,9 +317,23 @@ module lz4_decompress #(
     wire [3:0]  match_chunk = (head_length < 32'd8) ? head_length[3:0] : 4'd8;
     wire [3:0]  copy_count = copying_literals ? head_literal_count : match_chunk;
     wire        head_done = copying_literals ? !head_is_match : head_length <= 32'd8;
+
+    // History reads are synchronous (block RAM style): each bank's row is registered one clock
+    // ahead, from the position the copier will read in the next clock, which is the next write
+    // position less the offset of the command then at the head (the one being queued now, if the
+    // queue will otherwise be empty). Reads see the same edge's writes, so an overlapping copy
+    // still finds the bytes written just before it.
+    wire [QUEUE_LOG2-1:0] next_head = (copier_go && head_done) ? queue_head + 1'b1 : queue_head;
+    wire [15:0] next_offset = (push && queue_tail == next_head) ? push_offset : queue_offset[next_head];
+    wire [HISTORY_LOG2-1:0] write_position_next = copier_go
+        ? write_position + {{(HISTORY_LOG2-4){1'b0}}, copy_count} : write_position;
     /* verilator lint_off WIDTH */
-    wire [HISTORY_LOG2-1:0] read_position = write_position - head_offset;
+    wire [HISTORY_LOG2-1:0] read_position_next = write_position_next - next_offset;
     /* verilator lint_on WIDTH */
+    reg  [2:0] read_phase;   // the low bits of this clock's read position: which bank is lane 0
+    always @(posedge clk) begin
+        read_phase <= read_position_next[2:0];
+    end
 
     // Eight byte-wide banks: position p lives in bank p % 8, row p / 8.
     wire [7:0] bank_read [0:7];
@@ -331,15 +345,18 @@ module lz4_decompress #(
             (* ferrite_ram *) reg [7:0] memory [0:(1 << ROW_BITS)-1];
             // Which of the 8 bytes read / written falls in this bank, and its full position; the
             // position's low 3 bits are this bank's number, so only its row is used.
-            wire [2:0] read_lane = bank[2:0] - read_position[2:0];
+            wire [2:0] read_lane = bank[2:0] - read_position_next[2:0];
             wire [2:0] write_lane = bank[2:0] - write_position[2:0];
             /* verilator lint_off UNUSEDSIGNAL */
-            wire [HISTORY_LOG2-1:0] read_address = read_position + {{(HISTORY_LOG2-3){1'b0}}, read_lane};
+            wire [HISTORY_LOG2-1:0] read_address = read_position_next + {{(HISTORY_LOG2-3){1'b0}}, read_lane};
             wire [HISTORY_LOG2-1:0] write_address = write_position + {{(HISTORY_LOG2-3){1'b0}}, write_lane};
             /* verilator lint_on UNUSEDSIGNAL */
-            wire [ROW_BITS-1:0] read_row = read_address[HISTORY_LOG2-1:3];
+            reg  [ROW_BITS-1:0] read_row;
             wire [ROW_BITS-1:0] write_row = write_address[HISTORY_LOG2-1:3];
             wire write_enable = copier_go && ({1'b0, write_lane} < copy_count);
+            always @(posedge clk) begin
+                read_row <= read_address[HISTORY_LOG2-1:3];
+            end
             assign bank_read[bank] = memory[read_row];
             always @(posedge clk) begin
                 if (write_enable) begin
@@ -364,7 +381,7 @@ module lz4_decompress #(
                 // An overlapping copy repeats the OFFSET bytes before the write position.
                 /* verilator lint_off WIDTH */
                 source_lane = (head_offset >= 16'd8) ? lane[2:0] : lane % head_offset[2:0];
-                source_bank = read_position[2:0] + source_lane;
+                source_bank = read_phase + source_lane;
                 copy_bytes[lane * 8 +: 8] = bank_read[source_bank];
                 /* verilator lint_on WIDTH */
             end
@@ -442,7 +459,7 @@ module lz4_decompress #(
                 m_valid <= 1'b1;
                 m_data <= copy_bytes;
                 m_keep <= 8'hFF >> (4'd8 - copy_count);
-                write_position <= write_position + {{(HISTORY_LOG2-4){1'b0}}, copy_count};
+                write_position <= write_position_next;
                 if (head_done) begin
                     queue_head <= queue_head + 1'b1;
                 end else if (copying_literals) begin

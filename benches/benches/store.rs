@@ -99,6 +99,35 @@ fn get_and_set(criterion: &mut Criterion) {
     }
     let _ = std::fs::remove_file(&file_path);
 
+    // `always`: every set waits for its msync (item and segment header pages). Filled under
+    // everysec (100k msyncs would take a while), then reopened.
+    let everysec = StoreConfig {
+        flush: FlushPolicy::EverySec,
+        ..StoreConfig::file(&file_path, ARENA_BYTES)
+    };
+    drop(filled(&everysec, &keys));
+    let always = StoreConfig {
+        flush: FlushPolicy::Always,
+        ..everysec
+    };
+    let mut store = Store::open(&always, Box::new(SoftwareOffload), NOW_MS).expect("reopen");
+    let mut next = 0usize;
+    group.bench_function(BenchmarkId::new("set", "file_always"), |bench| {
+        bench.iter(|| {
+            next = (next + 1) % KEYS;
+            store
+                .set(
+                    &keys[order[next]],
+                    black_box(&value),
+                    &SetOptions::default(),
+                    NOW_MS,
+                )
+                .expect("set")
+        })
+    });
+    drop(store);
+    let _ = std::fs::remove_file(&file_path);
+
     let mut map: HashMap<Vec<u8>, Vec<u8>> = keys
         .iter()
         .map(|key| (key.clone(), vec![7u8; VALUE_BYTES]))

@@ -1,6 +1,7 @@
 //! Memory per item, measured by RSS: 1M items of 100-byte values with 16-byte keys, in a DRAM
 //! store and in a `HashMap<Vec<u8>, Vec<u8>>`, each in its own child process (so freed memory
-//! of one cannot hide in the other's figure). Prints bytes per item beyond key and value.
+//! of one cannot hide in the other's figure). Prints bytes per item beyond key and value, and
+//! the RSS of a store written three times past its limit.
 //!
 //! `cargo bench -p ferrite-benches --bench store_memory`
 use persistent::{SetOptions, Store, StoreConfig};
@@ -17,6 +18,9 @@ const VALUE_BYTES: usize = 100;
 /// figure, and nothing is evicted.
 const ARENA_BYTES: usize = 512 << 20;
 const NOW_MS: u64 = 1_700_000_000_000;
+/// The arena of the full-store measurement, and how many times over it is written.
+const FULL_ARENA_BYTES: usize = 128 << 20;
+const FULL_OVERFILL: usize = 3;
 
 fn rss_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
@@ -80,6 +84,37 @@ fn measure_store() {
     );
 }
 
+/// A store written far past its limit: RSS must stay at the limit plus the index.
+fn measure_full_store() {
+    let mut store = Store::open(
+        &StoreConfig::dram(FULL_ARENA_BYTES),
+        Box::new(SoftwareOffload),
+        NOW_MS,
+    )
+    .expect("open");
+    let value = [3u8; VALUE_BYTES];
+    let before = rss_bytes();
+    let writes = FULL_ARENA_BYTES / (KEY_BYTES + VALUE_BYTES) * FULL_OVERFILL;
+    for index in 0..writes {
+        store
+            .set(&key(index), &value, &SetOptions::default(), NOW_MS)
+            .expect("set");
+    }
+    let after = rss_bytes();
+    let stats = store.stats();
+    assert!(stats.evicted_segments > 0);
+    println!(
+        "full store: {writes} writes into a {} MiB limit: RSS grew {:.1} MiB = limit + {:.1} MiB \
+         (index {:.1} MiB for {} items), {} segments evicted",
+        FULL_ARENA_BYTES >> 20,
+        (after - before) as f64 / (1 << 20) as f64,
+        (after - before) as f64 / (1 << 20) as f64 - stats.bytes_limit as f64 / (1 << 20) as f64,
+        stats.index_bytes as f64 / (1 << 20) as f64,
+        stats.items,
+        stats.evicted_segments
+    );
+}
+
 fn measure_hashmap() {
     let items = items();
     let keys: Vec<Vec<u8>> = (0..items).map(key).collect();
@@ -102,13 +137,14 @@ fn main() {
     {
         Some("store") => measure_store(),
         Some("hashmap") => measure_hashmap(),
+        Some("full") => measure_full_store(),
         Some(other) => panic!("unknown measurement {other}"),
         None => {
             // `cargo test --benches` runs bench binaries too; measure only when benchmarking.
             if !arguments.iter().any(|argument| argument == "--bench") {
                 return;
             }
-            for which in ["store", "hashmap"] {
+            for which in ["store", "hashmap", "full"] {
                 let status = Command::new(std::env::current_exe().expect("own path"))
                     .args(["--measure", which])
                     .status()

@@ -8,6 +8,7 @@
 # usage: bash benches/scripts/compare.sh            (from the repo root; builds release first)
 # knobs (env): SERVERS PIPELINES OPS REQ_P1 REQ_P16 CONNS KEYSPACE VALUE REPEAT FERRITE_ARGS
 #   SERVERS defaults to "ferrite-uring ferrite-epoll redis memcached-t1 memcached-t2";
+#   ferrite-IO-tN runs ferrite with N shards (--threads N) instead of one per core;
 #   each server is measured on the protocols it speaks (ferrite: redis, memcache, memcache-meta).
 # Every server listens on 127.0.0.1 on a free port and is stopped by its PID.
 set -euo pipefail
@@ -48,9 +49,12 @@ start() {
     ports=()
     case $server in
     ferrite-*)
+        # ferrite-IO or ferrite-IO-tN (N shards)
+        local io=${server#ferrite-} threads=()
+        if [[ $io == *-t* ]]; then threads=(--threads "${io##*-t}"); io=${io%-t*}; fi
         port=$(free_port) mport=$(free_port)
         target/release/ferrite --bind 127.0.0.1 --port "$port" --memcache-port "$mport" \
-            --io "${server#ferrite-}" ${FERRITE_ARGS:-} >"$work/$server.log" 2>&1 &
+            --io "$io" "${threads[@]}" ${FERRITE_ARGS:-} >"$work/$server.log" 2>&1 &
         pid=$!
         ports=([redis]=$port [memcache]=$mport [memcache-meta]=$mport)
         wait_port "$port"; wait_port "$mport" ;;

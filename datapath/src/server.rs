@@ -71,6 +71,13 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         ShardPlacement::Threads(threads) => topology.choose_threads(*threads)?,
         ShardPlacement::Cpus(cpus) => topology.choose_cpus(cpus)?,
     };
+    if cpus.len() > topology.cpu_count() {
+        tracing::warn!(
+            shards = cpus.len(),
+            cpus = topology.cpu_count(),
+            "more shards than CPUs: shards share CPUs (expect less throughput per shard)"
+        );
+    }
     let backend = choose_backend(config.io)?;
     // Starting one engine here turns a missing or broken offload into one clear start-up error.
     let offload_name = StoreSettings::for_shards(&config, 1)
@@ -265,11 +272,11 @@ fn shard_main(
 ) -> Result<(), ServerError> {
     let pinned = pin_current_thread(cpu.cpu);
     if pinned {
-        tracing::debug!(
+        tracing::info!(
             shard = id,
             cpu = cpu.cpu,
             numa_node = cpu.numa_node,
-            "pinned"
+            "shard pinned"
         );
     } else {
         tracing::warn!(

@@ -515,3 +515,90 @@ fn redis_benchmark_completes_and_its_keys_read_back() {
         server.stop();
     }
 }
+
+#[test]
+fn start_up_log_says_what_the_machine_offers_and_what_was_chosen() {
+    let server = Server::start(&["--cores", "0", "--io", "auto"]);
+    let log = server.stop();
+    for needle in [
+        "NUMA node",
+        "topology",
+        "physical_cores=",
+        "I/O backend:",
+        "shards chosen",
+        "cpus=[0]",
+        "shard pinned",
+        "arena=DRAM",
+        "ready: RESP on 127.0.0.1:",
+    ] {
+        assert!(
+            log.contains(needle),
+            "start-up log lacks {needle:?}:\n{log}"
+        );
+    }
+}
+
+/// A client the server has admitted (it answered PING), retrying while earlier connections
+/// (the harness's own start-up probe, refused ones) are still being closed by the server.
+fn admitted_client(server: &Server) -> common::Client {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut client = server.client();
+        client.send(b"PING\r\n");
+        if client.read_reply() == b"+PONG\r\n" {
+            return client;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no client slot came free"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn connections_over_max_clients_are_refused_with_redis_words() {
+    for backend in BACKENDS {
+        let server = Server::start(&["--threads", "1", "--max-clients", "2", "--io", backend]);
+        let first = admitted_client(&server);
+        let _second = admitted_client(&server);
+        let mut third = server.client();
+        assert_eq!(
+            third.read_reply(),
+            b"-ERR max number of clients reached\r\n"
+        );
+        assert!(third.closed_by_server());
+        drop(first);
+        // The slot frees once the server has seen the close.
+        admitted_client(&server);
+        server.stop();
+    }
+}
+
+#[test]
+fn client_list_shows_the_connections_of_every_shard() {
+    for backend in BACKENDS {
+        let server = start(backend);
+        // Enough connections that the kernel's SO_REUSEPORT spread puts some on each shard.
+        let mut clients: Vec<common::Client> = (0..8).map(|_| server.client()).collect();
+        for (n, client) in clients.iter_mut().enumerate() {
+            assert_eq!(
+                client.call(&["CLIENT", "SETNAME", &format!("listed-{n}")]),
+                b"+OK\r\n"
+            );
+        }
+        let list = String::from_utf8_lossy(&clients[0].call(&["CLIENT", "LIST"])).into_owned();
+        for n in 0..8 {
+            assert!(
+                list.contains(&format!("name=listed-{n} ")),
+                "listed-{n} missing from:\n{list}"
+            );
+        }
+        let info = String::from_utf8_lossy(&clients[3].call(&["CLIENT", "INFO"])).into_owned();
+        assert!(
+            info.contains("name=listed-3 ") && !info.contains("listed-4"),
+            "{info}"
+        );
+        server.stop();
+    }
+}

@@ -1,10 +1,13 @@
-// C ABI over the Verilated offload_top model: create/free, and one clock cycle per call for each
-// module's domain. Each call sets the module's inputs, raises and lowers its clock, and reads the
-// module's outputs (which depend on state only, so they are what the next clock edge will see).
+// C ABI over the Verilated models of rtl/ (one per module, sharing a context and a waveform):
+// create/free, and one clock cycle per call for each module. Each call sets the module's inputs,
+// raises and lowers its clock, and reads the module's outputs (which depend on state only, so
+// they are what the next clock edge will see).
 #include <cstdint>
 #include <memory>
 
-#include "Voffload_top.h"
+#include "Vcrc64.h"
+#include "Vlz4_compress.h"
+#include "Vlz4_decompress.h"
 #include "verilated.h"
 #include "verilated_vcd_c.h"
 
@@ -17,13 +20,25 @@ constexpr int TRACE_DEPTH = 99;
 
 struct FerriteRtl {
     std::unique_ptr<VerilatedContext> context;
-    std::unique_ptr<Voffload_top> top;
+    std::unique_ptr<Vcrc64> crc;
+    std::unique_ptr<Vlz4_decompress> decompress;
+    std::unique_ptr<Vlz4_compress> compress;
     std::unique_ptr<VerilatedVcdC> trace;
     uint64_t time = 0;
 
-    // One half-cycle: settle the model, then record it in the waveform if one is open.
-    void settle() {
-        top->eval();
+    // One full clock of `model`: rising edge, falling edge, each settled and recorded in the
+    // waveform if one is open.
+    template <typename Model>
+    void clock(Model& model) {
+        model.clk = 1;
+        model.eval();
+        dump();
+        model.clk = 0;
+        model.eval();
+        dump();
+    }
+
+    void dump() {
         if (trace) {
             trace->dump(time);
         }
@@ -98,13 +113,19 @@ FerriteRtl* ferrite_rtl_new(const char* trace_path) {
         auto rtl = std::make_unique<FerriteRtl>();
         rtl->context = std::make_unique<VerilatedContext>();
         rtl->context->traceEverOn(trace_path != nullptr);
-        rtl->top = std::make_unique<Voffload_top>(rtl->context.get(), "offload_top");
+        rtl->crc = std::make_unique<Vcrc64>(rtl->context.get(), "crc64");
+        rtl->decompress = std::make_unique<Vlz4_decompress>(rtl->context.get(), "lz4_decompress");
+        rtl->compress = std::make_unique<Vlz4_compress>(rtl->context.get(), "lz4_compress");
         if (trace_path != nullptr) {
             rtl->trace = std::make_unique<VerilatedVcdC>();
-            rtl->top->trace(rtl->trace.get(), TRACE_DEPTH);
+            rtl->crc->trace(rtl->trace.get(), TRACE_DEPTH);
+            rtl->decompress->trace(rtl->trace.get(), TRACE_DEPTH);
+            rtl->compress->trace(rtl->trace.get(), TRACE_DEPTH);
             rtl->trace->open(trace_path);
         }
-        rtl->top->eval();
+        rtl->crc->eval();
+        rtl->decompress->eval();
+        rtl->compress->eval();
         return rtl.release();
     } catch (...) {
         return nullptr;
@@ -118,67 +139,60 @@ void ferrite_rtl_free(FerriteRtl* rtl) {
     if (rtl->trace) {
         rtl->trace->close();
     }
-    rtl->top->final();
+    rtl->crc->final();
+    rtl->decompress->final();
+    rtl->compress->final();
     delete rtl;
 }
 
 void ferrite_rtl_crc_cycle(FerriteRtl* rtl, const FerriteCrcIn* in, FerriteCrcOut* out) {
-    Voffload_top& top = *rtl->top;
-    top.crc_rst = in->rst;
-    top.crc_s_valid = in->s_valid;
-    top.crc_s_data = in->s_data;
-    top.crc_s_keep = in->s_keep;
-    top.crc_s_last = in->s_last;
-    top.crc_m_ready = in->m_ready;
-    top.crc_clk = 1;
-    rtl->settle();
-    top.crc_clk = 0;
-    rtl->settle();
-    out->m_crc = top.crc_m_crc;
-    out->s_ready = top.crc_s_ready;
-    out->m_valid = top.crc_m_valid;
+    Vcrc64& crc = *rtl->crc;
+    crc.rst = in->rst;
+    crc.s_valid = in->s_valid;
+    crc.s_data = in->s_data;
+    crc.s_keep = in->s_keep;
+    crc.s_last = in->s_last;
+    crc.m_ready = in->m_ready;
+    rtl->clock(crc);
+    out->m_crc = crc.m_crc;
+    out->s_ready = crc.s_ready;
+    out->m_valid = crc.m_valid;
 }
 
 void ferrite_rtl_decompress_cycle(FerriteRtl* rtl, const FerriteDecompressIn* in, FerriteDecompressOut* out) {
-    Voffload_top& top = *rtl->top;
-    top.dec_rst = in->rst;
-    top.dec_out_limit = in->out_limit;
-    top.dec_s_valid = in->s_valid;
-    top.dec_s_data = in->s_data;
-    top.dec_s_keep = in->s_keep;
-    top.dec_s_last = in->s_last;
-    top.dec_m_ready = in->m_ready;
-    top.dec_clk = 1;
-    rtl->settle();
-    top.dec_clk = 0;
-    rtl->settle();
-    out->m_data = top.dec_m_data;
-    out->result_len = top.dec_result_len;
-    out->s_ready = top.dec_s_ready;
-    out->m_valid = top.dec_m_valid;
-    out->m_keep = top.dec_m_keep;
-    out->done = top.dec_done;
-    out->error = top.dec_error;
+    Vlz4_decompress& decompress = *rtl->decompress;
+    decompress.rst = in->rst;
+    decompress.out_limit = in->out_limit;
+    decompress.s_valid = in->s_valid;
+    decompress.s_data = in->s_data;
+    decompress.s_keep = in->s_keep;
+    decompress.s_last = in->s_last;
+    decompress.m_ready = in->m_ready;
+    rtl->clock(decompress);
+    out->m_data = decompress.m_data;
+    out->result_len = decompress.result_len;
+    out->s_ready = decompress.s_ready;
+    out->m_valid = decompress.m_valid;
+    out->m_keep = decompress.m_keep;
+    out->done = decompress.done;
+    out->error = decompress.error;
 }
 
 void ferrite_rtl_compress_cycle(FerriteRtl* rtl, const FerriteCompressIn* in, FerriteCompressOut* out) {
-    Voffload_top& top = *rtl->top;
-    top.cmp_rst = in->rst;
-    top.cmp_s_valid = in->s_valid;
-    top.cmp_s_data = in->s_data;
-    top.cmp_s_keep = in->s_keep;
-    top.cmp_s_last = in->s_last;
-    top.cmp_m_ready = in->m_ready;
-    top.cmp_clk = 1;
-    rtl->settle();
-    top.cmp_clk = 0;
-    rtl->settle();
-    out->m_data = top.cmp_m_data;
-    out->result_len = top.cmp_result_len;
-    out->s_ready = top.cmp_s_ready;
-    out->m_valid = top.cmp_m_valid;
-    out->m_keep = top.cmp_m_keep;
-    out->done = top.cmp_done;
+    Vlz4_compress& compress = *rtl->compress;
+    compress.rst = in->rst;
+    compress.s_valid = in->s_valid;
+    compress.s_data = in->s_data;
+    compress.s_keep = in->s_keep;
+    compress.s_last = in->s_last;
+    compress.m_ready = in->m_ready;
+    rtl->clock(compress);
+    out->m_data = compress.m_data;
+    out->result_len = compress.result_len;
+    out->s_ready = compress.s_ready;
+    out->m_valid = compress.m_valid;
+    out->m_keep = compress.m_keep;
+    out->done = compress.done;
 }
 
 }  // extern "C"

@@ -7,7 +7,7 @@
 
 use std::ffi::c_char;
 
-/// The Verilated `offload_top` model and its optional waveform writer (opaque).
+/// The Verilated models (one per module of `rtl/`) and their optional waveform writer (opaque).
 #[repr(C)]
 pub(crate) struct FerriteRtl {
     _opaque: [u8; 0],

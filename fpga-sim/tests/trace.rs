@@ -16,8 +16,17 @@ fn trace_env_writes_a_vcd_of_the_run() {
     let vcd = std::fs::read_to_string(&path).expect("the engine wrote the trace file");
     std::fs::remove_file(&path).expect("the trace file can be removed");
     assert!(vcd.contains("$enddefinitions"), "not a VCD header");
-    assert!(vcd.contains("crc_m_crc"), "the CRC result port is not traced");
+    for module in ["crc64", "lz4_decompress", "lz4_compress"] {
+        assert!(
+            vcd.contains(&format!("$scope module {module} $end")),
+            "{module} is not traced"
+        );
+    }
+    assert!(vcd.contains(" m_crc "), "the CRC result port is not traced");
     // Two timestamps (rising and falling edge) per clock.
     let timestamps = vcd.lines().filter(|line| line.starts_with('#')).count() as u64;
-    assert!(timestamps >= 2 * clocks, "{timestamps} timestamps for {clocks} clocks");
+    assert!(
+        timestamps >= 2 * clocks,
+        "{timestamps} timestamps for {clocks} clocks"
+    );
 }

@@ -57,6 +57,8 @@ impl Arena for DramArena {
 pub struct FileArena {
     map: MmapMut,
     path: PathBuf,
+    /// Set until a store being created is published at its path.
+    publish_at: Option<PathBuf>,
     /// Held for its lock; closing it releases the lock.
     _file: File,
 }
@@ -64,26 +66,44 @@ pub struct FileArena {
 /// A file opened and locked, not yet mapped.
 pub(crate) struct LockedFile {
     pub file: File,
+    /// Where the file is now: the configured path, or its creation twin (see `open`).
     pub path: PathBuf,
-    /// Length found on open (0 for a file just created).
+    /// Length found on open (0 for a file being created).
     pub len: u64,
+    /// Set while the file is being created: the path it is published at once initialized.
+    publish_at: Option<PathBuf>,
 }
 
+/// Suffix of the file a new store is initialized in before it appears at its path.
+const CREATING_SUFFIX: &str = ".creating";
+
 impl LockedFile {
-    /// Opens (creating if missing) and locks `path`.
+    /// Opens and locks `path`. A missing store is created under `path` + [`CREATING_SUFFIX`]
+    /// and appears at `path` only once its superblock is written ([`FileArena::publish`]), so
+    /// a crash during creation never leaves a half-made file that would then fail to open.
     pub fn open(path: &Path) -> Result<LockedFile, StoreError> {
         let io_error = |operation, source| StoreError::File {
             path: path.to_path_buf(),
             operation,
             source,
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|source| io_error("open", source))?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        let (file, open_path, publish_at) = match options.open(path) {
+            Ok(file) => (file, path.to_path_buf(), None),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                let mut creating = path.as_os_str().to_owned();
+                creating.push(CREATING_SUFFIX);
+                let creating = PathBuf::from(creating);
+                let file = options
+                    .create(true)
+                    .truncate(false)
+                    .open(&creating)
+                    .map_err(|source| io_error("create", source))?;
+                (file, creating, Some(path.to_path_buf()))
+            }
+            Err(error) => return Err(io_error("open", error)),
+        };
         // SAFETY: flock only reads the descriptor, which `file` keeps open for this call.
         let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if locked != 0 {
@@ -95,14 +115,20 @@ impl LockedFile {
             }
             return Err(io_error("lock", error));
         }
+        if publish_at.is_some() {
+            // A leftover of a creation that crashed: never published, so never used.
+            file.set_len(0)
+                .map_err(|source| io_error("truncate", source))?;
+        }
         let len = file
             .metadata()
             .map_err(|source| io_error("stat", source))?
             .len();
         Ok(LockedFile {
             file,
-            path: path.to_path_buf(),
+            path: open_path,
             len,
+            publish_at,
         })
     }
 
@@ -123,6 +149,7 @@ impl LockedFile {
             self.file
                 .set_len(bytes as u64)
                 .map_err(|source| io_error("resize", source))?;
+            reserve_blocks(&self.file, bytes).map_err(|source| io_error("allocate", source))?;
         }
         // SAFETY: the mapping is shared with the file, which this process holds an exclusive
         // flock on, so no cooperating process changes it underneath; the file is at least `bytes`
@@ -133,8 +160,52 @@ impl LockedFile {
         Ok(FileArena {
             map,
             path: self.path,
+            publish_at: self.publish_at,
             _file: self.file,
         })
+    }
+}
+
+/// Reserves the blocks of a new file, so a full disk is an error now rather than a SIGBUS on
+/// some later write through the mapping. Filesystems that cannot reserve are left sparse.
+fn reserve_blocks(file: &File, bytes: usize) -> io::Result<()> {
+    // SAFETY: posix_fallocate only reads the descriptor, which `file` keeps open for this call.
+    let error = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, bytes as libc::off_t) };
+    match error {
+        0 | libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        error => Err(io::Error::from_raw_os_error(error)),
+    }
+}
+
+impl FileArena {
+    /// Makes a store being created appear at its path (once its superblock is durable): a hard
+    /// link, which fails rather than replace a file another process created meanwhile, then
+    /// the creation name is removed and the directory synced. A no-op for an existing file.
+    pub(crate) fn publish(&mut self) -> Result<(), StoreError> {
+        let Some(target) = self.publish_at.take() else {
+            return Ok(());
+        };
+        let io_error = |operation, source| StoreError::File {
+            path: target.clone(),
+            operation,
+            source,
+        };
+        if let Err(error) = std::fs::hard_link(&self.path, &target) {
+            let _ = std::fs::remove_file(&self.path);
+            return Err(match error.kind() {
+                io::ErrorKind::AlreadyExists => StoreError::Locked { path: target },
+                _ => io_error("link", error),
+            });
+        }
+        std::fs::remove_file(&self.path).map_err(|source| io_error("unlink", source))?;
+        let directory = target
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty());
+        File::open(directory.unwrap_or(Path::new(".")))
+            .and_then(|directory| directory.sync_all())
+            .map_err(|source| io_error("sync directory", source))?;
+        self.path = target;
+        Ok(())
     }
 }
 

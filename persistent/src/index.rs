@@ -85,6 +85,15 @@ fn next_cursor(cursor: u64, mask: u64) -> u64 {
     cursor.reverse_bits()
 }
 
+/// What a walk of one chain found free.
+#[derive(Clone, Copy, Default)]
+struct Vacancy {
+    /// Empty slots in the chain's primary bucket.
+    primary_slots: usize,
+    /// The first empty slot of the chain.
+    first: Option<Slot>,
+}
+
 /// Where a slot is: a primary bucket or an overflow bucket, and the slot number.
 #[derive(Clone, Copy)]
 enum Slot {
@@ -222,44 +231,40 @@ impl Index {
         mut matches: impl FnMut(Location) -> bool,
     ) -> Option<Location> {
         let tag = tag_of(hash);
-        let found = self.walk_choices(hash, |slot, value| {
-            (value >> TAG_SHIFT == tag && matches(location_of(value))).then_some(slot)
-        });
-        if let Some(slot) = found {
-            let old = location_of(self.slot(slot));
-            *self.slot_mut(slot) = entry(tag, location);
-            return Some(old);
+        let choices = self.choices(hash);
+        // One walk per chain finds the key or, on the way, where a new entry can go.
+        let mut vacancies = [Vacancy::default(); 2];
+        for (which, &bucket) in choices.iter().enumerate() {
+            if which == 1 && choices[1] == choices[0] {
+                break;
+            }
+            let vacancy = &mut vacancies[which];
+            let found = self.walk(bucket, |slot, value| {
+                if value == 0 {
+                    vacancy.primary_slots += usize::from(matches!(slot, Slot::Primary(..)));
+                    vacancy.first.get_or_insert(slot);
+                    return None;
+                }
+                (value >> TAG_SHIFT == tag && matches(location_of(value))).then_some(slot)
+            });
+            if let Some(slot) = found {
+                let old = location_of(self.slot(slot));
+                *self.slot_mut(slot) = entry(tag, location);
+                return Some(old);
+            }
         }
-        let slot = self.free_slot(hash);
+        // The primary bucket with more empty slots (a chain is walked primary slots first, so
+        // its first vacancy is then a primary slot); else any vacancy; else a new overflow.
+        let [first, second] = vacancies;
+        let slot = if second.primary_slots > first.primary_slots {
+            second.first
+        } else {
+            first.first.or(second.first)
+        };
+        let slot = slot.unwrap_or_else(|| self.extend_chain(choices[0]));
         *self.slot_mut(slot) = entry(tag, location);
         self.entries += 1;
         None
-    }
-
-    /// Where a new key of `hash` goes: the primary bucket of the two choices with more empty
-    /// slots, else an empty slot in either chain, else a new overflow bucket on the first.
-    fn free_slot(&mut self, hash: u64) -> Slot {
-        let [first, second] = self.choices(hash);
-        let empty = |bucket: usize| {
-            self.buckets[bucket]
-                .0
-                .iter()
-                .filter(|&&value| value == 0)
-                .count()
-        };
-        let bucket = if empty(second) > empty(first) {
-            second
-        } else {
-            first
-        };
-        if let Some(index) = self.buckets[bucket].0.iter().position(|&value| value == 0) {
-            return Slot::Primary(bucket, index);
-        }
-        let in_chain = |bucket| self.walk(bucket, |slot, value| (value == 0).then_some(slot));
-        match in_chain(first).or_else(|| in_chain(second)) {
-            Some(slot) => slot,
-            None => self.extend_chain(first),
-        }
     }
 
     /// Adds an overflow bucket at the end of `bucket`'s (full) chain and returns a free slot in it.

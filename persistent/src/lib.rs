@@ -44,7 +44,7 @@
 //! | [`Store::incr_u64`], [`Store::decr_u64`] | incr, decr | — |
 //! | [`Store::incr_i64`] | — | INCR, DECR, INCRBY, DECRBY |
 //! | [`Store::set_expiry`], [`Store::persist`], [`Store::expiry`] | touch, gat | EXPIRE, PEXPIREAT, PERSIST, TTL, PTTL |
-//! | [`Store::flush_all`], [`Store::flush_all_at`] | flush_all [delay] | FLUSHDB, FLUSHALL |
+//! | [`Store::flush_all`], [`Store::flush_all_at`] | flush_all \[delay\] | FLUSHDB, FLUSHALL |
 //! | [`Store::len`], [`Store::stats`] | stats | DBSIZE, INFO |
 //! | [`Store::scan`], [`Store::random_key`] | — | SCAN, KEYS, RANDOMKEY |
 //!

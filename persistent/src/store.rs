@@ -175,8 +175,9 @@ pub struct Store {
     random_state: u64,
     flush_policy: FlushPolicy,
     compress_min_bytes: Option<usize>,
-    /// Ranges (arena offsets) written since the last commit; kept only under `Always`.
-    dirty: Vec<(usize, usize)>,
+    /// The span (arena offsets, start..end) written since the last commit; kept only under
+    /// `Always`.
+    dirty: Option<(usize, usize)>,
     sync_each_write: bool,
     flushed_at_ms: u64,
     flush_all_at_ms: Option<u64>,
@@ -213,6 +214,25 @@ fn cas_of(generation: u64, offset: u32) -> u64 {
     generation << SEGMENT_OFFSET_BITS | offset as u64
 }
 
+/// `value` in decimal, written into the end of `digits` (no allocation on the counter path).
+fn decimal(value: i128, digits: &mut [u8; COUNTER_DIGITS_MAX]) -> &[u8] {
+    let mut magnitude = value.unsigned_abs();
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        start -= 1;
+        digits[start] = b'-';
+    }
+    &digits[start..]
+}
+
 /// memcached's counter syntax: 1 to 20 ASCII digits, at most `u64::MAX`.
 fn parse_u64(value: &[u8]) -> Option<u64> {
     if value.is_empty() || value.len() > COUNTER_DIGITS_MAX || !value.iter().all(u8::is_ascii_digit)
@@ -245,7 +265,7 @@ impl Store {
         now_ms: u64,
     ) -> Result<Store, StoreError> {
         let geometry = config.geometry()?;
-        let fresh = Superblock::new(
+        let mut fresh = Superblock::new(
             geometry.segment_bytes,
             geometry.segment_count,
             config.owner.0,
@@ -254,12 +274,23 @@ impl Store {
             ArenaConfig::Dram { .. } => (Box::new(DramArena::new(geometry.arena_bytes())?), None),
             ArenaConfig::File { path, .. } => {
                 let file = LockedFile::open(path)?;
-                let found = if file.len == 0 {
-                    None
+                if file.len == 0 {
+                    // A new file: its superblock is durable before it appears at its path.
+                    let mut arena = file.map(geometry.arena_bytes())?;
+                    fresh.write(&mut arena.bytes_mut()[..SUPERBLOCK_BYTES], offload.as_mut());
+                    arena
+                        .flush(0, SUPERBLOCK_BYTES)
+                        .map_err(|source| StoreError::File {
+                            path: path.clone(),
+                            operation: "msync",
+                            source,
+                        })?;
+                    arena.publish()?;
+                    (Box::new(arena), None)
                 } else {
-                    Some(read_superblock(&file, geometry, offload.as_mut())?)
-                };
-                (Box::new(file.map(geometry.arena_bytes())?), found)
+                    let found = read_superblock(&file, geometry, offload.as_mut())?;
+                    (Box::new(file.map(geometry.arena_bytes())?), Some(found))
+                }
             }
         };
         let seed = random_seed();
@@ -273,7 +304,7 @@ impl Store {
             random_state: seed | 1,
             flush_policy: config.flush,
             compress_min_bytes: config.compress_min_bytes,
-            dirty: Vec::new(),
+            dirty: None,
             sync_each_write: false,
             flushed_at_ms: now_ms,
             flush_all_at_ms: None,
@@ -334,22 +365,22 @@ impl Store {
     /// Notes bytes to msync before the call returns (under `Always` on a file).
     fn written(&mut self, offset: usize, len: usize) {
         if self.sync_each_write {
-            self.dirty.push((offset, len));
+            let (start, end) = self.dirty.unwrap_or((offset, offset + len));
+            self.dirty = Some((start.min(offset), end.max(offset + len)));
         }
     }
 
-    /// Makes this call's writes durable as the flush policy requires.
+    /// Makes this call's writes durable as the flush policy requires: one msync over the span
+    /// of everything written (only its dirty pages are written back, and the medium is flushed
+    /// once rather than once per range).
     fn commit(&mut self) -> Result<(), StoreError> {
-        let mut result = Ok(());
-        for index in 0..self.dirty.len() {
-            let (offset, len) = self.dirty[index];
-            if let Err(source) = self.arena.flush(offset, len) {
-                result = Err(self.file_error("msync", source));
-                break;
-            }
+        match self.dirty.take() {
+            Some((start, end)) => self
+                .arena
+                .flush(start, end - start)
+                .map_err(|source| self.file_error("msync", source)),
+            None => Ok(()),
         }
-        self.dirty.clear();
-        result
     }
 
     fn file_error(&self, operation: &'static str, source: std::io::Error) -> StoreError {
@@ -915,7 +946,9 @@ impl Store {
         let parsed = parse_u64(&value);
         self.scratch = value;
         let next = step(parsed.ok_or(StoreError::NotAnInteger)?);
-        self.write_counter(key, hash, &header, next.to_string().as_bytes(), now_ms);
+        let mut digits = [0u8; COUNTER_DIGITS_MAX];
+        let text = decimal(next as i128, &mut digits);
+        self.write_counter(key, hash, &header, text, now_ms);
         self.commit()?;
         Ok(Some(next))
     }
@@ -937,14 +970,15 @@ impl Store {
             }
         };
         let next = current.checked_add(delta).ok_or(StoreError::Overflow)?;
-        let text = next.to_string();
+        let mut digits = [0u8; COUNTER_DIGITS_MAX];
+        let text = decimal(next as i128, &mut digits);
         match header {
-            Some(header) => self.write_counter(key, hash, &header, text.as_bytes(), now_ms),
+            Some(header) => self.write_counter(key, hash, &header, text, now_ms),
             None => {
                 self.check_sizes(key, text.len())?;
                 let item = NewItem {
                     key,
-                    value_parts: &[text.as_bytes()],
+                    value_parts: &[text],
                     encoding: Encoding::Raw,
                     raw_len: text.len(),
                     flags: 0,
@@ -1080,6 +1114,10 @@ impl Store {
         now_ms: u64,
         mut visit: impl FnMut(&[u8]),
     ) -> u64 {
+        if self.flush_all_at_ms.is_some_and(|at_ms| at_ms <= now_ms) {
+            // A delayed flush_all is due: nothing is left to visit.
+            return 0;
+        }
         let bytes = self.arena.bytes();
         let count = count.max(1);
         let mut cursor = cursor;
@@ -1126,6 +1164,7 @@ impl Store {
 
     /// Every live item, segment by segment (for re-homing items to another shard).
     pub fn items(&mut self, now_ms: u64) -> Items<'_> {
+        self.before_operation(now_ms);
         let segments = self
             .segments
             .in_use()

@@ -307,3 +307,24 @@ fn every_flush_policy_round_trips() {
         assert_eq!(value(&mut store, b"7", NOW), None);
     }
 }
+
+#[test]
+fn a_creation_cut_short_by_a_crash_is_started_over() {
+    let path = TempPath::new("creation");
+    let mut creating = path.0.as_os_str().to_owned();
+    creating.push(".creating");
+    let creating = PathBuf::from(creating);
+    // What a crash between sizing the new file and writing its superblock leaves behind.
+    std::fs::write(&creating, vec![0u8; 8192]).unwrap();
+    assert!(!path.0.exists());
+    let mut store = open(&path, NOW).unwrap();
+    assert!(store.recovery_report().created);
+    assert!(
+        path.0.exists() && !creating.exists(),
+        "the store appears at its path once made"
+    );
+    store.set(b"k", b"v", &SetOptions::default(), NOW).unwrap();
+    drop(store);
+    let mut store = open(&path, NOW).unwrap();
+    assert_eq!(value(&mut store, b"k", NOW).as_deref(), Some(&b"v"[..]));
+}

@@ -59,6 +59,9 @@ enum Operation {
         key: usize,
     },
     FlushAll,
+    FlushAllAt {
+        delay_ms: u64,
+    },
     Advance {
         ms: u64,
     },
@@ -94,6 +97,7 @@ fn operation() -> impl Strategy<Value = Operation> {
         2 => (key.clone(), expiry).prop_map(|(key, expiry)| Operation::SetExpiry { key, expiry }),
         1 => key.prop_map(|key| Operation::Persist { key }),
         1 => Just(Operation::FlushAll),
+        1 => (0u64..30).prop_map(|tenths| Operation::FlushAllAt { delay_ms: tenths * 100 }),
         3 => (0u64..15).prop_map(|tenths| Operation::Advance { ms: tenths * 100 }),
         1 => Just(Operation::Tick),
         1 => any::<bool>().prop_map(|crash| Operation::Reopen { crash }),
@@ -112,10 +116,16 @@ struct Entry {
 /// The model: a map, and the same expiry rule.
 struct Model {
     entries: HashMap<usize, Entry>,
+    /// A pending delayed flush: everything goes at the first operation at or after it.
+    flush_at_ms: Option<u64>,
 }
 
 impl Model {
     fn live(&mut self, key: usize, now_ms: u64) -> Option<&mut Entry> {
+        if self.flush_at_ms.is_some_and(|at_ms| at_ms <= now_ms) {
+            self.entries.clear();
+            self.flush_at_ms = None;
+        }
         if self
             .entries
             .get(&key)
@@ -126,6 +136,9 @@ impl Model {
         self.entries.get_mut(&key)
     }
 }
+
+/// An item as the iterator checks it: key, value, flags, expiry, CAS.
+type ItemTuple = (Vec<u8>, Vec<u8>, u32, Option<u64>, u64);
 
 fn key_name(key: usize) -> Vec<u8> {
     format!("key:{key}").into_bytes()
@@ -142,9 +155,10 @@ impl Subject {
         self.store.as_mut().expect("open")
     }
 
-    fn reopen(&mut self, crash: bool, now_ms: u64) {
+    /// Closes (or crashes) and reopens a file store; false for a DRAM store, which stays.
+    fn reopen(&mut self, crash: bool, now_ms: u64) -> bool {
         let Some(path) = self.path.clone() else {
-            return;
+            return false;
         };
         if crash {
             // The file as a crash leaves it: copy it while the store still has it open.
@@ -164,6 +178,7 @@ impl Subject {
         );
         assert_eq!(report.clean_shutdown, !crash);
         self.store = Some(store);
+        true
     }
 }
 
@@ -210,6 +225,7 @@ fn run(operations: Vec<Operation>, file: bool) -> Result<(), TestCaseError> {
     };
     let mut model = Model {
         entries: HashMap::new(),
+        flush_at_ms: None,
     };
     for operation in operations {
         match operation {
@@ -434,10 +450,23 @@ fn run(operations: Vec<Operation>, file: bool) -> Result<(), TestCaseError> {
             Operation::FlushAll => {
                 subject.store().flush_all(now_ms).unwrap();
                 model.entries.clear();
+                model.flush_at_ms = None;
+            }
+            Operation::FlushAllAt { delay_ms } => {
+                subject
+                    .store()
+                    .flush_all_at(now_ms + delay_ms, now_ms)
+                    .unwrap();
+                model.flush_at_ms = Some(now_ms + delay_ms);
             }
             Operation::Advance { ms } => now_ms += ms,
             Operation::Tick => subject.store().tick(now_ms).unwrap(),
-            Operation::Reopen { crash } => subject.reopen(crash, now_ms),
+            Operation::Reopen { crash } => {
+                if subject.reopen(crash, now_ms) {
+                    // A delayed flush is not kept across a restart.
+                    model.flush_at_ms = None;
+                }
+            }
         }
         // After every operation: the TTL view and the key count agree with the model.
         for key in 0..KEYS {
@@ -459,6 +488,57 @@ fn run(operations: Vec<Operation>, file: bool) -> Result<(), TestCaseError> {
             (stats.evicted_items, stats.items as usize),
             (0, model.entries.len())
         );
+        // SCAN (two keys per call), the item iterator and RANDOMKEY see exactly the model's keys.
+        let mut expected_keys: Vec<Vec<u8>> =
+            model.entries.keys().map(|&key| key_name(key)).collect();
+        expected_keys.sort();
+        let mut scanned = Vec::new();
+        let mut cursor = 0;
+        loop {
+            cursor = subject
+                .store()
+                .scan(cursor, 2, now_ms, |key| scanned.push(key.to_vec()));
+            if cursor == 0 {
+                break;
+            }
+        }
+        scanned.sort();
+        prop_assert_eq!(&scanned, &expected_keys);
+        let mut items: Vec<ItemTuple> = subject
+            .store()
+            .items(now_ms)
+            .map(|item| {
+                (
+                    item.key.to_vec(),
+                    item.value.into_owned(),
+                    item.flags,
+                    item.expiry_ms,
+                    item.cas,
+                )
+            })
+            .collect();
+        items.sort();
+        let mut expected_items: Vec<ItemTuple> = model
+            .entries
+            .iter()
+            .map(|(&key, entry)| {
+                let expiry = (entry.expiry_ms != 0).then_some(entry.expiry_ms);
+                (
+                    key_name(key),
+                    entry.value.clone(),
+                    entry.flags,
+                    expiry,
+                    entry.cas,
+                )
+            })
+            .collect();
+        expected_items.sort();
+        prop_assert_eq!(items, expected_items);
+        let random = subject.store().random_key(now_ms);
+        prop_assert_eq!(random.is_some(), !expected_keys.is_empty());
+        if let Some(random) = random {
+            prop_assert!(expected_keys.contains(&random));
+        }
     }
     Ok(())
 }

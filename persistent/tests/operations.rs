@@ -504,3 +504,35 @@ fn compressible_values_are_stored_lz4_and_read_back_exactly() {
     assert_eq!(items.len(), 2);
     assert!(items.contains(&(b"text".to_vec(), 20_001)));
 }
+
+#[test]
+fn impossible_geometries_are_configuration_errors() {
+    let open =
+        |config: StoreConfig| Store::open(&config, Box::new(SoftwareOffload), NOW).map(|_| ());
+    for segment_bytes in [0, 1000, 4097, persistent::SEGMENT_BYTES_MAX * 2] {
+        let config = StoreConfig {
+            segment_bytes,
+            ..StoreConfig::dram(64 << 20)
+        };
+        assert!(
+            matches!(open(config), Err(StoreError::Config { .. })),
+            "segment_bytes {segment_bytes}"
+        );
+    }
+    let too_small = StoreConfig {
+        segment_bytes: 64 << 10,
+        ..StoreConfig::dram(64 << 10)
+    };
+    assert!(matches!(open(too_small), Err(StoreError::Config { .. })));
+    let one_segment = StoreConfig {
+        segment_bytes: 64 << 10,
+        ..StoreConfig::dram(4096 + (64 << 10))
+    };
+    let mut store = Store::open(&one_segment, Box::new(SoftwareOffload), NOW).unwrap();
+    // A single segment still serves: it is evicted and reused whole.
+    for index in 0..2_000u32 {
+        set(&mut store, format!("key:{index}").as_bytes(), &[1u8; 100]);
+    }
+    assert!(store.get(b"key:1999", NOW).is_some());
+    assert!(store.stats().evicted_segments > 0);
+}

@@ -7,6 +7,10 @@
 
 use thiserror::Error;
 
+/// Most threads `choose_threads` puts on one CPU when asked for more threads than CPUs (they
+/// then share CPUs, which costs throughput but lets a small machine run a larger layout).
+pub const THREADS_PER_CPU_MAX: usize = 4;
+
 /// One NUMA node and the CPUs (OS indexes) this process may run on inside it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NumaNode {
@@ -85,14 +89,16 @@ impl Topology {
         if threads == 0 {
             return Err(TopologyError::NoThreads);
         }
-        let chosen: Vec<ChosenCpu> = self.cpus_in_order().take(threads).collect();
-        if chosen.len() < threads {
+        let available = self.cpu_count();
+        if available == 0 || threads > available * THREADS_PER_CPU_MAX {
             return Err(TopologyError::NotEnoughCpus {
                 requested: threads,
-                available: chosen.len(),
+                available,
             });
         }
-        Ok(chosen)
+        // More threads than CPUs (a small test machine): the order repeats, CPUs are shared.
+        let order: Vec<ChosenCpu> = self.cpus_in_order().collect();
+        Ok(order.iter().copied().cycle().take(threads).collect())
     }
 
     /// Takes exactly the CPUs listed (in the order given), checking each is allowed and unique.
@@ -236,11 +242,14 @@ mod tests {
     }
 
     #[test]
-    fn too_many_threads_is_an_error() {
+    fn more_threads_than_cpus_share_them_up_to_a_bound() {
+        let chosen = two_nodes().choose_threads(10).unwrap();
+        let cpus: Vec<usize> = chosen.iter().map(|c| c.cpu).collect();
+        assert_eq!(cpus, vec![0, 1, 4, 5, 2, 3, 6, 7, 0, 1]);
         assert_eq!(
-            two_nodes().choose_threads(9),
+            two_nodes().choose_threads(33),
             Err(TopologyError::NotEnoughCpus {
-                requested: 9,
+                requested: 33,
                 available: 8
             })
         );

@@ -619,6 +619,7 @@ impl Run<'_> {
             stats: wants("stats"),
             keyspace: wants("keyspace"),
             clients: wants("clients"),
+            clients_max: self.core.shared.clients_max,
         };
         self.every_shard(Finish::Info(Box::new(request)), Op::Stats);
     }
@@ -711,10 +712,11 @@ impl Run<'_> {
                 ));
             }
             self.reply().simple(b"OK");
-        } else if (is(sub, "INFO") || is(sub, "LIST")) && argv.len() == 2 {
-            // Each shard knows its own connections; this lists the caller's.
-            let line = client_line(self.conn);
+        } else if is(sub, "INFO") && argv.len() == 2 {
+            let line = crate::shard::conn::client_line(self.conn);
             self.reply().verbatim(b"txt", line.as_bytes());
+        } else if is(sub, "LIST") && argv.len() == 2 {
+            self.every_shard(Finish::ClientList, Op::ClientList);
         } else {
             let text = format!(
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
@@ -841,41 +843,6 @@ fn write_command_info(reply: &mut Reply<'_>, spec: &table::Spec) {
     reply.set(0);
     reply.array(0);
     reply.array(0);
-}
-
-fn client_line(conn: &Conn) -> String {
-    let name = conn
-        .resp
-        .name
-        .as_deref()
-        .map(String::from_utf8_lossy)
-        .unwrap_or_default();
-    let library_name = conn
-        .resp
-        .library_name
-        .as_deref()
-        .map(String::from_utf8_lossy)
-        .unwrap_or_default();
-    let library_version = conn
-        .resp
-        .library_version
-        .as_deref()
-        .map(String::from_utf8_lossy)
-        .unwrap_or_default();
-    let age = now_ms().saturating_sub(conn.created_ms) / 1000;
-    let resp = if conn.resp.version == Version::Resp3 {
-        3
-    } else {
-        2
-    };
-    format!(
-        "id={} addr={} name={name} age={age} idle=0 flags=N db=0 qbuf={} obl={} cmd={} resp={resp} lib-name={library_name} lib-ver={library_version}\n",
-        conn.client_id,
-        conn.peer,
-        conn.input.len(),
-        conn.output.len(),
-        conn.last_command,
-    )
 }
 
 /// Redis allows client names of printable ASCII without spaces.

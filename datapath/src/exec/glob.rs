@@ -25,12 +25,11 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
                     continue;
                 }
                 b'[' => {
-                    if let Some((matched, next)) = class_match(pattern, p, text[t]) {
-                        if matched {
-                            p = next;
-                            t += 1;
-                            continue;
-                        }
+                    let (matched, next) = class_match(pattern, p, text[t]);
+                    if matched {
+                        p = next;
+                        t += 1;
+                        continue;
                     }
                 }
                 b'\\' if p + 1 < pattern.len() => {
@@ -64,7 +63,7 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
 /// Matches `byte` against the class starting at `pattern[open] == b'['`. Returns whether it
 /// matched and the pattern index after the class; an unclosed class runs to the pattern's end,
 /// as in Redis.
-fn class_match(pattern: &[u8], open: usize, byte: u8) -> Option<(bool, usize)> {
+fn class_match(pattern: &[u8], open: usize, byte: u8) -> (bool, usize) {
     let mut index = open + 1;
     let negate = pattern.get(index) == Some(&b'^');
     if negate {
@@ -91,7 +90,7 @@ fn class_match(pattern: &[u8], open: usize, byte: u8) -> Option<(bool, usize)> {
         }
     }
     let next = (index + 1).min(pattern.len());
-    Some((matched != negate, next))
+    (matched != negate, next)
 }
 
 #[cfg(test)]

@@ -336,6 +336,11 @@ impl Executor {
                 },
                 None => Outcome::Missing,
             },
+            // Shard::deliver_mail answers this from the shard's connections; the store knows none.
+            Op::ClientList => Outcome::Keys {
+                cursor: 0,
+                keys: Vec::new(),
+            },
             Op::Stats => {
                 let stats = self.store().stats();
                 Outcome::Figures(ShardFigures {

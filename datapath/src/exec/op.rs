@@ -147,6 +147,9 @@ pub enum Op<'a> {
     RandomKey,
     /// This shard's figures for INFO / stats.
     Stats,
+    /// This shard's client connections, one CLIENT LIST line each (answered by the shard, which
+    /// knows its connections, not by the store).
+    ClientList,
 }
 
 impl Op<'_> {
@@ -236,6 +239,7 @@ impl Op<'_> {
             },
             Op::RandomKey => Op::RandomKey,
             Op::Stats => Op::Stats,
+            Op::ClientList => Op::ClientList,
         }
     }
 
@@ -257,7 +261,12 @@ impl Op<'_> {
             | Op::Ttl { key }
             | Op::ExpireTime { key }
             | Op::Length { key } => Some(key),
-            Op::Count | Op::Flush | Op::Scan { .. } | Op::RandomKey | Op::Stats => None,
+            Op::Count
+            | Op::Flush
+            | Op::Scan { .. }
+            | Op::RandomKey
+            | Op::Stats
+            | Op::ClientList => None,
         }
     }
 }

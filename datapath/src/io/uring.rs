@@ -172,7 +172,7 @@ struct Loop<'s> {
 /// Runs the shard until the server stops and every shard has drained.
 pub fn run(shard: &mut Shard, listeners: Vec<Listener>, rdma: Option<RdmaPort>) -> io::Result<()> {
     let ring = build_ring()?;
-    let buffers = BufferRing::new(&ring)?;
+    let mut buffers = BufferRing::new(&ring)?;
     let mut event_loop = Loop {
         ring,
         shard,
@@ -185,12 +185,15 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>, rdma: Option<RdmaPort>) 
         rdma,
         rdma_changes: Vec::new(),
     };
-    let result = event_loop.run(buffers);
-    // Sockets still open (a drain that timed out) are closed; the ring goes before the buffers.
+    let result = event_loop.run(&mut buffers);
+    // Sockets still open (a drain that timed out) are closed; then the ring goes, and only then
+    // the buffers the kernel may still write into while a multishot RECV is armed.
     for socket in event_loop.sockets.iter().flatten() {
         // SAFETY: the loop owns these descriptors and closes each once.
         unsafe { libc::close(socket.fd) };
     }
+    drop(event_loop);
+    drop(buffers);
     result
 }
 
@@ -306,7 +309,7 @@ impl Loop<'_> {
         self.push(entry)
     }
 
-    fn run(&mut self, mut buffers: BufferRing) -> io::Result<()> {
+    fn run(&mut self, buffers: &mut BufferRing) -> io::Result<()> {
         for index in 0..self.listeners.len() {
             self.arm_accept(index)?;
         }
@@ -355,7 +358,7 @@ impl Loop<'_> {
                     .map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())),
             );
             for &(user_data, result, flags) in &completions {
-                self.complete(&mut buffers, user_data, result, flags)?;
+                self.complete(buffers, user_data, result, flags)?;
             }
             buffers.publish();
             for index in std::mem::take(&mut self.rearm) {

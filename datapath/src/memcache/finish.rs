@@ -35,24 +35,51 @@ pub enum Finish {
         noreply: bool,
         shard: usize,
     },
-    /// VALUE lines for the keys found, in request order, then END.
-    Values { keys: Vec<Vec<u8>>, cas: bool },
+    /// VALUE lines for the keys found, in request order, then END. `keys` is the request's key
+    /// list as sent (keys separated by spaces), one allocation however many keys.
+    Values { keys: Box<[u8]>, cas: bool },
     /// OK once every shard has flushed.
     Flush { noreply: bool },
     /// A `stats` reply from every shard's figures.
     Stats(Box<StatsRequest>),
     /// A meta reply.
-    Meta(Box<MetaRequest>),
+    Meta(MetaRequest),
 }
 
-/// A meta request copied out of the input buffer, re-parsed when its outcomes arrive.
+/// A meta request copied out of the input buffer (key token and flag tokens in one allocation),
+/// re-parsed when its outcomes arrive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetaRequest {
-    pub kind: MetaKind,
-    pub key: Vec<u8>,
-    pub flags: Vec<u8>,
-    pub shard: usize,
+    kind: MetaKind,
+    /// Counted in the stats of this shard.
+    shard: u32,
+    /// `text[..key_len]` is the key token, the rest the flag tokens.
+    key_len: u8,
+    text: Box<[u8]>,
 }
+
+impl MetaRequest {
+    /// The copy of a parsed request that travels with its reply slot.
+    pub(super) fn new(
+        kind: MetaKind,
+        key: &MetaKey<'_>,
+        flags: &MetaFlags<'_>,
+        shard: usize,
+    ) -> MetaRequest {
+        let mut text = Vec::with_capacity(key.token.len() + flags.text().len());
+        text.extend_from_slice(key.token);
+        text.extend_from_slice(flags.text());
+        MetaRequest {
+            kind,
+            // Keys are at most KEY_BYTES_MAX (250) bytes and shards far fewer than 2^32.
+            shard: shard as u32,
+            key_len: key.token.len() as u8,
+            text: text.into_boxed_slice(),
+        }
+    }
+}
+
+const _: () = assert!(crate::protocol::memcache::KEY_BYTES_MAX <= u8::MAX as usize);
 
 /// Writes the reply for `outcomes` (one per op, in op order).
 pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], out: &mut Vec<u8>) {
@@ -67,7 +94,8 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], out: &mut Vec<u8>) {
             }
         }
         Finish::Values { keys, cas } => {
-            for (key, outcome) in keys.iter().zip(outcomes) {
+            let keys = keys.split(|&byte| byte == b' ');
+            for (key, outcome) in keys.zip(outcomes) {
                 value_line(out, key, outcome, *cas);
             }
             reply::status(out, Status::End);
@@ -83,10 +111,11 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], out: &mut Vec<u8>) {
         Finish::Stats(request) => stats::encode(request, outcomes, out),
         Finish::Meta(request) => {
             // The copy was made from a request the parser accepted, so it parses again.
-            let Ok(flags) = parse_flags(request.kind, &request.flags) else {
+            let (key, flags) = request.text.split_at(usize::from(request.key_len));
+            let Ok(flags) = parse_flags(request.kind, flags) else {
                 return reply::server_error(out, "internal error: meta flags lost");
             };
-            let Ok(key) = parse_key(&request.key, &flags) else {
+            let Ok(key) = parse_key(key, &flags) else {
                 return reply::server_error(out, "internal error: meta key lost");
             };
             meta(
@@ -95,7 +124,7 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], out: &mut Vec<u8>) {
                 &key,
                 &flags,
                 outcomes,
-                request.shard,
+                request.shard as usize,
                 crate::shard::now_ms(),
             );
         }

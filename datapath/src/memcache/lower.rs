@@ -10,7 +10,7 @@ use crate::protocol::memcache::{
 };
 use crate::shard::conn::Conn;
 use crate::shard::finish::Finish as ShardFinish;
-use crate::shard::{now_ms, Core};
+use crate::shard::Core;
 
 /// Largest relative expiration time, in seconds (30 days); a larger one is a unix time.
 const RELATIVE_EXPTIME_SECONDS_MAX: i64 = 60 * 60 * 24 * 30;
@@ -32,11 +32,16 @@ pub(super) fn expiry(exptime: i64, now_ms: u64) -> Expiry {
     }
 }
 
-/// Runs one parsed command for `conn`.
-pub(super) fn run(core: &mut Core, conn_index: u32, conn: &mut Conn, command: Command<'_>) {
-    let now = now_ms();
+/// Runs one parsed command for `conn`; `now` is the read batch's clock.
+pub(super) fn run(
+    core: &mut Core,
+    conn_index: u32,
+    conn: &mut Conn,
+    command: Command<'_>,
+    now: u64,
+) {
     match command {
-        Command::Get { keys, cas } => retrieve(core, conn_index, conn, keys, None, cas),
+        Command::Get { keys, cas } => retrieve(core, conn_index, conn, keys, None, cas, now),
         Command::GetAndTouch { exptime, keys, cas } => {
             stats::count(core.id, |counters| &counters.cmd_touch, keys.count() as u64);
             retrieve(
@@ -46,6 +51,7 @@ pub(super) fn run(core: &mut Core, conn_index: u32, conn: &mut Conn, command: Co
                 keys,
                 Some(expiry(exptime, now)),
                 cas,
+                now,
             );
         }
         Command::Store {
@@ -96,6 +102,7 @@ pub(super) fn run(core: &mut Core, conn_index: u32, conn: &mut Conn, command: Co
                 op,
                 LineKind::Store { cas_command },
                 noreply,
+                now,
             );
         }
         Command::Arithmetic {
@@ -119,13 +126,21 @@ pub(super) fn run(core: &mut Core, conn_index: u32, conn: &mut Conn, command: Co
                 arithmetic: Arithmetic::Unsigned,
                 create: false,
             };
-            line(core, conn_index, conn, op, LineKind::Arithmetic, noreply);
+            line(
+                core,
+                conn_index,
+                conn,
+                op,
+                LineKind::Arithmetic,
+                noreply,
+                now,
+            );
         }
         Command::Delete { key, noreply } => {
             let op = Op::Delete {
                 key: Cow::Borrowed(key),
             };
-            line(core, conn_index, conn, op, LineKind::Delete, noreply);
+            line(core, conn_index, conn, op, LineKind::Delete, noreply, now);
         }
         Command::Touch {
             key,
@@ -138,7 +153,7 @@ pub(super) fn run(core: &mut Core, conn_index: u32, conn: &mut Conn, command: Co
                 expiry: expiry(exptime, now),
                 condition: ExpireCondition::Always,
             };
-            line(core, conn_index, conn, op, LineKind::Touch, noreply);
+            line(core, conn_index, conn, op, LineKind::Touch, noreply, now);
         }
         Command::FlushAll { delay, noreply } => {
             stats::count(core.id, |counters| &counters.cmd_flush, 1);
@@ -184,6 +199,7 @@ fn line(
     op: Op<'_>,
     kind: LineKind,
     noreply: bool,
+    now: u64,
 ) {
     let target = op.key().map_or(core.id, |key| core.owner(key));
     let finish = Finish::Line {
@@ -191,7 +207,21 @@ fn line(
         noreply,
         shard: core.id,
     };
-    core.run_single(conn_index, conn, ShardFinish::Memcache(finish), op, target);
+    if target == core.id {
+        let outcome = core.execute(&op, now);
+        finish::encode(&finish, std::slice::from_ref(&outcome), conn.reply_buffer());
+    } else {
+        core.run_single(conn_index, conn, ShardFinish::Memcache(finish), op, target);
+    }
+}
+
+/// The read of one key of a retrieval command (with a new expiry for `gat` / `gats`).
+fn read(key: &[u8], touch: Option<Expiry>) -> Op<'_> {
+    let key = Cow::Borrowed(key);
+    match touch {
+        Some(expiry) => Op::GetAndExpire { key, expiry },
+        None => Op::Get { key },
+    }
 }
 
 /// `get`, `gets`, `gat`, `gats`: one read per key, answered with VALUE lines and END.
@@ -202,50 +232,42 @@ fn retrieve(
     keys: Keys<'_>,
     touch: Option<Expiry>,
     cas: bool,
+    now: u64,
 ) {
     stats::count(core.id, |counters| &counters.cmd_get, keys.count() as u64);
-    let read = |key: &[u8]| match touch {
-        Some(expiry) => Op::GetAndExpire {
-            key: Cow::Owned(key.to_vec()),
-            expiry,
-        },
-        None => Op::Get {
-            key: Cow::Owned(key.to_vec()),
-        },
-    };
     if keys.iter().all(|key| core.owner(key) == core.id) {
         // Every key is ours: read and encode straight into the reply, borrowing the values.
-        let now = now_ms();
         let out = conn.reply_buffer();
         for key in keys.iter() {
-            let op = match touch {
-                Some(expiry) => Op::GetAndExpire {
-                    key: Cow::Borrowed(key),
-                    expiry,
-                },
-                None => Op::Get {
-                    key: Cow::Borrowed(key),
-                },
-            };
-            finish::value_line(out, key, &core.execute(&op, now), cas);
+            finish::value_line(out, key, &core.execute(&read(key, touch), now), cas);
         }
         reply::status(out, reply::Status::End);
         return;
     }
-    let finish = Finish::Values {
-        keys: keys.iter().map(<[u8]>::to_vec).collect(),
+    let mut joined = Vec::with_capacity(keys.iter().map(|key| key.len() + 1).sum());
+    for key in keys.iter() {
+        if !joined.is_empty() {
+            joined.push(b' ');
+        }
+        joined.extend_from_slice(key);
+    }
+    let finish = ShardFinish::Memcache(Finish::Values {
+        keys: joined.into_boxed_slice(),
         cas,
-    };
+    });
+    if keys.count() == 1 {
+        let Some(key) = keys.iter().next() else {
+            return;
+        };
+        let target = core.owner(key);
+        core.run_single(conn_index, conn, finish, read(key, touch), target);
+        return;
+    }
     let parts: Vec<(usize, Op<'_>)> = keys
         .iter()
-        .map(|key| (core.owner(key), read(key)))
+        .map(|key| (core.owner(key), read(key, touch)))
         .collect();
-    core.run_multi(
-        conn_index,
-        conn,
-        ShardFinish::Memcache(finish),
-        parts.into_iter(),
-    );
+    core.run_multi(conn_index, conn, finish, parts.into_iter());
 }
 
 /// A meta feature the store cannot serve: refused with a SERVER_ERROR naming it.
@@ -479,16 +501,14 @@ fn meta(
         }
         return;
     }
-    let request = MetaRequest {
-        kind,
-        key: key.token.to_vec(),
-        flags: flags.text().to_vec(),
-        shard: core.id,
-    };
-    let finish = ShardFinish::Memcache(Finish::Meta(Box::new(request)));
-    let parts: Vec<(usize, Op<'static>)> = ops
-        .iter()
-        .map(|op| (target, op.clone().into_owned()))
-        .collect();
+    let request = MetaRequest::new(kind, key, flags, shard);
+    let finish = ShardFinish::Memcache(Finish::Meta(request));
+    if ops.len == 1 {
+        if let Some(op) = ops.iter().next() {
+            core.run_single(conn_index, conn, finish, op.clone(), target);
+        }
+        return;
+    }
+    let parts: Vec<(usize, Op<'_>)> = ops.iter().map(|op| (target, op.clone())).collect();
     core.run_multi(conn_index, conn, finish, parts.into_iter());
 }

@@ -1,8 +1,8 @@
 //! The memcached command layer: text and meta requests lowered onto the shards' protocol-neutral
-//! store operations ([`Op`]), their outcomes encoded as memcached replies.
+//! store operations ([`Op`](crate::exec::Op)), their outcomes encoded as memcached replies.
 //!
 //! A connection on the memcached port is parsed by [`crate::protocol::memcache`]; each command
-//! becomes one or more [`Op`]s routed to the owner shard of each key, exactly as RESP commands
+//! becomes one or more [`Op`](crate::exec::Op)s routed to the owner shard of each key, exactly as RESP commands
 //! are (there is one datapath). A command whose ops all run on the connection's own shard is
 //! executed and encoded at once, borrowing keys from the input and values from the store; the
 //! others travel as mail and come back in a [`Finish`] slot, so replies keep request order.
@@ -30,7 +30,7 @@ pub use finish::{encode, Finish};
 
 use crate::protocol::memcache::{parse, reply, Error, Limits, Parsed};
 use crate::shard::conn::Conn;
-use crate::shard::Core;
+use crate::shard::{now_ms, Core};
 
 /// The version `version` and `stats` report: memcached's protocol level, then ours.
 pub const VERSION: &str = concat!("1.6.0-ferrite-", env!("CARGO_PKG_VERSION"));
@@ -50,13 +50,15 @@ pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) 
         value_bytes_max: core.executor.value_bytes_max(),
         ..Limits::default()
     };
+    // One clock read per read batch, not per command.
+    let now = now_ms();
     let mut offset = skip(conn, input.len());
     while offset < input.len() && !conn.paused() && !conn.input_closed {
         match parse(&input[offset..], &limits) {
             Ok(Parsed::Complete { command, consumed }) => {
                 core.commands += 1;
                 conn.commands += 1;
-                lower::run(core, conn_index, conn, command);
+                lower::run(core, conn_index, conn, command, now);
                 offset += consumed;
             }
             Ok(Parsed::Incomplete) => break,

@@ -104,7 +104,7 @@ fn one_line_replies() {
 #[test]
 fn values_keep_request_order_and_skip_misses() {
     let finish = Finish::Values {
-        keys: vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()],
+        keys: b"a b c".to_vec().into_boxed_slice(),
         cas: true,
     };
     let outcomes = [value(b"1", 3, 10), Outcome::Missing, value(b"", 0, 11)];
@@ -137,12 +137,7 @@ fn check_meta(request: &[u8], outcomes: &[Outcome<'_>], expect: &str) {
     let mut local = Vec::new();
     finish::meta(&mut local, kind, &key, &flags, outcomes, 0, NOW_MS);
     assert_eq!(String::from_utf8_lossy(&local), expect, "local path");
-    let copied = Finish::Meta(Box::new(MetaRequest {
-        kind,
-        key: key.token.to_vec(),
-        flags: flags.text().to_vec(),
-        shard: 0,
-    }));
+    let copied = Finish::Meta(MetaRequest::new(kind, &key, &flags, 0));
     assert_eq!(encoded(&copied, outcomes), expect, "cross-shard path");
 }
 

@@ -192,6 +192,8 @@ impl Conn {
             };
             self.first_seq += 1;
             match slot {
+                // Nothing unsent before it: take the buffer over instead of copying it.
+                Slot::Ready(bytes) if self.output.is_empty() => self.output = bytes,
                 Slot::Ready(bytes) => self.output.extend_from_slice(&bytes),
                 Slot::Waiting(pending) => {
                     let outcomes: Vec<Outcome<'static>> =
@@ -206,4 +208,40 @@ impl Conn {
             }
         }
     }
+}
+
+/// The CLIENT LIST / CLIENT INFO line of a connection.
+pub fn client_line(conn: &Conn) -> String {
+    let name = conn
+        .resp
+        .name
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let library_name = conn
+        .resp
+        .library_name
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let library_version = conn
+        .resp
+        .library_version
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let age = crate::shard::now_ms().saturating_sub(conn.created_ms) / 1000;
+    let resp = if conn.resp.version == crate::protocol::resp::Version::Resp3 {
+        3
+    } else {
+        2
+    };
+    format!(
+        "id={} addr={} name={name} age={age} idle=0 flags=N db=0 qbuf={} obl={} cmd={} resp={resp} lib-name={library_name} lib-ver={library_version}\n",
+        conn.client_id,
+        conn.peer,
+        conn.input.len(),
+        conn.output.len(),
+        conn.last_command,
+    )
 }

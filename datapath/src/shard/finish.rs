@@ -44,6 +44,8 @@ pub enum Finish {
     KeyArray,
     /// `[cursor, [keys]]` where the cursor goes on from `shard` (SCAN).
     Scan { shard: usize, shard_count: usize },
+    /// Every shard's CLIENT LIST lines, as one text reply.
+    ClientList,
     /// One key chosen among the shards' random keys (RANDOMKEY); `pick` selects which.
     RandomKey { pick: usize },
     /// MSETNX, first phase: the parts are Exists checks; when none exists, the same slot
@@ -64,6 +66,8 @@ pub struct InfoRequest {
     pub stats: bool,
     pub keyspace: bool,
     pub clients: bool,
+    /// `--max-clients`, for the Clients section.
+    pub clients_max: usize,
 }
 
 /// SCAN cursors carry the shard in their top bits and the shard's own cursor below.
@@ -160,6 +164,15 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], version: Version, out: 
             for key in keys {
                 reply.bulk(key);
             }
+        }
+        Finish::ClientList => {
+            let text: Vec<u8> = outcomes
+                .iter()
+                .flat_map(keys_of)
+                .flatten()
+                .copied()
+                .collect();
+            reply.verbatim(b"txt", &text);
         }
         Finish::RandomKey { pick } => {
             let found: Vec<&Vec<u8>> = outcomes.iter().flat_map(keys_of).collect();
@@ -261,7 +274,11 @@ fn info_text(request: &InfoRequest, figures: &ShardFigures) -> String {
     let mut text = request.text_before.clone();
     // Writing to a String cannot fail.
     if request.clients {
-        let _ = write!(text, "# Clients\r\nconnected_clients:{}\r\nmaxclients_note:see CONFIG GET maxclients\r\n\r\n", figures.connections);
+        let _ = write!(
+            text,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\n\r\n",
+            figures.connections, request.clients_max
+        );
     }
     if request.memory {
         let _ = write!(

@@ -210,7 +210,9 @@ impl Core {
                 seq,
                 part: part as u32,
             };
-            if target == self.id {
+            // CLIENT LIST needs every connection of the shard, which only the shard's mail
+            // handler sees (the caller's connection is borrowed here): it goes by mail, to self too.
+            if target == self.id && op != Op::ClientList {
                 let outcome = self.execute(&op, now).into_owned();
                 conn.fill(seq, part, outcome);
             } else {
@@ -550,7 +552,13 @@ impl Shard {
         while let Some(mail) = self.mailbox.try_receive() {
             for request in mail.requests {
                 self.core.remote_requests += 1;
-                let outcome = self.core.execute(&request.op, now).into_owned();
+                let outcome = match request.op {
+                    Op::ClientList => Outcome::Keys {
+                        cursor: 0,
+                        keys: self.client_lines(),
+                    },
+                    op => self.core.execute(&op, now).into_owned(),
+                };
                 self.core.outbox_for(mail.from).replies.push(RemoteReply {
                     ticket: request.ticket,
                     outcome,
@@ -601,6 +609,15 @@ impl Shard {
             conn.input_closed = true;
             conn.input.clear();
         }
+    }
+
+    /// One CLIENT LIST line per connection of this shard.
+    fn client_lines(&self) -> Vec<Vec<u8>> {
+        self.conns
+            .iter()
+            .flatten()
+            .map(|conn| conn::client_line(conn).into_bytes())
+            .collect()
     }
 
     /// Whether every connection has been answered in full (nothing queued, nothing unsent).

@@ -38,7 +38,11 @@ class Ferrite:
 
     def __init__(self, flags, resp=True, memcache=False):
         self.port = free_port() if resp else 0
+        # Two probes in a row may get the same port back; with SO_REUSEPORT both listeners would
+        # then share it and the kernel would split connections between the protocols.
         self.memcache_port = free_port() if memcache else 0
+        while memcache and self.memcache_port == self.port:
+            self.memcache_port = free_port()
         self.log_file = tempfile.NamedTemporaryFile(prefix="ferrite-", suffix=".log", delete=False)
         arguments = [ferrite_binary(), "--bind", "127.0.0.1", "--port", str(self.port),
                      "--memcache-port", str(self.memcache_port), "--memory", "64MiB", *flags]

@@ -1,6 +1,8 @@
 """memcached clients against the real server: pymemcache, the libmemcached tools, twemproxy
 (nutcracker) in front of three ferrite processes, and raw sockets for the exact error strings."""
 
+import bisect
+import hashlib
 import os
 import shutil
 import socket
@@ -215,9 +217,38 @@ def pool(name, listen, backends, redis_pool):
     return "\n".join(lines) + "\n"
 
 
+# nutcracker's placement, to check that each key sits on the backend ketama chose: 160 points per
+# server (four per MD5 of "name-index"), keys hashed with nutcracker's fnv1a_64, which keeps the
+# 64-bit constants but computes in 32 bits; a key goes to the first point at or after its hash.
+KETAMA_POINTS_PER_SERVER = 160
+
+
+def nutcracker_fnv1a_64(key: bytes) -> int:
+    value = 0xCBF29CE484222325 & 0xFFFFFFFF
+    for byte in key:
+        value = ((value ^ byte) * (0x100000001B3 & 0xFFFFFFFF)) & 0xFFFFFFFF
+    return value
+
+
+def ketama_points(names):
+    points = []
+    for index, name in enumerate(names):
+        for pointer in range(KETAMA_POINTS_PER_SERVER // 4):
+            digest = hashlib.md5(f"{name}-{pointer}".encode()).digest()
+            points += [(int.from_bytes(digest[at:at + 4], "little"), index) for at in range(0, 16, 4)]
+    return sorted(points)
+
+
+def ketama_backend(points, key: str) -> int:
+    position = bisect.bisect_left(points, (nutcracker_fnv1a_64(key.encode()), -1))
+    return points[position % len(points)][1]
+
+
 def test_twemproxy_ketama_pool_of_three(ferrite_server):
     backends = [ferrite_server("--threads", "1", memcache=True) for _ in range(3)]
     memcache_listen, redis_listen = free_port(), free_port()
+    while redis_listen == memcache_listen:  # two probes in a row may return the same port
+        redis_listen = free_port()
     config = pool("memcache_pool", memcache_listen, [backend.memcache_port for backend in backends], False)
     config += pool("redis_pool", redis_listen, [backend.port for backend in backends], True)
     proxy = start_nutcracker(config, [memcache_listen, redis_listen])
@@ -228,10 +259,11 @@ def test_twemproxy_ketama_pool_of_three(ferrite_server):
         for key in keys:
             assert through.set(key, key.encode() * 2, noreply=False)
         assert through.get_many(keys) == {key: key.encode() * 2 for key in keys}
+        points = ketama_points([f"backend{index}" for index in range(len(backends))])
         placed = [0, 0, 0]
         for key in keys:
             holders = [index for index, backend in enumerate(direct) if backend.get(key) is not None]
-            assert len(holders) == 1, f"{key} is on backends {holders}"
+            assert holders == [ketama_backend(points, key)], f"{key} is on backends {holders}"
             placed[holders[0]] += 1
         assert all(count > len(keys) / 10 for count in placed), f"ketama spread {placed}"
 
@@ -243,7 +275,8 @@ def test_twemproxy_ketama_pool_of_three(ferrite_server):
             through_redis.set(f"r:{index}", index)
         for index in range(1000):
             assert through_redis.get(f"r:{index}") == str(index).encode()
-            assert sum(r.exists(f"r:{index}") for r in direct_redis) == 1
+            holders = [number for number, r in enumerate(direct_redis) if r.exists(f"r:{index}")]
+            assert holders == [ketama_backend(points, f"r:{index}")]
     finally:
         proxy.terminate()
         proxy.wait(10)
