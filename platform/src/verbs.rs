@@ -584,6 +584,11 @@ impl Link {
         self.config.buffer_bytes as usize
     }
 
+    /// Messages posted whose completion (the peer's acknowledgement) has not been seen yet.
+    pub fn sends_in_flight(&self) -> usize {
+        self.config.send_slots as usize - self.free_send_slots.len()
+    }
+
     /// Whether a send slot is free now (each completes when the peer has the message).
     pub fn can_send(&self) -> bool {
         !self.free_send_slots.is_empty()

@@ -8,7 +8,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::listener::Listener;
 use super::rdma::{FdChange, RdmaPort};
-use super::{StopStep, Stopping, ACCEPTS_PER_TICK_MAX, READ_CHUNK_BYTES, SHUTDOWN_POLL_MS};
+use super::{
+    StopStep, Stopping, ACCEPTS_PER_TICK_MAX, READ_CHUNK_BYTES, SHUTDOWN_DRAIN_MAX,
+    SHUTDOWN_POLL_MS,
+};
 use crate::shard::{Shard, STORE_TICK_MS};
 
 /// Events taken from the kernel per `epoll_wait`.
@@ -191,7 +194,12 @@ pub fn run(
                     port.stop_listening();
                 }
             }
-            StopStep::Exit => return Ok(()),
+            StopStep::Exit => {
+                if let Some(port) = rdma.as_mut() {
+                    port.finish_sends(SHUTDOWN_DRAIN_MAX);
+                }
+                return Ok(());
+            }
         }
     }
 }

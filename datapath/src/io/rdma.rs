@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
 use platform::verbs::{Link, LinkConfig, LinkId, Listener, ListenerEvent, VerbsError};
 
@@ -34,6 +35,9 @@ pub const LINK_CONFIG: LinkConfig = LinkConfig {
     send_slots: 32,
     buffer_bytes: 16 * 1024,
 };
+
+/// How often a stopping shard looks at its links' send completions.
+const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_micros(100);
 
 /// The greeting a client sends (connect private data) to speak `protocol`.
 pub fn greeting(protocol: Protocol) -> &'static [u8] {
@@ -206,6 +210,21 @@ impl RdmaPort {
             shard.output_sent(index);
         }
         true
+    }
+
+    /// At shutdown: waits (polling, at most `limit`) until every posted reply has reached its
+    /// client, since dropping a link discards SENDs still in flight. Input that arrives meanwhile
+    /// is dropped: the server has stopped reading.
+    pub fn finish_sends(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        for link in self.links.iter_mut().flatten() {
+            while link.sends_in_flight() > 0 && Instant::now() < deadline {
+                if link.poll(|_| {}).is_err() {
+                    break;
+                }
+                std::thread::sleep(SHUTDOWN_POLL_INTERVAL);
+            }
+        }
     }
 
     fn close(&mut self, shard: &mut Shard, index: u32, changes: &mut Vec<FdChange>) {

@@ -19,7 +19,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::listener::Listener;
 use super::rdma::{FdChange, RdmaPort};
-use super::{StopStep, Stopping, SHUTDOWN_POLL_MS};
+use super::{StopStep, Stopping, SHUTDOWN_DRAIN_MAX, SHUTDOWN_POLL_MS};
 use crate::shard::{Refusal, Shard, STORE_TICK_MS};
 
 /// Submission queue entries per ring; completions get four times as many slots.
@@ -396,7 +396,12 @@ impl Loop<'_> {
                         }
                     }
                 }
-                StopStep::Exit => return Ok(()),
+                StopStep::Exit => {
+                    if let Some(port) = self.rdma.as_mut() {
+                        port.finish_sends(SHUTDOWN_DRAIN_MAX);
+                    }
+                    return Ok(());
+                }
             }
         }
     }
