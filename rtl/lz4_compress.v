@@ -8,9 +8,9 @@
 //   bytes at the candidate with the bytes here; 4 or more equal bytes make a match (the first
 //   position's wins), which it then extends 8 bytes per clock. Each finished sequence (literal
 //   run + match) goes into a small queue;
-// - the emitter turns queued sequences into bytes: token, literal length bytes, literals (read
-//   back from the block memory, 8 per clock), offset, match length bytes, packing them into
-//   output beats.
+// - the emitter turns queued sequences into bytes: token (with up to 7 literals when they need no
+//   length bytes), literal length bytes, literals (read back from the block memory, 8 per clock),
+//   offset, match length bytes, packing them into output beats.
 //
 // End of block rules (LZ4 block format): no match starts in the last 12 bytes (MFLIMIT) and every
 // match ends at least 5 bytes before the end (LAST_LITERALS), so the block closes with literals.
@@ -203,8 +203,7 @@ module lz4_compress #(
     wire [3:0] second_equal = leading_equal({8'd0, position_bytes[63:8]}, second_candidate_bytes, second_room);
 
     // ---------------------------------------------------------------- emitter
-    localparam [2:0] E_IDLE = 3'd0;
-    localparam [2:0] E_TOKEN = 3'd1;
+    localparam [2:0] E_IDLE = 3'd0;    // waiting for a sequence, or emitting its token
     localparam [2:0] E_LITERAL_LENGTH = 3'd2;
     localparam [2:0] E_LITERALS = 3'd3;
     localparam [2:0] E_OFFSET = 3'd4;
@@ -279,22 +278,22 @@ module lz4_compress #(
         if (can_append) begin
             case (emit_state)
                 E_IDLE: begin
+                    // The token, and with it up to 7 literals when no length bytes follow.
                     if (queue_count != 0) begin
-                        emit_state_next = E_TOKEN;
-                    end
-                end
-                E_TOKEN: begin
-                    append_bytes[7:0] = {token_literals, token_match};
-                    append_count = 4'd1;
-                    if (head_literal_length >= 15) begin
-                        emit_state_next = E_LITERAL_LENGTH;
-                    end else if (head_literal_length != 0) begin
-                        emit_state_next = E_LITERALS;
-                    end else if (head_has_match) begin
-                        emit_state_next = E_OFFSET;
-                    end else begin
-                        emit_state_next = E_IDLE;
-                        emit_pop = 1'b1;
+                        append_bytes = {literal_bytes[55:0], token_literals, token_match};
+                        append_count = 4'd1;
+                        if (head_literal_length >= 15) begin
+                            emit_state_next = E_LITERAL_LENGTH;
+                        end else if (head_literal_length >= 8) begin
+                            emit_state_next = E_LITERALS;
+                        end else begin
+                            append_count = 4'd1 + head_literal_length[3:0];
+                            if (head_has_match) begin
+                                emit_state_next = E_OFFSET;
+                            end else begin
+                                emit_pop = 1'b1;
+                            end
+                        end
                     end
                 end
                 E_LITERAL_LENGTH, E_MATCH_LENGTH: begin
@@ -458,7 +457,8 @@ module lz4_compress #(
         position_read_at = compare_at[BLOCK_LOG2-1:0];
         candidate_read_at = (match_state == M_EXTEND) ? candidate + match_length[BLOCK_LOG2-1:0]
                                                       : first_candidate;
-        literals_read_at = emit_literal_position[BLOCK_LOG2-1:0];
+        literals_read_at = (emit_state == E_IDLE) ? head_literal_start[BLOCK_LOG2-1:0]
+                                                  : emit_literal_position[BLOCK_LOG2-1:0];
     end
     assign second_candidate_read_at = second_candidate;
 

@@ -1,7 +1,7 @@
 //! `fpga-sim`: the RTL of `rtl/`, verilated, exposed as an [`Offload`] engine.
 //!
-//! `build.rs` runs Verilator on `rtl/` and links the generated C++ model with a small C ABI shim
-//! (`csrc/shim.cpp`). [`VerilatedOffload`] drives the simulated modules clock by clock: it packs
+//! `build.rs` runs Verilator on each module of `rtl/` and links the generated C++ models with a
+//! small C ABI shim (`csrc/shim.cpp`). [`VerilatedOffload`] drives the simulated modules clock by clock: it packs
 //! input into 8-byte beats, honours each valid/ready handshake, and counts the clocks every
 //! operation takes ([`VerilatedOffload::last_clocks`], [`VerilatedOffload::stats`]).
 //!
@@ -11,7 +11,7 @@
 //! sharing one model between threads (each shard owns its engine; the type is `Send`, not `Sync`).
 //!
 //! Set [`TRACE_ENV`] to a file path to record a VCD waveform of every clock (debugging only: the
-//! file grows by megabytes per kilobyte processed).
+//! file grows by about 100 bytes per byte processed).
 
 mod ffi;
 

@@ -180,3 +180,40 @@ fn stalls_change_clocks_not_results() {
         }
     }
 }
+
+/// A block by hand: `literals`, then a copy of `match_length` bytes from `offset` back, then 5
+/// closing literals.
+fn literals_then_match(literals: &[u8], offset: u16, match_length: usize) -> Vec<u8> {
+    fn length_bytes(block: &mut Vec<u8>, mut rest: usize) {
+        while rest >= 255 {
+            block.push(255);
+            rest -= 255;
+        }
+        block.push(rest as u8);
+    }
+    let mut block = vec![0xFF];
+    length_bytes(&mut block, literals.len() - 15);
+    block.extend_from_slice(literals);
+    block.extend_from_slice(&offset.to_le_bytes());
+    length_bytes(&mut block, match_length - 19);
+    block.push(0x50);
+    block.extend_from_slice(b"tail!");
+    block
+}
+
+#[test]
+fn offsets_reach_across_the_whole_window() {
+    let mut rtl = engine();
+    let literals = common::Xorshift::new(99).bytes(65_000);
+    let block = literals_then_match(&literals, 65_000, 500);
+    let mut expected = literals.clone();
+    expected.extend_from_slice(&literals[..500]);
+    expected.extend_from_slice(b"tail!");
+    check(&mut rtl, "offset 65000", &block, &expected);
+
+    let too_far = literals_then_match(&literals, 65_001, 500);
+    let mut output = vec![0u8; expected.len()];
+    let error = rtl.decompress(&too_far, &mut output).unwrap_err();
+    assert!(matches!(error, OffloadError::Malformed { .. }), "{error:?}");
+    assert!(SoftwareOffload.decompress(&too_far, &mut output).is_err());
+}

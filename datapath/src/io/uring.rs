@@ -186,6 +186,9 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>, rdma: Option<RdmaPort>) 
         rdma_changes: Vec::new(),
     };
     let result = event_loop.run(&mut buffers);
+    // Other shards stop waking this ring by MSG_RING (a late one fails harmlessly: EBADFD).
+    let shard_id = event_loop.shard.core.id;
+    event_loop.shard.core.shared.ring_fds[shard_id].store(-1, Ordering::Release);
     // Sockets still open (a drain that timed out) are closed; then the ring goes, and only then
     // the buffers the kernel may still write into while a multishot RECV is armed.
     for socket in event_loop.sockets.iter().flatten() {
