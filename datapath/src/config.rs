@@ -60,6 +60,13 @@ pub struct Flags {
     /// memcached protocol port; 0 turns it off (default 11211).
     #[arg(long, value_name = "PORT")]
     pub memcache_port: Option<u16>,
+    /// RoCEv2 port (RDMA connection manager) on the RDMA device's IPv4 address; each client says
+    /// whether it speaks RESP or memcached when it connects. 0 turns it off (default 0).
+    #[arg(long, value_name = "PORT")]
+    pub rdma_port: Option<u16>,
+    /// RDMA device to serve on (e.g. rxe0, mlx5_0) (default: the first with an active port).
+    #[arg(long, value_name = "NAME")]
+    pub rdma_device: Option<String>,
     /// Number of shard threads, one per core, cores taken NUMA node by node (default: every
     /// core this process may use).
     #[arg(long, value_name = "N", conflicts_with = "cores")]
@@ -99,6 +106,10 @@ struct FileSettings {
     port: Option<u16>,
     #[serde(alias = "memcache_port")]
     memcache_port: Option<u16>,
+    #[serde(alias = "rdma_port")]
+    rdma_port: Option<u16>,
+    #[serde(alias = "rdma_device")]
+    rdma_device: Option<String>,
     threads: Option<usize>,
     cores: Option<Vec<usize>>,
     memory: Option<ByteSetting>,
@@ -137,6 +148,9 @@ pub struct Config {
     pub resp_port: Option<u16>,
     /// None when the memcached protocol is off.
     pub memcache_port: Option<u16>,
+    /// None when the RDMA transport is off.
+    pub rdma_port: Option<u16>,
+    pub rdma_device: Option<String>,
     pub placement: ShardPlacement,
     pub memory_bytes: u64,
     pub data_file: Option<PathBuf>,
@@ -224,6 +238,8 @@ impl Config {
                 .unwrap_or(IpAddr::from([127, 0, 0, 1])),
             resp_port,
             memcache_port,
+            rdma_port: flags.rdma_port.or(file.rdma_port).and_then(port_or_off),
+            rdma_device: flags.rdma_device.or(file.rdma_device),
             placement,
             memory_bytes,
             data_file: flags.data_file.or(file.data_file),

@@ -1,7 +1,7 @@
 //! Start-up and shutdown: what the machine offers and what was chosen (logged), one pinned shard
 //! thread per chosen core, and SIGINT/SIGTERM handled by the main thread.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -14,6 +14,7 @@ use thiserror::Error;
 use crate::config::{Config, IoChoice, ShardPlacement};
 use crate::exec::{Executor, StoreSettings};
 use crate::io::listener::{self, Listener};
+use crate::io::rdma::RdmaPort;
 use crate::mailbox::{Address, Mailbox};
 use crate::shard::conn::Protocol;
 use crate::shard::{now_ms, Mail, Shard, Shared};
@@ -57,6 +58,8 @@ pub enum ServerError {
     DataFiles(String),
     #[error("signal handling: {0}")]
     Signals(std::io::Error),
+    #[error("RDMA transport: {0}")]
+    Rdma(String),
 }
 
 /// Runs the server until SIGINT or SIGTERM, then stops cleanly (exit 0) or reports why not.
@@ -105,6 +108,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         }
     }
 
+    let (mut rdma, rdma_info) = rdma_port(&config)?;
     let signals = block_stop_signals().map_err(ServerError::Signals)?;
     let (mailboxes, addresses): (Vec<Mailbox<Mail>>, Vec<Address<Mail>>) = (0..shard_count)
         .map(|_| Mailbox::new())
@@ -116,7 +120,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .into_iter()
         .unzip();
     let server_info = format!(
-        "io_backend:{}\r\noffload:{offload_name}\r\narena:{}\r\ntcp_port:{}\r\nmemcache_port:{}\r\nbind:{}\r\n",
+        "io_backend:{}\r\noffload:{offload_name}\r\narena:{}\r\ntcp_port:{}\r\nmemcache_port:{}\r\nbind:{}\r\nrdma:{rdma_info}\r\n",
         backend.name(),
         store_settings.describe(),
         config.resp_port.unwrap_or(0),
@@ -146,6 +150,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let config = config.clone();
         let store_settings = store_settings.clone();
         let ready = ready_sender.clone();
+        // RDMA CM listens once per port, so one shard serves the RDMA links.
+        let shard_rdma = if id == 0 { rdma.take() } else { None };
         let spawned = std::thread::Builder::new()
             .name(format!("shard-{id}"))
             .spawn(move || {
@@ -157,6 +163,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                     store_settings,
                     shard_shared,
                     mailbox,
+                    shard_rdma,
                     ready,
                 )
             });
@@ -218,6 +225,32 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     }
 }
 
+/// The RDMA listener, when `--rdma-port` asks for one and the machine has a device to serve it
+/// on, and what INFO says about it. No device is not an error: the server says so and serves TCP.
+fn rdma_port(config: &Config) -> Result<(Option<RdmaPort>, String), ServerError> {
+    let Some(port) = config.rdma_port else {
+        return Ok((None, "off".to_owned()));
+    };
+    let found = platform::rdma::probe();
+    let chosen = found
+        .choose(config.rdma_device.as_deref())
+        .and_then(|(device, device_port)| {
+            device_port
+                .roce_v2_ipv4()
+                .map(|ip| (device, SocketAddrV4::new(ip, port)))
+        });
+    let Some((device, address)) = chosen else {
+        let wanted = config.rdma_device.as_deref().unwrap_or("any device");
+        let why = format!("no active RoCEv2 port on {wanted}; probed: {found}");
+        tracing::warn!("RDMA transport off, serving TCP only: {why}");
+        return Ok((None, format!("off ({why})")));
+    };
+    let listener = RdmaPort::bind(address)
+        .map_err(|error| ServerError::Rdma(format!("listen on {address}: {error}")))?;
+    tracing::info!(device = %device.name, %address, "RDMA transport: RoCEv2 RC queue pairs on {address}");
+    Ok((Some(listener), format!("{} {address}", device.name)))
+}
+
 fn stop_all(shared: &Shared) {
     shared.stopping.store(true, Ordering::Release);
     for address in &shared.addresses {
@@ -234,6 +267,7 @@ fn shard_main(
     store_settings: StoreSettings,
     shared: Arc<Shared>,
     mailbox: Mailbox<Mail>,
+    rdma: Option<RdmaPort>,
     ready: mpsc::Sender<Result<usize, ServerError>>,
 ) -> Result<(), ServerError> {
     let pinned = pin_current_thread(cpu.cpu);
@@ -303,8 +337,8 @@ fn shard_main(
     let _ = ready.send(Ok(id));
     let mut shard = Shard::new(id, shared, executor, mailbox);
     let result = match backend {
-        Backend::Epoll => crate::io::epoll::run(&mut shard, listeners),
-        Backend::Uring => crate::io::uring::run(&mut shard, listeners),
+        Backend::Epoll => crate::io::epoll::run(&mut shard, listeners, rdma),
+        Backend::Uring => crate::io::uring::run(&mut shard, listeners, rdma),
     };
     let closed = shard.core.executor.close(now_ms());
     result.map_err(|error| ServerError::Shard {

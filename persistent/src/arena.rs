@@ -16,8 +16,10 @@ pub trait Arena: Send {
     fn bytes_mut(&mut self) -> &mut [u8];
     /// Makes `len` bytes from `offset` durable (msync); a no-op for memory that does not persist.
     fn flush(&mut self, offset: usize, len: usize) -> io::Result<()>;
-    /// The backing file, if any.
+    /// The backing file's path, if any.
     fn path(&self) -> Option<&Path>;
+    /// The backing file, if any.
+    fn file(&self) -> Option<&File>;
 }
 
 /// Anonymous memory: gone when the process exits.
@@ -49,6 +51,10 @@ impl Arena for DramArena {
     fn path(&self) -> Option<&Path> {
         None
     }
+
+    fn file(&self) -> Option<&File> {
+        None
+    }
 }
 
 /// A file mapped shared: the page cache (or, on a DAX mount, persistent memory) holds the
@@ -59,8 +65,8 @@ pub struct FileArena {
     path: PathBuf,
     /// Set until a store being created is published at its path.
     publish_at: Option<PathBuf>,
-    /// Held for its lock; closing it releases the lock.
-    _file: File,
+    /// Held for its lock; closing it (and every clone of it) releases the lock.
+    file: File,
 }
 
 /// A file opened and locked, not yet mapped.
@@ -161,7 +167,7 @@ impl LockedFile {
             map,
             path: self.path,
             publish_at: self.publish_at,
-            _file: self.file,
+            file: self.file,
         })
     }
 }
@@ -224,5 +230,43 @@ impl Arena for FileArena {
 
     fn path(&self) -> Option<&Path> {
         Some(&self.path)
+    }
+
+    fn file(&self) -> Option<&File> {
+        Some(&self.file)
+    }
+}
+
+/// Makes a file store's writes durable from another thread (`fdatasync` on the file, which on
+/// Linux also writes back the pages dirtied through the mapping), so the shard thread never
+/// waits for the disk: open the store with [`crate::FlushPolicy::No`] and call
+/// [`SyncHandle::sync`] from a helper thread every second. It holds a clone of the file's
+/// descriptor, so the file stays locked until the handle is dropped too.
+#[derive(Debug)]
+pub struct SyncHandle {
+    file: File,
+    path: PathBuf,
+}
+
+impl SyncHandle {
+    pub(crate) fn new(file: &File, path: &Path) -> Result<SyncHandle, StoreError> {
+        let file = file.try_clone().map_err(|source| StoreError::File {
+            path: path.to_path_buf(),
+            operation: "dup",
+            source,
+        })?;
+        Ok(SyncHandle {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Writes back everything written to the store so far and waits for the device.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.file.sync_data().map_err(|source| StoreError::File {
+            path: self.path.clone(),
+            operation: "fdatasync",
+            source,
+        })
     }
 }

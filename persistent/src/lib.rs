@@ -58,7 +58,9 @@
 //! The file tier: call [`Store::tick`] every few hundred ms (it runs delayed flushes, frees
 //! expired segments and, under [`FlushPolicy::EverySec`], msyncs once a second), and
 //! [`Store::close`] at shutdown (dropping the store does the same, without reporting errors).
-//! [`FlushPolicy`] says what each policy survives.
+//! [`FlushPolicy`] says what each policy survives. Under `EverySec` the msync runs on the
+//! calling thread inside `tick`; to keep it off the shard thread, open with `FlushPolicy::No`
+//! and call [`SyncHandle::sync`] (from [`Store::sync_handle`]) on a helper thread instead.
 
 mod arena;
 mod config;
@@ -69,7 +71,7 @@ pub mod layout;
 mod segments;
 mod store;
 
-pub use arena::{Arena, DramArena, FileArena};
+pub use arena::{Arena, DramArena, FileArena, SyncHandle};
 pub use config::{
     ArenaConfig, FlushPolicy, OwnerTag, StoreConfig, COMPRESS_MIN_BYTES_DEFAULT,
     SEGMENT_BYTES_ALIGN, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,

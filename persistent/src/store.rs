@@ -1,6 +1,6 @@
 //! [`Store`]: the operations, on top of segments, index and arena.
 
-use crate::arena::{Arena, DramArena, LockedFile};
+use crate::arena::{Arena, DramArena, LockedFile, SyncHandle};
 use crate::config::{ArenaConfig, FlushPolicy, Geometry, OwnerTag, StoreConfig};
 use crate::error::StoreError;
 use crate::hash::{hash_key, random_seed};
@@ -1199,6 +1199,14 @@ impl Store {
             self.flush_to_media(now_ms)?;
         }
         Ok(())
+    }
+
+    /// A handle that syncs the file from another thread (`None` in DRAM); see [`SyncHandle`].
+    pub fn sync_handle(&self) -> Result<Option<SyncHandle>, StoreError> {
+        match (self.arena.file(), self.arena.path()) {
+            (Some(file), Some(path)) => SyncHandle::new(file, path).map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// Forces everything written so far to the medium (msync); a no-op in DRAM.

@@ -328,3 +328,26 @@ fn a_creation_cut_short_by_a_crash_is_started_over() {
     let mut store = open(&path, NOW).unwrap();
     assert_eq!(value(&mut store, b"k", NOW).as_deref(), Some(&b"v"[..]));
 }
+
+#[test]
+fn a_sync_handle_syncs_from_another_thread_and_holds_the_lock() {
+    let path = TempPath::new("sync-handle");
+    let mut store = open(&path, NOW).unwrap();
+    let handle = store.sync_handle().unwrap().expect("a file store has one");
+    store.set(b"k", b"v", &SetOptions::default(), NOW).unwrap();
+    std::thread::spawn(move || handle.sync())
+        .join()
+        .unwrap()
+        .unwrap();
+    let dram = Store::open(&StoreConfig::dram(2 << 20), Box::new(SoftwareOffload), NOW).unwrap();
+    assert!(dram.sync_handle().unwrap().is_none());
+    let handle = store.sync_handle().unwrap().unwrap();
+    drop(store);
+    assert!(
+        matches!(open(&path, NOW), Err(StoreError::Locked { .. })),
+        "the handle keeps the lock"
+    );
+    drop(handle);
+    let mut store = open(&path, NOW).unwrap();
+    assert_eq!(value(&mut store, b"k", NOW).as_deref(), Some(&b"v"[..]));
+}

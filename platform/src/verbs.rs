@@ -33,12 +33,23 @@ use thiserror::Error;
 pub const RNR_RETRY_COUNT: u8 = 6;
 /// Transport retries on a lost packet (the ACK timeout applies between them).
 pub const RETRY_COUNT: u8 = 7;
+/// Local ACK timeout exponent: a lost ACK is retried after 4.096 µs × 2^this. rdma_cm's
+/// default (about 67 ms on soft-RoCE) turned each ACK that rxe misses into a 67 ms stall between
+/// two VMs; 12 (about 17 ms) is still far above any real fabric's round trip.
+const ACK_TIMEOUT_EXPONENT: u8 = 12;
+/// `RDMA_OPTION_ID` and `RDMA_OPTION_ID_ACK_TIMEOUT` from `<rdma/rdma_cma.h>` (enums bindgen
+/// does not export).
+const RDMA_OPTION_ID: i32 = 0;
+const RDMA_OPTION_ID_ACK_TIMEOUT: i32 = 3;
 /// Outstanding RDMA READs a peer may issue into our memory and we into theirs.
 const READ_DEPTH: u8 = 4;
 /// Completions taken from the completion queue per `ibv_poll_cq` call.
 const POLL_BATCH: usize = 32;
 /// Connection requests the listener queues before the CM refuses more.
 const LISTEN_BACKLOG: i32 = 128;
+/// The most a client's greeting (connect private data) may carry. An RC connect request has room
+/// for 56 bytes after the connection manager's own header; we keep well inside that.
+pub const GREETING_BYTES_MAX: usize = 32;
 
 /// The shape of a link's buffers. Both sides should agree on `buffer_bytes`: a message longer than
 /// the receiver's buffer fails on the receiver's side.
@@ -78,6 +89,8 @@ pub enum VerbsError {
     Completion { wr_id: u64, status: String },
     #[error("message of {len} bytes is larger than a buffer ({max} bytes)")]
     MessageTooLarge { len: usize, max: usize },
+    #[error("greeting of {len} bytes is longer than {GREETING_BYTES_MAX}")]
+    GreetingTooLong { len: usize },
 }
 
 fn last_error(call: &'static str) -> VerbsError {
@@ -281,17 +294,21 @@ impl Listener {
         // SAFETY: `event` is live until acked below.
         let (kind, id) = unsafe { ((*event).event, (*event).id) };
         let answer = match kind {
-            rdma_cm_event_type::RDMA_CM_EVENT_CONNECT_REQUEST => match Link::accept(id, config) {
-                Ok(link) => ListenerEvent::Accepted(link),
-                Err(error) => {
-                    // SAFETY: `id` is the request's id; rejecting then destroying it is the CM's
-                    // protocol for a request we will not serve.
-                    unsafe {
-                        rdma_reject(id, ptr::null(), 0);
+            rdma_cm_event_type::RDMA_CM_EVENT_CONNECT_REQUEST => {
+                // SAFETY: a connect request not yet acked (it is acked below).
+                let greeting = unsafe { greeting_of(event) };
+                match Link::accept(id, config, greeting) {
+                    Ok(link) => ListenerEvent::Accepted(link),
+                    Err(error) => {
+                        // SAFETY: `id` is the request's id; rejecting then destroying it is the CM's
+                        // protocol for a request we will not serve.
+                        unsafe {
+                            rdma_reject(id, ptr::null(), 0);
+                        }
+                        ListenerEvent::Refused(error)
                     }
-                    ListenerEvent::Refused(error)
                 }
-            },
+            }
             rdma_cm_event_type::RDMA_CM_EVENT_ESTABLISHED => {
                 ListenerEvent::Established(LinkId(id as usize))
             }
@@ -328,6 +345,9 @@ pub struct Link {
     /// Set on a client link: the channel its own CM events arrive on.
     client_channel: Option<EventChannel>,
     queue_pair_made: bool,
+    /// What the client said when it connected (the connect request's private data; the
+    /// connection manager may pad it with zeros).
+    greeting: Vec<u8>,
 }
 
 // SAFETY: all verbs objects are owned by this value and used by one thread at a time; libibverbs
@@ -335,12 +355,19 @@ pub struct Link {
 unsafe impl Send for Link {}
 
 impl Link {
-    /// The client side: resolves `server`, connects, and waits until established.
+    /// The client side: resolves `server`, connects with `greeting` as the connect request's
+    /// private data (the server reads it from [`Link::greeting`]), and waits until established.
     pub fn connect(
         server: SocketAddrV4,
         config: LinkConfig,
+        greeting: &[u8],
         timeout: Duration,
     ) -> Result<Link, VerbsError> {
+        if greeting.len() > GREETING_BYTES_MAX {
+            return Err(VerbsError::GreetingTooLong {
+                len: greeting.len(),
+            });
+        }
         let deadline = Instant::now() + timeout;
         let timeout_ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
         let channel = EventChannel::new()?;
@@ -386,8 +413,11 @@ impl Link {
         )?;
         link.make_queue_pair()?;
         let mut parameters = connection_parameters();
-        // SAFETY: the route is resolved and the QP exists.
+        parameters.private_data = greeting.as_ptr().cast();
+        parameters.private_data_len = greeting.len() as u8;
+        // SAFETY: the route is resolved and the QP exists; the greeting outlives the call.
         check("rdma_connect", unsafe { rdma_connect(id, &mut parameters) })?;
+        link.greeting = greeting.to_vec();
         let channel = link.client_channel.as_ref().expect("set above");
         channel.expect(
             rdma_cm_event_type::RDMA_CM_EVENT_ESTABLISHED,
@@ -398,8 +428,13 @@ impl Link {
         Ok(link)
     }
 
-    fn accept(id: *mut rdma_cm_id, config: LinkConfig) -> Result<Link, VerbsError> {
+    fn accept(
+        id: *mut rdma_cm_id,
+        config: LinkConfig,
+        greeting: Vec<u8>,
+    ) -> Result<Link, VerbsError> {
         let mut link = Link::empty(id, config);
+        link.greeting = greeting;
         // A link that fails to set up must not destroy the id: the listener rejects it first.
         let made = link.make_queue_pair().and_then(|()| {
             let mut parameters = connection_parameters();
@@ -430,12 +465,24 @@ impl Link {
                 .collect(),
             client_channel: None,
             queue_pair_made: false,
+            greeting: Vec::new(),
         }
     }
 
     /// Protection domain, completion channel and queue, the QP, the registered region, and every
     /// receive buffer posted. Each object is recorded as soon as it exists so Drop frees it.
     fn make_queue_pair(&mut self) -> Result<(), VerbsError> {
+        let mut timeout = ACK_TIMEOUT_EXPONENT;
+        // SAFETY: the id is live; the option value is a u8, as rdma_cma.h specifies for it.
+        check("rdma_set_option(ACK_TIMEOUT)", unsafe {
+            rdma_set_option(
+                self.id,
+                RDMA_OPTION_ID,
+                RDMA_OPTION_ID_ACK_TIMEOUT,
+                (&mut timeout as *mut u8).cast(),
+                1,
+            )
+        })?;
         // SAFETY: the id is bound to a device (resolved or a connect request), so `verbs` is set.
         let context = unsafe { (*self.id).verbs };
         // SAFETY: context is a live device context.
@@ -535,6 +582,11 @@ impl Link {
     /// The largest message [`Link::send`] takes.
     pub fn message_bytes_max(&self) -> usize {
         self.config.buffer_bytes as usize
+    }
+
+    /// Messages posted whose completion (the peer's acknowledgement) has not been seen yet.
+    pub fn sends_in_flight(&self) -> usize {
+        self.config.send_slots as usize - self.free_send_slots.len()
     }
 
     /// Whether a send slot is free now (each completes when the peer has the message).
@@ -664,6 +716,24 @@ impl Link {
         }
     }
 
+    /// The connect request's private data, as the client sent it (possibly zero-padded).
+    pub fn greeting(&self) -> &[u8] {
+        &self.greeting
+    }
+
+    /// The other end's IPv4 address and port, when the connection manager knows it.
+    pub fn peer(&self) -> Option<SocketAddrV4> {
+        // SAFETY: the id is live; rdma_get_peer_addr reads its route's destination address.
+        let address = unsafe { rdma_get_peer_addr(&*self.id) };
+        if i32::from(address.sa_family) != libc::AF_INET {
+            return None;
+        }
+        // SAFETY: the family says this sockaddr is a sockaddr_in.
+        let ipv4 = unsafe { &*(address as *const libc::sockaddr).cast::<libc::sockaddr_in>() };
+        let ip = std::net::Ipv4Addr::from(u32::from_be(ipv4.sin_addr.s_addr));
+        Some(SocketAddrV4::new(ip, u16::from_be(ipv4.sin_port)))
+    }
+
     /// The id listener events use for this link.
     pub fn id(&self) -> LinkId {
         LinkId(self.id as usize)
@@ -683,6 +753,21 @@ impl Link {
         unsafe { rdma_ack_cm_event(event) };
         Ok(kind == rdma_cm_event_type::RDMA_CM_EVENT_DISCONNECTED)
     }
+}
+
+/// Copies a connect request's private data.
+///
+/// # Safety
+/// `event` must be a live, not yet acked RDMA_CM_EVENT_CONNECT_REQUEST event.
+unsafe fn greeting_of(event: *mut rdma_cm_event) -> Vec<u8> {
+    // SAFETY: the caller guarantees a connect request, whose param union holds `conn`.
+    let parameters = unsafe { (*event).param.conn };
+    if parameters.private_data.is_null() {
+        return Vec::new();
+    }
+    let length = usize::from(parameters.private_data_len).min(GREETING_BYTES_MAX);
+    // SAFETY: the connection manager's buffer holds private_data_len bytes until the ack.
+    unsafe { std::slice::from_raw_parts(parameters.private_data.cast::<u8>(), length) }.to_vec()
 }
 
 fn connection_parameters() -> rdma_conn_param {

@@ -34,7 +34,15 @@ fn echo_server(mut listener: Listener, links_to_serve: usize) -> Vec<String> {
             "server gave up after {endings:?}"
         );
         match listener.next_event(CONFIG).unwrap() {
-            Some(ListenerEvent::Accepted(accepted)) => link = Some(accepted),
+            Some(ListenerEvent::Accepted(accepted)) => {
+                assert!(
+                    accepted.greeting().starts_with(b"echo"),
+                    "greeting {:?}",
+                    accepted.greeting()
+                );
+                assert!(accepted.peer().is_some(), "the peer's address is known");
+                link = Some(accepted);
+            }
             Some(ListenerEvent::Disconnected(id))
                 if link.as_ref().is_some_and(|link| link.id() == id) =>
             {
@@ -86,7 +94,7 @@ fn messages_echo_in_order_and_bad_peers_are_cut_off() {
     let server = thread::spawn(move || echo_server(listener, 3));
 
     // 1. Every size from empty to a full buffer comes back byte for byte.
-    let mut link = Link::connect(address, CONFIG, DEADLINE).unwrap();
+    let mut link = Link::connect(address, CONFIG, b"echo", DEADLINE).unwrap();
     for len in [0usize, 1, 7, 100, 1000, 4095, 4096] {
         let message: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
         assert_eq!(
@@ -127,7 +135,7 @@ fn messages_echo_in_order_and_bad_peers_are_cut_off() {
         receive_buffers: 2,
         ..CONFIG
     };
-    let mut silent = Link::connect(address, stingy, DEADLINE).unwrap();
+    let mut silent = Link::connect(address, stingy, b"echo", DEADLINE).unwrap();
     for round in 0..CONFIG.send_slots as u8 {
         assert!(silent.send(&[round; 512]).unwrap());
     }
@@ -141,7 +149,7 @@ fn messages_echo_in_order_and_bad_peers_are_cut_off() {
     }
 
     // 4. A fresh client is served normally after all that.
-    let mut fresh = Link::connect(address, CONFIG, DEADLINE).unwrap();
+    let mut fresh = Link::connect(address, CONFIG, b"echo", DEADLINE).unwrap();
     assert_eq!(round_trip(&mut fresh, b"still serving"), b"still serving");
     drop(fresh);
     let endings = server.join().unwrap();
@@ -167,7 +175,7 @@ fn without_a_device_links_fail_with_an_error() {
         .err()
         .expect("no device, yet the listener bound");
     assert!(matches!(error, VerbsError::Call { .. }), "{error}");
-    let error = Link::connect(address, CONFIG, Duration::from_secs(1))
+    let error = Link::connect(address, CONFIG, b"echo", Duration::from_secs(1))
         .err()
         .expect("connected without a device");
     assert!(
@@ -196,7 +204,7 @@ fn messages_cross_between_two_hosts() {
     // The server VM may still be booting: retry until it listens.
     let started = Instant::now();
     let mut link = loop {
-        match Link::connect(server, CONFIG, Duration::from_secs(2)) {
+        match Link::connect(server, CONFIG, b"echo", Duration::from_secs(2)) {
             Ok(link) => break link,
             Err(error) => assert!(
                 started.elapsed() < DEADLINE * 3,

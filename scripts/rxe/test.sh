@@ -10,6 +10,7 @@ for tool in qemu-system-x86_64 busybox cpio depmod; do
     command -v "$tool" >/dev/null || { echo "rxe: $tool missing: run bash scripts/setup.sh --test" >&2; exit 1; }
 done
 cargo build -q --release -p platform --bin ferrite-probe
+cargo build -q --release --bin ferrite --bin ferrite-cli --bin loadgen
 # the verbs tests are ignored on hosts without RDMA; the VM runs them with --ignored
 link_test=$(cargo test -q --release -p platform --test rdma_link --no-run --message-format=json |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
@@ -37,11 +38,16 @@ run_pair() { # NAME SCENARIO BINARY...
         echo "rxe: $name ok (two VMs)"
     else
         echo "rxe: $name FAILED; serial consoles:" >&2
-        tail -20 "$kdir/$name-a.log" "$kdir/$name-b.log" >&2
+        tail -n 20 "$kdir/$name-a.log" "$kdir/$name-b.log" >&2
         failed=1
     fi
 }
 run_single probe scripts/rxe/scenarios/probe.sh target/release/ferrite-probe
 run_single link scripts/rxe/scenarios/link.sh "$kdir/bin/rdma_link"
 run_pair link-pair scripts/rxe/scenarios/link-pair.sh "$kdir/bin/rdma_link"
+server_binaries=(target/release/ferrite target/release/ferrite-cli target/release/loadgen)
+run_single server scripts/rxe/scenarios/server.sh "${server_binaries[@]}"
+run_pair server-pair scripts/rxe/scenarios/server.sh "${server_binaries[@]}"
+# RDMA vs TCP figures from the runs above, for the README
+grep -ah '^FERRITE-BENCH' "$kdir"/server.log "$kdir"/server-pair-b.log >"$kdir/bench.csv" || true
 exit "$failed"

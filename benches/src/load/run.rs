@@ -139,7 +139,8 @@ pub fn run(config: &LoadConfig) -> std::io::Result<Report> {
     };
     let mut connections = Vec::with_capacity(config.connections);
     for index in 0..config.connections {
-        let transport = Transport::connect(config.transport, config.address)?;
+        let transport =
+            Transport::connect(config.transport, config.address, config.protocol.greeting())?;
         let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index as u64 + 1);
         connections.push(Connection {
             transport,

@@ -35,7 +35,13 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub fn connect(kind: TransportKind, address: SocketAddr) -> std::io::Result<Transport> {
+    /// Connects to `address`; over RDMA, `greeting` tells the server which protocol follows
+    /// (`datapath::io::rdma::greeting`).
+    pub fn connect(
+        kind: TransportKind,
+        address: SocketAddr,
+        greeting: &[u8],
+    ) -> std::io::Result<Transport> {
         match kind {
             TransportKind::Tcp => {
                 let socket = TcpStream::connect_timeout(&address, CONNECT_TIMEOUT)?;
@@ -50,7 +56,7 @@ impl Transport {
                         "RDMA CM here takes IPv4 addresses",
                     ));
                 };
-                let link = Link::connect(address, LinkConfig::default(), CONNECT_TIMEOUT)
+                let link = Link::connect(address, LinkConfig::default(), greeting, CONNECT_TIMEOUT)
                     .map_err(|error| std::io::Error::other(error.to_string()))?;
                 Ok(Transport::Rdma(Box::new(link)))
             }

@@ -34,6 +34,15 @@ impl Protocol {
         }
     }
 
+    /// What an RDMA client says when it connects, so the server knows which protocol follows.
+    pub fn greeting(self) -> &'static [u8] {
+        use datapath::shard::conn::Protocol as Served;
+        datapath::io::rdma::greeting(match self {
+            Protocol::Redis => Served::Resp,
+            Protocol::Memcache | Protocol::MemcacheMeta => Served::Memcache,
+        })
+    }
+
     pub fn write_get(self, out: &mut Vec<u8>, key: &[u8]) {
         match self {
             Protocol::Redis => {

@@ -7,7 +7,11 @@ use std::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::listener::Listener;
-use super::{StopStep, Stopping, ACCEPTS_PER_TICK_MAX, READ_CHUNK_BYTES, SHUTDOWN_POLL_MS};
+use super::rdma::{FdChange, RdmaPort};
+use super::{
+    StopStep, Stopping, ACCEPTS_PER_TICK_MAX, READ_CHUNK_BYTES, SHUTDOWN_DRAIN_MAX,
+    SHUTDOWN_POLL_MS,
+};
 use crate::shard::{Shard, STORE_TICK_MS};
 
 /// Events taken from the kernel per `epoll_wait`.
@@ -16,6 +20,11 @@ const EVENTS_PER_WAIT_MAX: usize = 1024;
 const TOKEN_DOORBELL: u64 = u64::MAX;
 /// Tokens of listening sockets: `TOKEN_LISTENER_BASE + listener index`; below are connections.
 const TOKEN_LISTENER_BASE: u64 = u64::MAX - 16;
+/// Token of the RDMA connection manager's event channel.
+const TOKEN_RDMA_LISTENER: u64 = u64::MAX - 32;
+/// Tokens of RDMA links' completion channels: `TOKEN_RDMA_LINK_BASE + connection index`
+/// (connection tokens are below 2^32).
+const TOKEN_RDMA_LINK_BASE: u64 = 1 << 40;
 
 struct Epoll {
     fd: OwnedFd,
@@ -75,7 +84,11 @@ struct Socket {
 }
 
 /// Runs the shard until the server stops and every shard has drained.
-pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
+pub fn run(
+    shard: &mut Shard,
+    listeners: Vec<Listener>,
+    mut rdma: Option<RdmaPort>,
+) -> io::Result<()> {
     let epoll = Epoll::new()?;
     let mut listeners: Vec<Option<Listener>> = listeners.into_iter().map(Some).collect();
     for (index, listener) in listeners.iter().flatten().enumerate() {
@@ -92,6 +105,15 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
         libc::EPOLLIN as u32,
         TOKEN_DOORBELL,
     )?;
+    if let Some(fd) = rdma.as_ref().and_then(RdmaPort::listener_fd) {
+        epoll.control(
+            libc::EPOLL_CTL_ADD,
+            fd,
+            libc::EPOLLIN as u32,
+            TOKEN_RDMA_LISTENER,
+        )?;
+    }
+    let mut rdma_changes: Vec<FdChange> = Vec::new();
     let mut sockets: Vec<Option<Socket>> = Vec::new();
     let mut events: Vec<libc::epoll_event> = Vec::with_capacity(EVENTS_PER_WAIT_MAX);
     let mut scratch = vec![0u8; READ_CHUNK_BYTES];
@@ -115,6 +137,16 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
             let flags = event.events;
             if token == TOKEN_DOORBELL {
                 shard.mailbox.doorbell().drain();
+            } else if let (Some(port), TOKEN_RDMA_LISTENER) = (rdma.as_mut(), token) {
+                port.listener_ready(shard, &mut rdma_changes);
+            } else if let (Some(port), TOKEN_RDMA_LINK_BASE..TOKEN_RDMA_LISTENER) =
+                (rdma.as_mut(), token)
+            {
+                port.link_ready(
+                    shard,
+                    (token - TOKEN_RDMA_LINK_BASE) as u32,
+                    &mut rdma_changes,
+                );
             } else if token >= TOKEN_LISTENER_BASE {
                 let index = (token - TOKEN_LISTENER_BASE) as usize;
                 if let Some(listener) = &listeners[index] {
@@ -138,14 +170,36 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
         shard.maintenance();
         shard.take_dirty(&mut dirty);
         for index in dirty.drain(..) {
-            write_out(shard, &epoll, &mut sockets, index)?;
+            let sent_by_rdma = rdma
+                .as_mut()
+                .is_some_and(|port| port.write_out(shard, index, &mut rdma_changes));
+            if !sent_by_rdma {
+                write_out(shard, &epoll, &mut sockets, index)?;
+            }
+        }
+        for change in rdma_changes.drain(..) {
+            // A forgotten link's descriptor is already closed, which took it out of the set.
+            if let FdChange::Watch { index, fd } = change {
+                let token = TOKEN_RDMA_LINK_BASE + u64::from(index);
+                epoll.control(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, token)?;
+            }
         }
 
         match stopping.check(shard) {
             StopStep::Continue => {}
             // Dropping the listening sockets closes them: new connections are refused.
-            StopStep::CloseListeners => listeners.iter_mut().for_each(|listener| *listener = None),
-            StopStep::Exit => return Ok(()),
+            StopStep::CloseListeners => {
+                listeners.iter_mut().for_each(|listener| *listener = None);
+                if let Some(port) = rdma.as_mut() {
+                    port.stop_listening();
+                }
+            }
+            StopStep::Exit => {
+                if let Some(port) = rdma.as_mut() {
+                    port.finish_sends(SHUTDOWN_DRAIN_MAX);
+                }
+                return Ok(());
+            }
         }
     }
 }

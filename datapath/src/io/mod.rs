@@ -5,6 +5,7 @@
 
 pub mod epoll;
 pub mod listener;
+pub mod rdma;
 pub mod uring;
 
 use std::sync::atomic::Ordering;

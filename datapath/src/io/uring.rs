@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::listener::Listener;
-use super::{StopStep, Stopping, SHUTDOWN_POLL_MS};
+use super::rdma::{FdChange, RdmaPort};
+use super::{StopStep, Stopping, SHUTDOWN_DRAIN_MAX, SHUTDOWN_POLL_MS};
 use crate::shard::{Refusal, Shard, STORE_TICK_MS};
 
 /// Submission queue entries per ring; completions get four times as many slots.
@@ -46,6 +47,10 @@ const KIND_SEND: u64 = 3 << 56;
 const KIND_DOORBELL: u64 = 4 << 56;
 /// A MSG_RING from another shard: mail is waiting (the completion itself carries nothing).
 const KIND_MAIL: u64 = 5 << 56;
+/// The RDMA connection manager's event channel is readable (a one-shot POLL_ADD).
+const KIND_RDMA_LISTENER: u64 = 6 << 56;
+/// An RDMA link's completion channel is readable (a one-shot POLL_ADD, re-armed after each).
+const KIND_RDMA_LINK: u64 = 7 << 56;
 const KIND_MASK: u64 = 0xff << 56;
 
 const _: () = assert!(RECV_BUFFER_COUNT.is_power_of_two());
@@ -160,10 +165,12 @@ struct Loop<'s> {
     rearm: Vec<u32>,
     dirty: Vec<u32>,
     wake: Vec<usize>,
+    rdma: Option<RdmaPort>,
+    rdma_changes: Vec<FdChange>,
 }
 
 /// Runs the shard until the server stops and every shard has drained.
-pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
+pub fn run(shard: &mut Shard, listeners: Vec<Listener>, rdma: Option<RdmaPort>) -> io::Result<()> {
     let ring = build_ring()?;
     let mut buffers = BufferRing::new(&ring)?;
     let mut event_loop = Loop {
@@ -175,6 +182,8 @@ pub fn run(shard: &mut Shard, listeners: Vec<Listener>) -> io::Result<()> {
         rearm: Vec::new(),
         dirty: Vec::new(),
         wake: Vec::new(),
+        rdma,
+        rdma_changes: Vec::new(),
     };
     let result = event_loop.run(&mut buffers);
     // Other shards stop waking this ring by MSG_RING (a late one fails harmlessly: EBADFD).
@@ -247,6 +256,35 @@ impl Loop<'_> {
         self.push(entry)
     }
 
+    /// One-shot POLL_ADD for readability of an RDMA descriptor.
+    fn arm_rdma_poll(&mut self, fd: RawFd, user_data: u64) -> io::Result<()> {
+        let entry = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+            .build()
+            .user_data(user_data);
+        self.push(entry)
+    }
+
+    /// Starts or stops watching the completion fds of links opened or closed this tick. A POLL_ADD
+    /// holds its file open, so a closed link's poll is cancelled; the cancel is queued before any
+    /// poll of a new link that reuses the index, and SQEs are processed in order.
+    fn apply_rdma_changes(&mut self) -> io::Result<()> {
+        for change in std::mem::take(&mut self.rdma_changes) {
+            match change {
+                FdChange::Watch { index, fd } => {
+                    self.arm_rdma_poll(fd, KIND_RDMA_LINK | u64::from(index))?
+                }
+                FdChange::Forget { index, .. } => {
+                    let entry = opcode::AsyncCancel::new(KIND_RDMA_LINK | u64::from(index))
+                        .build()
+                        .flags(squeue::Flags::SKIP_SUCCESS)
+                        .user_data(KIND_MAIL);
+                    self.push(entry)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn arm_doorbell(&mut self) -> io::Result<()> {
         let fd = self.shard.mailbox.doorbell().fd();
         let target: *mut u64 = &mut *self.doorbell_count;
@@ -279,6 +317,9 @@ impl Loop<'_> {
             self.arm_accept(index)?;
         }
         self.arm_doorbell()?;
+        if let Some(fd) = self.rdma.as_ref().and_then(RdmaPort::listener_fd) {
+            self.arm_rdma_poll(fd, KIND_RDMA_LISTENER)?;
+        }
         let shard_id = self.shard.core.id;
         self.shard.core.shared.ring_fds[shard_id].store(self.ring.as_raw_fd(), Ordering::Release);
         let batch_waits = self.ring.params().is_feature_min_timeout();
@@ -334,11 +375,22 @@ impl Loop<'_> {
             self.shard.maintenance();
             self.shard.take_dirty(&mut self.dirty);
             for index in std::mem::take(&mut self.dirty) {
-                self.start_send(index)?;
+                let sent_by_rdma = self
+                    .rdma
+                    .as_mut()
+                    .is_some_and(|port| port.write_out(self.shard, index, &mut self.rdma_changes));
+                if !sent_by_rdma {
+                    self.start_send(index)?;
+                }
             }
+            self.apply_rdma_changes()?;
             match stopping.check(self.shard) {
                 StopStep::Continue => {}
                 StopStep::CloseListeners => {
+                    if let Some(port) = self.rdma.as_mut() {
+                        // Its pending POLL_ADD completes with an error when the channel closes.
+                        port.stop_listening();
+                    }
                     for listener in self.listeners.iter_mut() {
                         if let Some(open) = listener.take() {
                             // Ends the multishot ACCEPT; the descriptor closes when `open` drops.
@@ -347,7 +399,12 @@ impl Loop<'_> {
                         }
                     }
                 }
-                StopStep::Exit => return Ok(()),
+                StopStep::Exit => {
+                    if let Some(port) = self.rdma.as_mut() {
+                        port.finish_sends(SHUTDOWN_DRAIN_MAX);
+                    }
+                    return Ok(());
+                }
             }
         }
     }
@@ -402,6 +459,24 @@ impl Loop<'_> {
             KIND_SEND => self.sent(index, result)?,
             // The target ring of a MSG_RING that failed (it exited): nothing to deliver.
             KIND_MAIL => {}
+            KIND_RDMA_LISTENER => {
+                if let Some(port) = self.rdma.as_mut() {
+                    port.listener_ready(self.shard, &mut self.rdma_changes);
+                    if let Some(fd) = port.listener_fd() {
+                        self.arm_rdma_poll(fd, KIND_RDMA_LISTENER)?;
+                    }
+                }
+            }
+            // A cancelled poll (its link closed) is not re-armed: a new link at the same index has
+            // its own.
+            KIND_RDMA_LINK if result >= 0 => {
+                if let Some(port) = self.rdma.as_mut() {
+                    port.link_ready(self.shard, index, &mut self.rdma_changes);
+                    if let Some(fd) = port.completion_fd(index) {
+                        self.arm_rdma_poll(fd, KIND_RDMA_LINK | u64::from(index))?;
+                    }
+                }
+            }
             _ => {}
         }
         Ok(())

@@ -1,0 +1,95 @@
+#!/bin/sh
+# ferrite over RoCEv2 on the VM's rxe device, TCP served at the same time.
+# Roles: single (server and clients in one VM), server / client (two VMs; the client sets key
+# "done" when it has finished, which lets the server VM stop ferrite and check a clean exit).
+role=$1 ip_self=$2 ip_peer=$3
+server=$ip_self
+[ "$role" = client ] && server=$ip_peer
+fail() { echo "CHECK FAILED: $*"; exit 1; }
+expect() { # WANT COMMAND...: the command's output must be exactly WANT
+    want=$1; shift
+    got=$("$@" 2>&1)
+    [ "$got" = "$want" ] || fail "$* -> '$got', want '$want'"
+}
+rdma() { timeout 30 ferrite-cli --transport rdma --host "$server" --port 7000 "$@"; }
+tcp() { timeout 30 ferrite-cli --port 6379 "$@"; }
+
+if [ "$role" != client ]; then
+    ferrite --bind 127.0.0.1 --port 6379 --memcache-port 11211 --rdma-port 7000 --threads "$(nproc)" \
+        --memory 512MiB >/tmp/ferrite.log 2>&1 &
+    ferrite_pid=$!
+    tries=0
+    until tcp PING >/dev/null 2>&1; do
+        tries=$((tries + 1)); [ $tries -lt 100 ] || { cat /tmp/ferrite.log; fail "ferrite did not start"; }; sleep 0.1
+    done
+    grep "RDMA transport" /tmp/ferrite.log
+fi
+if [ "$role" = server ]; then
+    tries=0
+    until [ "$(tcp GET done)" = '"yes"' ]; do
+        tries=$((tries + 1)); [ $tries -lt 600 ] || fail "the client never finished"; sleep 0.2
+    done
+    kill -TERM $ferrite_pid; wait $ferrite_pid || fail "ferrite exit status $?"
+    exit 0
+fi
+tries=0
+until rdma PING >/dev/null 2>&1; do
+    tries=$((tries + 1)); [ $tries -lt 100 ] || fail "no RDMA PING answer"; sleep 0.2
+done
+expect PONG rdma PING
+expect OK rdma SET greeting hello
+expect '"hello"' rdma GET greeting
+expect "$(printf '1) "hello"\n2) (nil)')" rdma MGET greeting missing
+expect OK rdma MSET a 1 b 2 c 3
+expect '(integer) 3' rdma DEL a b c
+expect '(integer) 1' rdma DEL greeting
+expect '(nil)' rdma GET greeting
+# values from 0 bytes to the largest item (key + value), larger than one RDMA message
+max=$(timeout 10 ferrite-cli --transport rdma --host "$server" --port 7000 --proto memcache stats settings | awk '/item_size_max/ {print $3}' | tr -d '\r')
+[ -n "$max" ] || fail "no item_size_max in stats settings"
+for size in 0 1 16383 16384 16385 100000 $((max - 3)); do
+    expect OK rdma --fill $size SET big
+    # "$<size>\r\n" + value + "\r\n"
+    expect $((size + ${#size} + 5)) rdma --length-only GET big
+done
+expect '(error) ERR string exceeds maximum allowed size (proto-max-bulk-len)' rdma --fill $((max - 2)) SET big
+# memcached over RDMA
+expect STORED timeout 30 ferrite-cli --transport rdma --host "$server" --port 7000 --proto memcache --fill 5 set mk 0 0 5
+expect "$(printf 'VALUE mk 0 5\nxxxxx\nEND')" timeout 30 ferrite-cli --transport rdma --host "$server" --port 7000 --proto memcache get mk
+# pipelined, many connections, RDMA and TCP at the same time, every value checked
+timeout 120 loadgen --proto redis --port 7000 --host "$server" --mode verify --requests 20000 --conns 4 \
+    --pipeline 32 --key-start 1000000 --transport rdma >/tmp/rdma-verify.csv || fail "RDMA verify: $(cat /tmp/rdma-verify.csv)"
+tcp_verify=
+if [ "$role" = single ]; then
+    timeout 120 loadgen --port 6379 --mode verify --requests 20000 --conns 4 --pipeline 32 \
+        --key-start 2000000 >/tmp/tcp-verify.csv &
+    tcp_verify=$!
+fi
+timeout 120 loadgen --proto memcache-meta --port 7000 --host "$server" --transport rdma --mode verify \
+    --requests 5000 --conns 2 --pipeline 16 --key-start 3000000 >/tmp/meta-verify.csv || fail "RDMA meta verify"
+if [ -n "$tcp_verify" ]; then wait "$tcp_verify" || fail "TCP verify while RDMA ran"; fi
+# a client killed mid-stream leaves the server serving
+timeout 60 loadgen --port 7000 --host "$server" --transport rdma --mode set --requests 100000000 --conns 2 \
+    --pipeline 16 --max-seconds 50 >/dev/null 2>&1 &
+sleep 1
+kill -9 $!
+expect PONG rdma PING
+[ "$role" = single ] && expect PONG tcp PING
+# the same load over both transports, for the README (soft-RoCE is emulation: compare, don't quote)
+timeout 60 loadgen --host "$server" --port 7000 --transport rdma --mode load --requests 5000 --conns 2 \
+    --pipeline 32 >/dev/null || fail "preload"
+for transport in tcp rdma; do
+    for p in 1 16; do
+        host=$server; [ $transport = tcp ] && host=127.0.0.1
+        [ $transport = tcp ] && [ "$role" = client ] && continue
+        port=7000; [ $transport = tcp ] && port=6379
+        line=$(timeout 60 loadgen --host $host --port $port --transport $transport --mode get --pipeline $p \
+            --conns 4 --requests 5000 --keyspace 5000 --max-seconds 8) || fail "bench $transport P=$p"
+        echo "FERRITE-BENCH,$role,$transport,$line"
+    done
+done
+if [ "$role" = client ]; then
+    expect OK rdma SET done yes
+else
+    kill -TERM $ferrite_pid; wait $ferrite_pid || fail "ferrite exit status $?"
+fi
