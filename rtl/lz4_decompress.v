@@ -311,24 +311,38 @@ module lz4_decompress #(
     wire [15:0] head_offset = queue_offset[queue_head];
     wire [63:0] head_literals = queue_literals[queue_head];
 
-    // A command's literals go first, in one clock; then its match, up to 8 bytes a clock.
+    // A command's literals go first, in one clock; then its match, up to 8 bytes a clock. When the
+    // match reaches at least MERGE_OFFSET_MIN back, its first bytes fill the rest of the literals'
+    // clock: they come from bytes already in the history, none from this clock's own writes.
+    localparam [15:0] MERGE_OFFSET_MIN = 16'd16;
     wire        copying_literals = head_literal_count != 4'd0;
+    wire        merging = copying_literals && head_is_match && head_offset >= MERGE_OFFSET_MIN;
+    wire [3:0]  merge_room = 4'd8 - head_literal_count;
+    wire [3:0]  merge_chunk = (head_length < {28'd0, merge_room}) ? head_length[3:0] : merge_room;
     wire        copier_go = queue_count != 0 && (!m_valid || m_ready);
     wire [3:0]  match_chunk = (head_length < 32'd8) ? head_length[3:0] : 4'd8;
-    wire [3:0]  copy_count = copying_literals ? head_literal_count : match_chunk;
-    wire        head_done = copying_literals ? !head_is_match : head_length <= 32'd8;
+    wire [3:0]  copy_count = merging ? head_literal_count + merge_chunk
+                           : copying_literals ? head_literal_count : match_chunk;
+    wire        head_done = merging ? head_length <= {28'd0, merge_room}
+                          : copying_literals ? !head_is_match : head_length <= 32'd8;
+    wire [31:0] head_length_left = head_length - {28'd0, merging ? merge_chunk : match_chunk};
 
     // History reads are synchronous (block RAM style): each bank's row is registered one clock
-    // ahead, from the position the copier will read in the next clock, which is the next write
-    // position less the offset of the command then at the head (the one being queued now, if the
-    // queue will otherwise be empty). Reads see the same edge's writes, so an overlapping copy
-    // still finds the bytes written just before it.
+    // ahead, from the position the copier will read in the next clock: the next write position,
+    // plus the literals of a merging command, less the offset of the command then at the head
+    // (the one being queued now, if the queue will otherwise be empty). Reads see the same edge's
+    // writes, so an overlapping copy still finds the bytes written just before it.
     wire [QUEUE_LOG2-1:0] next_head = (copier_go && head_done) ? queue_head + 1'b1 : queue_head;
-    wire [15:0] next_offset = (push && queue_tail == next_head) ? push_offset : queue_offset[next_head];
+    wire        next_is_pushed = push && queue_tail == next_head;
+    wire [15:0] next_offset = next_is_pushed ? push_offset : queue_offset[next_head];
+    wire [3:0]  next_literal_count = next_is_pushed ? push_literal_count
+                                   : (next_head != queue_head) ? queue_literal_count[next_head]
+                                   : copier_go ? 4'd0 : head_literal_count;
+    wire [3:0]  next_skip = (next_offset >= MERGE_OFFSET_MIN) ? next_literal_count : 4'd0;
     wire [HISTORY_LOG2-1:0] write_position_next = copier_go
         ? write_position + {{(HISTORY_LOG2-4){1'b0}}, copy_count} : write_position;
     /* verilator lint_off WIDTH */
-    wire [HISTORY_LOG2-1:0] read_position_next = write_position_next - next_offset;
+    wire [HISTORY_LOG2-1:0] read_position_next = write_position_next + next_skip - next_offset;
     /* verilator lint_on WIDTH */
     reg  [2:0] read_phase;   // the low bits of this clock's read position: which bank is lane 0
     always @(posedge clk) begin
@@ -375,8 +389,15 @@ module lz4_decompress #(
         source_lane = 3'd0;
         source_bank = 3'd0;
         for (lane = 0; lane < 8; lane = lane + 1) begin
-            if (copying_literals) begin
+            if (copying_literals && lane < {28'd0, head_literal_count}) begin
                 copy_bytes[lane * 8 +: 8] = head_literals[lane * 8 +: 8];
+            end else if (copying_literals) begin
+                // A merging match's first bytes, after the literals.
+                /* verilator lint_off WIDTH */
+                source_lane = lane[2:0] - head_literal_count[2:0];
+                source_bank = read_phase + source_lane;
+                copy_bytes[lane * 8 +: 8] = bank_read[source_bank];
+                /* verilator lint_on WIDTH */
             end else begin
                 // An overlapping copy repeats the OFFSET bytes before the write position.
                 /* verilator lint_off WIDTH */
@@ -464,8 +485,11 @@ module lz4_decompress #(
                     queue_head <= queue_head + 1'b1;
                 end else if (copying_literals) begin
                     queue_literal_count[queue_head] <= 4'd0;
+                    if (merging) begin
+                        queue_length[queue_head] <= head_length_left;
+                    end
                 end else begin
-                    queue_length[queue_head] <= head_length - 32'd8;
+                    queue_length[queue_head] <= head_length_left;
                 end
             end
             queue_count <= queue_count + {{QUEUE_LOG2{1'b0}}, push} - {{QUEUE_LOG2{1'b0}}, copier_go && head_done};

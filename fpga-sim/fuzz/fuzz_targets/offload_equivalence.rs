@@ -4,6 +4,7 @@
 //!   output, or both reject;
 //! - the RTL's compression of the input: decodes with the software engine to the input, and the
 //!   RTL decodes it too.
+//! Half the inputs also make the driver stall the RTL's streams, which must change nothing.
 #![no_main]
 
 use fpga_sim::VerilatedOffload;
@@ -23,6 +24,8 @@ fuzz_target!(|data: &[u8]| {
         .lock()
         .expect("a previous input panicked while holding the engine");
     let mut software = SoftwareOffload;
+    // Half the inputs run with the driver stalling input and output every 2nd to 5th clock.
+    rtl.set_stall_period((control & 0x80 != 0).then_some(2 + u64::from(control & 3)));
 
     let cut = usize::from(control) % (input.len() + 1);
     let (head, tail) = input.split_at(cut);
@@ -44,11 +47,19 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let mut block = vec![0u8; compress_bound(input.len())];
-    let block_len = rtl.compress(input, &mut block).expect("the output holds compress_bound");
+    let block_len = rtl
+        .compress(input, &mut block)
+        .expect("the output holds compress_bound");
     let mut decoded = vec![0u8; input.len()];
-    assert_eq!(software.decompress(&block[..block_len], &mut decoded), Ok(input.len()));
+    assert_eq!(
+        software.decompress(&block[..block_len], &mut decoded),
+        Ok(input.len())
+    );
     assert_eq!(decoded, input);
     decoded.fill(0);
-    assert_eq!(rtl.decompress(&block[..block_len], &mut decoded), Ok(input.len()));
+    assert_eq!(
+        rtl.decompress(&block[..block_len], &mut decoded),
+        Ok(input.len())
+    );
     assert_eq!(decoded, input);
 });
