@@ -107,6 +107,8 @@ fn verilate(rtl_dir: &Path, module: &str, model_dir: &Path) {
     if model_dir.exists() {
         std::fs::remove_dir_all(model_dir).expect("the old model directory can be removed");
     }
+    // Verilator's -Mdir makes only the last directory: a fresh OUT_DIR has no parent for it.
+    std::fs::create_dir_all(model_dir).expect("the model directory can be made");
     let mut command = Command::new("verilator");
     command
         .arg("--cc")

@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use ferrite_benches::load::transport::{Transport, TransportKind};
 use ferrite_benches::load::wire::{Framed, Protocol};
+use platform::verbs::LinkConfig;
 
 /// How long to wait for a reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `--raw` listens for whatever the server says.
+const RAW_LISTEN: Duration = Duration::from_secs(5);
 
 #[derive(Parser, Debug)]
 #[command(about = "Send one command to ferrite over TCP or RDMA and print the reply")]
@@ -35,6 +38,14 @@ struct Arguments {
     /// Print only the reply's length in bytes, not the reply (for large values).
     #[arg(long)]
     length_only: bool,
+    /// Send the words as they are (joined by spaces, with \r and \n escapes), not as a
+    /// command, and print whatever comes back until the server closes or 5 s pass.
+    #[arg(long)]
+    raw: bool,
+    /// Over RDMA: this end's message buffer size (a message larger than the server's buffers
+    /// is a protocol violation the server must survive).
+    #[arg(long, default_value_t = LinkConfig::default().buffer_bytes)]
+    message_bytes: u32,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     words: Vec<String>,
@@ -65,9 +76,16 @@ fn run(arguments: &Arguments) -> Result<String, String> {
             "refusing {address}: TCP only to loopback addresses"
         ));
     }
-    let mut transport =
-        Transport::connect(arguments.transport, address, arguments.proto.greeting())
-            .map_err(|error| format!("{address}: {error}"))?;
+    let link = LinkConfig {
+        buffer_bytes: arguments.message_bytes,
+        ..LinkConfig::default()
+    };
+    let greeting = arguments.proto.greeting();
+    let mut transport = Transport::connect(arguments.transport, address, greeting, link)
+        .map_err(|error| format!("{address}: {error}"))?;
+    if arguments.raw {
+        return raw_exchange(&mut transport, &unescape(&arguments.words.join(" ")));
+    }
     let request = encode(arguments);
     let mut written = 0;
     let mut input = Vec::new();
@@ -113,6 +131,39 @@ fn run(arguments: &Arguments) -> Result<String, String> {
         }
         std::thread::sleep(Duration::from_micros(50));
     }
+}
+
+/// `\r` and `\n` written as two characters become the bytes.
+fn unescape(text: &str) -> Vec<u8> {
+    text.replace("\\r", "\r").replace("\\n", "\n").into_bytes()
+}
+
+/// Sends `request` as is and returns all the server says until it closes or RAW_LISTEN passes.
+fn raw_exchange(transport: &mut Transport, request: &[u8]) -> Result<String, String> {
+    let started = Instant::now();
+    let mut written = 0;
+    let mut input = Vec::new();
+    let mut closed = false;
+    while started.elapsed() < RAW_LISTEN && !closed {
+        if written < request.len() {
+            match transport.write(&request[written..]) {
+                Ok(count) => written += count,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        closed = !transport.read_into(&mut input).unwrap_or(false);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let ending = if closed {
+        "(closed by the server)\n"
+    } else {
+        "(still open)\n"
+    };
+    Ok(format!(
+        "{}\n{ending}",
+        String::from_utf8_lossy(&input).trim_end()
+    ))
 }
 
 fn encode(arguments: &Arguments) -> Vec<u8> {

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use platform::verbs::LinkConfig;
+
 use super::transport::{Transport, TransportKind};
 use super::wire::{Framed, Outcome, Protocol};
 use super::workload::{value_for, write_key, KeyDistribution, KeyPicker, ValueKind};
@@ -139,8 +141,12 @@ pub fn run(config: &LoadConfig) -> std::io::Result<Report> {
     };
     let mut connections = Vec::with_capacity(config.connections);
     for index in 0..config.connections {
-        let transport =
-            Transport::connect(config.transport, config.address, config.protocol.greeting())?;
+        let transport = Transport::connect(
+            config.transport,
+            config.address,
+            config.protocol.greeting(),
+            LinkConfig::default(),
+        )?;
         let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (index as u64 + 1);
         connections.push(Connection {
             transport,

@@ -36,11 +36,12 @@ pub enum Transport {
 
 impl Transport {
     /// Connects to `address`; over RDMA, `greeting` tells the server which protocol follows
-    /// (`datapath::io::rdma::greeting`).
+    /// (`datapath::io::rdma::greeting`) and `link` sizes this end's buffers.
     pub fn connect(
         kind: TransportKind,
         address: SocketAddr,
         greeting: &[u8],
+        link: LinkConfig,
     ) -> std::io::Result<Transport> {
         match kind {
             TransportKind::Tcp => {
@@ -56,7 +57,7 @@ impl Transport {
                         "RDMA CM here takes IPv4 addresses",
                     ));
                 };
-                let link = Link::connect(address, LinkConfig::default(), greeting, CONNECT_TIMEOUT)
+                let link = Link::connect(address, link, greeting, CONNECT_TIMEOUT)
                     .map_err(|error| std::io::Error::other(error.to_string()))?;
                 Ok(Transport::Rdma(Box::new(link)))
             }

@@ -68,6 +68,16 @@ fi
 timeout 120 loadgen --proto memcache-meta --port 7000 --host "$server" --transport rdma --mode verify \
     --requests 5000 --conns 2 --pipeline 16 --key-start 3000000 >/tmp/meta-verify.csv || fail "RDMA meta verify"
 if [ -n "$tcp_verify" ]; then wait "$tcp_verify" || fail "TCP verify while RDMA ran"; fi
+# bad peers: a malformed request gets Redis' protocol error and its link is closed; a message
+# larger than the server's receive buffers cuts that client off; the server goes on serving
+expect "$(printf '%s\n%s' '-ERR Protocol error: invalid bulk length' '(closed by the server)')" \
+    rdma --raw '*1\r\n$-5\r\n'
+if rdma --message-bytes 65536 --fill 60000 SET oversized >/tmp/oversized.out 2>&1; then
+    fail "a message larger than the server's buffers was accepted: $(cat /tmp/oversized.out)"
+fi
+echo "oversized message: $(cat /tmp/oversized.out)"
+expect PONG rdma PING
+expect '(nil)' rdma GET oversized
 # a client killed mid-stream leaves the server serving
 timeout 60 loadgen --port 7000 --host "$server" --transport rdma --mode set --requests 100000000 --conns 2 \
     --pipeline 16 --max-seconds 50 >/dev/null 2>&1 &
