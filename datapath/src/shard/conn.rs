@@ -16,9 +16,16 @@ use crate::shard::finish::Finish;
 /// Replies a connection may have queued (waiting for other shards or for earlier replies)
 /// before the shard stops parsing its input; bounds the cross-shard mail one client can cause.
 pub const PENDING_REPLIES_MAX: usize = 1024;
-/// Output bytes beyond which the shard stops parsing a connection's input until the socket
-/// takes some: a client that pipelines without reading cannot grow our memory through replies.
+/// Output bytes (sent or queued behind a waiting reply) beyond which the shard stops parsing a
+/// connection's input until the socket takes some: a client that pipelines without reading
+/// cannot grow our memory through replies.
 pub const OUTPUT_PAUSE_BYTES: usize = 4 << 20;
+/// Outcomes a connection may be owed by fanned-out requests (keys of MGET, memcached multi-key
+/// get) before the shard stops parsing its input. Counting replies alone let 1024 pipelined
+/// 60,000-key gets hold 60 million outcomes (1.5 GB measured). Each owed outcome can hold a
+/// value copy, so this bounds a connection's in-flight values at this many items; one request
+/// with more keys is still taken whole (parsing pauses until it completes).
+pub const PENDING_PARTS_MAX: usize = 4096;
 /// Unparsed input a connection may hold (Redis' client-query-buffer-limit is 1 GiB; ours is
 /// the largest request we accept plus room to pipeline). Past it the connection is closed.
 pub const INPUT_BYTES_MAX: usize = 64 << 20;
@@ -76,6 +83,11 @@ pub struct Conn {
     /// The connection is in the shard's list of connections with new output.
     pub(crate) in_dirty_list: bool,
     pub(crate) slots: VecDeque<Slot>,
+    /// Outcomes still owed to Waiting slots (see [`PENDING_PARTS_MAX`]).
+    pending_parts: usize,
+    /// Bytes of Ready slots that a Waiting slot has closed (the back slot, still growing, is
+    /// counted when [`Conn::paused`] looks).
+    queued_bytes: usize,
     /// Sequence number of `slots.front()`.
     pub(crate) first_seq: u64,
     pub(crate) created_ms: u64,
@@ -104,6 +116,8 @@ impl Conn {
             input_closed: false,
             in_dirty_list: false,
             slots: VecDeque::new(),
+            pending_parts: 0,
+            queued_bytes: 0,
             first_seq: 0,
             created_ms: now_ms,
             commands: 0,
@@ -113,7 +127,13 @@ impl Conn {
 
     /// Whether parsing must wait (too many replies queued, or too much output unsent).
     pub fn paused(&self) -> bool {
-        self.slots.len() >= PENDING_REPLIES_MAX || self.output.len() >= OUTPUT_PAUSE_BYTES
+        let growing = match self.slots.back() {
+            Some(Slot::Ready(bytes)) => bytes.len(),
+            _ => 0,
+        };
+        self.slots.len() >= PENDING_REPLIES_MAX
+            || self.pending_parts >= PENDING_PARTS_MAX
+            || self.output.len() + self.queued_bytes + growing >= OUTPUT_PAUSE_BYTES
     }
 
     /// Whether replies are still owed (queued or unsent).
@@ -146,6 +166,10 @@ impl Conn {
     /// Queues a reply that waits for `parts` outcomes; returns its sequence number.
     pub fn push_pending(&mut self, finish: Finish, parts: usize) -> u64 {
         let seq = self.first_seq + self.slots.len() as u64;
+        if let Some(Slot::Ready(bytes)) = self.slots.back() {
+            self.queued_bytes += bytes.len();
+        }
+        self.pending_parts += parts;
         let outcomes = (0..parts).map(|_| None).collect();
         self.slots.push_back(Slot::Waiting(Pending {
             finish,
@@ -191,6 +215,12 @@ impl Conn {
                 break;
             };
             self.first_seq += 1;
+            match &slot {
+                // A Ready slot with slots behind it was closed (and counted) by a Waiting one.
+                Slot::Ready(bytes) if !self.slots.is_empty() => self.queued_bytes -= bytes.len(),
+                Slot::Ready(_) => {}
+                Slot::Waiting(pending) => self.pending_parts -= pending.outcomes.len(),
+            }
             match slot {
                 // Nothing unsent before it: take the buffer over instead of copying it.
                 Slot::Ready(bytes) if self.output.is_empty() => self.output = bytes,
@@ -244,4 +274,65 @@ pub fn client_line(conn: &Conn) -> String {
         conn.output.len(),
         conn.last_command,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Conn {
+        Conn::new(
+            0,
+            1,
+            Protocol::Resp,
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            0,
+        )
+    }
+
+    #[test]
+    fn owed_outcomes_pause_parsing_until_they_arrive() {
+        let mut conn = conn();
+        let wide = conn.push_pending(Finish::BulkArray, PENDING_PARTS_MAX - 1);
+        assert!(!conn.paused());
+        let narrow = conn.push_pending(Finish::Bulk, 1);
+        assert!(
+            conn.paused(),
+            "{PENDING_PARTS_MAX} owed outcomes must pause parsing"
+        );
+        for part in 0..PENDING_PARTS_MAX - 1 {
+            assert!(conn.fill(wide, part, Outcome::Missing));
+        }
+        conn.flush_ready();
+        assert!(!conn.paused(), "one outcome owed");
+        assert!(conn.fill(narrow, 0, Outcome::Missing));
+        conn.flush_ready();
+        assert!(conn.slots.is_empty(), "every reply left the queue");
+        assert_eq!((conn.pending_parts, conn.queued_bytes), (0, 0));
+    }
+
+    #[test]
+    fn replies_queued_behind_a_waiting_one_count_toward_the_output_limit() {
+        let mut conn = conn();
+        let half = OUTPUT_PAUSE_BYTES / 2;
+        let first = conn.push_pending(Finish::Bulk, 1);
+        conn.reply_buffer().extend(std::iter::repeat_n(b'a', half));
+        assert!(!conn.paused());
+        let second = conn.push_pending(Finish::Bulk, 1);
+        conn.reply_buffer().extend(std::iter::repeat_n(b'b', half));
+        assert!(
+            conn.paused(),
+            "two half-limit replies queued behind waiting ones"
+        );
+        assert!(conn.fill(first, 0, Outcome::Missing));
+        assert!(conn.fill(second, 0, Outcome::Missing));
+        conn.flush_ready();
+        assert_eq!(conn.queued_bytes, 0);
+        assert!(
+            conn.output.len() >= 2 * half,
+            "every reply reached the output in order"
+        );
+        conn.output.clear();
+        assert!(!conn.paused());
+    }
 }
