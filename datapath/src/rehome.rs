@@ -266,17 +266,18 @@ mod tests {
         }
     }
 
-    fn fill(settings: &StoreSettings, shard_count: usize, keys: usize, now: u64) {
-        let mut stores: Vec<Store> = (0..shard_count)
+    /// Every shard's store of a layout, opened with the software engine.
+    fn open_all(settings: &StoreSettings, shard_count: usize, now: u64) -> Vec<Store> {
+        (0..shard_count)
             .map(|shard| {
-                Store::open(
-                    &settings.store_config(shard, shard_count),
-                    Box::new(SoftwareOffload),
-                    now,
-                )
-                .unwrap()
+                let config = settings.store_config(shard, shard_count);
+                Store::open(&config, Box::new(SoftwareOffload), now).unwrap()
             })
-            .collect();
+            .collect()
+    }
+
+    fn fill(settings: &StoreSettings, shard_count: usize, keys: usize, now: u64) {
+        let mut stores = open_all(settings, shard_count, now);
         for n in 0..keys {
             let key = format!("key:{n}");
             let options = SetOptions {
@@ -296,16 +297,7 @@ mod tests {
     }
 
     fn check_all(settings: &StoreSettings, shard_count: usize, keys: usize, now: u64) {
-        let mut stores: Vec<Store> = (0..shard_count)
-            .map(|shard| {
-                Store::open(
-                    &settings.store_config(shard, shard_count),
-                    Box::new(SoftwareOffload),
-                    now,
-                )
-                .unwrap()
-            })
-            .collect();
+        let mut stores = open_all(settings, shard_count, now);
         for n in 0..keys {
             let key = format!("key:{n}");
             let item = stores[owner_of(key.as_bytes(), shard_count)].get(key.as_bytes(), now);

@@ -628,6 +628,18 @@ impl Link {
         posted.map(|()| true)
     }
 
+    /// Sends a byte stream's next bytes: as many messages of at most one buffer as free send
+    /// slots allow. Returns how many bytes of `bytes` were taken (0 when every slot is in flight).
+    pub fn send_stream(&mut self, bytes: &[u8]) -> Result<usize, VerbsError> {
+        let mut taken = 0;
+        while taken < bytes.len() && self.can_send() {
+            let end = bytes.len().min(taken + self.message_bytes_max());
+            self.send(&bytes[taken..end])?;
+            taken = end;
+        }
+        Ok(taken)
+    }
+
     /// Readable when completions are waiting; then call [`Link::poll`].
     pub fn completion_fd(&self) -> RawFd {
         // SAFETY: the channel is live for as long as `self`.

@@ -6,12 +6,11 @@
 //!   ferrite-cli --transport rdma --host 10.0.0.1 --port 7000 SET greeting hello
 //!   ferrite-cli --port 6379 --fill 1000000 SET big       (a 1,000,000-byte value)
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use ferrite_benches::load::transport::{Transport, TransportKind};
+use ferrite_benches::load::transport::{server_address, Transport, TransportKind};
 use ferrite_benches::load::wire::{Framed, Protocol};
 use platform::verbs::LinkConfig;
 
@@ -66,16 +65,7 @@ fn main() -> ExitCode {
 }
 
 fn run(arguments: &Arguments) -> Result<String, String> {
-    let address: SocketAddr = (arguments.host.as_str(), arguments.port)
-        .to_socket_addrs()
-        .map_err(|error| format!("{}: {error}", arguments.host))?
-        .next()
-        .ok_or("no address")?;
-    if arguments.transport == TransportKind::Tcp && !address.ip().is_loopback() {
-        return Err(format!(
-            "refusing {address}: TCP only to loopback addresses"
-        ));
-    }
+    let address = server_address(&arguments.host, arguments.port, arguments.transport)?;
     let link = LinkConfig {
         buffer_bytes: arguments.message_bytes,
         ..LinkConfig::default()

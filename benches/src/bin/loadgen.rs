@@ -7,14 +7,13 @@
 //! CPU columns are % of one core over the run; `server_cpu_pct` needs `--server-pid`.
 //! Exit status 1 when any request failed or (verify) any value came back wrong.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use ferrite_benches::load::cpu;
 use ferrite_benches::load::run::{run, LoadConfig, Mode};
-use ferrite_benches::load::transport::TransportKind;
+use ferrite_benches::load::transport::{server_address, TransportKind};
 use ferrite_benches::load::wire::Protocol;
 use ferrite_benches::load::workload::{KeyDistribution, ValueKind};
 
@@ -97,20 +96,6 @@ fn mode_name(mode: Mode) -> String {
         Mode::Load => "load".into(),
         Mode::Verify => "verify".into(),
     }
-}
-
-fn server_address(host: &str, port: u16, transport: TransportKind) -> Result<SocketAddr, String> {
-    let address = (host, port)
-        .to_socket_addrs()
-        .map_err(|error| format!("{host}: {error}"))?
-        .next()
-        .ok_or_else(|| format!("{host}: no address"))?;
-    if transport == TransportKind::Tcp && !address.ip().is_loopback() {
-        return Err(format!(
-            "refusing {address}: loadgen only sends to loopback addresses"
-        ));
-    }
-    Ok(address)
 }
 
 fn server_seconds(pids: &[u32]) -> f64 {

@@ -2,11 +2,11 @@
 //! carries the same byte stream in messages of at most one link buffer each.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use platform::verbs::{Link, LinkConfig};
+use platform::verbs::{Link, LinkConfig, VerbsError};
 
 /// Bytes read per TCP `read` call.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -27,6 +27,22 @@ impl std::str::FromStr for TransportKind {
             _ => Err(format!("transport '{text}': use tcp or rdma")),
         }
     }
+}
+
+/// Resolves the server's address. TCP goes only to loopback addresses (tests and benches never
+/// send traffic off the machine); RDMA goes to the RoCE port of a VM the test harness made.
+pub fn server_address(host: &str, port: u16, kind: TransportKind) -> Result<SocketAddr, String> {
+    let address = (host, port)
+        .to_socket_addrs()
+        .map_err(|error| format!("{host}: {error}"))?
+        .next()
+        .ok_or_else(|| format!("{host}: no address"))?;
+    if kind == TransportKind::Tcp && !address.ip().is_loopback() {
+        return Err(format!(
+            "refusing {address}: TCP only to loopback addresses"
+        ));
+    }
+    Ok(address)
 }
 
 pub enum Transport {
@@ -57,8 +73,8 @@ impl Transport {
                         "RDMA CM here takes IPv4 addresses",
                     ));
                 };
-                let link = Link::connect(address, link, greeting, CONNECT_TIMEOUT)
-                    .map_err(|error| std::io::Error::other(error.to_string()))?;
+                let link =
+                    Link::connect(address, link, greeting, CONNECT_TIMEOUT).map_err(io_error)?;
                 Ok(Transport::Rdma(Box::new(link)))
             }
         }
@@ -76,19 +92,10 @@ impl Transport {
     pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         match self {
             Transport::Tcp(socket) => socket.write(bytes),
-            Transport::Rdma(link) => {
-                let mut written = 0;
-                while written < bytes.len() && link.can_send() {
-                    let end = bytes.len().min(written + link.message_bytes_max());
-                    link.send(&bytes[written..end])
-                        .map_err(|error| std::io::Error::other(error.to_string()))?;
-                    written = end;
-                }
-                if written == 0 {
-                    return Err(ErrorKind::WouldBlock.into());
-                }
-                Ok(written)
-            }
+            Transport::Rdma(link) => match link.send_stream(bytes).map_err(io_error)? {
+                0 if !bytes.is_empty() => Err(ErrorKind::WouldBlock.into()),
+                written => Ok(written),
+            },
         }
     }
 
@@ -108,13 +115,16 @@ impl Transport {
                 }
             }
             Transport::Rdma(link) => {
-                link.poll(|message| input.extend_from_slice(message))
-                    .map_err(|error| std::io::Error::other(error.to_string()))?;
-                let closed = link
-                    .peer_disconnected()
-                    .map_err(|error| std::io::Error::other(error.to_string()))?;
-                Ok(!closed)
+                let received = link
+                    .poll(|message| input.extend_from_slice(message))
+                    .map_err(io_error)?;
+                // The connection manager is asked only when nothing came: not a syscall per read.
+                Ok(received > 0 || !link.peer_disconnected().map_err(io_error)?)
             }
         }
     }
+}
+
+fn io_error(error: VerbsError) -> std::io::Error {
+    std::io::Error::other(error.to_string())
 }

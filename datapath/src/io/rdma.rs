@@ -191,20 +191,16 @@ impl RdmaPort {
         let Some(conn) = shard.conn_mut(index) else {
             return true;
         };
-        let mut sent = 0;
-        let mut failed = false;
-        while sent < conn.output.len() && link.can_send() {
-            let end = conn.output.len().min(sent + link.message_bytes_max());
-            if let Err(error) = link.send(&conn.output[sent..end]) {
+        let sent = match link.send_stream(&conn.output) {
+            Ok(sent) => sent,
+            Err(error) => {
                 tracing::debug!(index, %error, "RDMA send failed");
-                failed = true;
-                break;
+                self.close(shard, index, changes);
+                return true;
             }
-            sent = end;
-        }
+        };
         conn.output.drain(..sent);
-        let finished = conn.output.is_empty() && conn.close_after_output;
-        if failed || finished {
+        if conn.output.is_empty() && conn.close_after_output {
             self.close(shard, index, changes);
         } else if sent > 0 {
             shard.output_sent(index);

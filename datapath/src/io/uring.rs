@@ -154,6 +154,12 @@ struct Socket {
     closing: bool,
 }
 
+/// The socket of connection `index`, while this loop tracks it. A function of the field, not of
+/// the loop, so callers can hold it while they use the shard.
+fn socket_mut(sockets: &mut [Option<Socket>], index: u32) -> Option<&mut Socket> {
+    sockets.get_mut(index as usize).and_then(Option::as_mut)
+}
+
 struct Loop<'s> {
     ring: IoUring,
     shard: &'s mut Shard,
@@ -295,11 +301,7 @@ impl Loop<'_> {
     }
 
     fn arm_recv(&mut self, index: u32) -> io::Result<()> {
-        let Some(socket) = self
-            .sockets
-            .get_mut(index as usize)
-            .and_then(Option::as_mut)
-        else {
+        let Some(socket) = socket_mut(&mut self.sockets, index) else {
             return Ok(());
         };
         if socket.closing || socket.recv_armed {
@@ -440,11 +442,7 @@ impl Loop<'_> {
                     buffers.recycle(bid);
                 }
                 let more = cqueue::more(flags);
-                if let Some(socket) = self
-                    .sockets
-                    .get_mut(index as usize)
-                    .and_then(Option::as_mut)
-                {
+                if let Some(socket) = socket_mut(&mut self.sockets, index) {
                     if !more {
                         socket.recv_armed = false;
                     }
@@ -541,11 +539,7 @@ impl Loop<'_> {
     }
 
     fn start_send(&mut self, index: u32) -> io::Result<()> {
-        let Some(socket) = self
-            .sockets
-            .get_mut(index as usize)
-            .and_then(Option::as_mut)
-        else {
+        let Some(socket) = socket_mut(&mut self.sockets, index) else {
             return Ok(());
         };
         if socket.closing || socket.send_in_flight {
@@ -567,11 +561,7 @@ impl Loop<'_> {
     }
 
     fn submit_send(&mut self, index: u32) -> io::Result<()> {
-        let Some(socket) = self
-            .sockets
-            .get_mut(index as usize)
-            .and_then(Option::as_mut)
-        else {
+        let Some(socket) = socket_mut(&mut self.sockets, index) else {
             return Ok(());
         };
         let remaining = &socket.sending[socket.sent..];
@@ -585,11 +575,7 @@ impl Loop<'_> {
     }
 
     fn sent(&mut self, index: u32, result: i32) -> io::Result<()> {
-        let Some(socket) = self
-            .sockets
-            .get_mut(index as usize)
-            .and_then(Option::as_mut)
-        else {
+        let Some(socket) = socket_mut(&mut self.sockets, index) else {
             return Ok(());
         };
         socket.send_in_flight = false;
@@ -611,11 +597,7 @@ impl Loop<'_> {
     /// Shuts the socket down so its pending RECV and SEND complete; the descriptor is closed
     /// and the connection forgotten once nothing is in flight.
     fn begin_close(&mut self, index: u32) {
-        if let Some(socket) = self
-            .sockets
-            .get_mut(index as usize)
-            .and_then(Option::as_mut)
-        {
+        if let Some(socket) = socket_mut(&mut self.sockets, index) {
             if !socket.closing {
                 socket.closing = true;
                 // SAFETY: a connected socket descriptor we own.

@@ -22,7 +22,7 @@ pub const PENDING_REPLIES_MAX: usize = 1024;
 pub const OUTPUT_PAUSE_BYTES: usize = 4 << 20;
 /// Outcomes a connection may be owed by fanned-out requests (keys of MGET, memcached multi-key
 /// get) before the shard stops parsing its input. Counting replies alone let 1024 pipelined
-/// 60,000-key gets hold 60 million outcomes (1.5 GB measured). Each owed outcome can hold a
+/// 60,000-key gets hold 60 million outcomes. Each owed outcome can hold a
 /// value copy, so this bounds a connection's in-flight values at this many items; one request
 /// with more keys is still taken whole (parsing pauses until it completes).
 pub const PENDING_PARTS_MAX: usize = 4096;
