@@ -173,6 +173,12 @@ impl Executor {
             .expect("the store is open until close()")
     }
 
+    /// Restarts the keyspace hit and miss counts (CONFIG RESETSTAT).
+    pub fn reset_hit_counters(&mut self) {
+        self.hits = 0;
+        self.misses = 0;
+    }
+
     /// What opening the store found (items restored, corrupt ones skipped).
     pub fn recovery_report(&self) -> Option<&persistent::RecoveryReport> {
         self.store.as_ref().map(Store::recovery_report)
@@ -341,6 +347,8 @@ impl Executor {
                 cursor: 0,
                 keys: Vec::new(),
             },
+            // Core::execute answers this: the statistics are the shard's, not the store's.
+            Op::ResetStats(_) => Outcome::Integer(0),
             Op::Stats => {
                 let stats = self.store().stats();
                 Outcome::Figures(ShardFigures {
@@ -351,6 +359,9 @@ impl Executor {
                     expired_items: stats.expired_items,
                     hits: self.hits,
                     misses: self.misses,
+                    segments_total: stats.segments_total,
+                    segments_free: stats.segments_free,
+                    segments_in_use: stats.segments_in_use,
                     ..ShardFigures::default()
                 })
             }

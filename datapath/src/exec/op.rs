@@ -150,6 +150,9 @@ pub enum Op<'a> {
     /// This shard's client connections, one CLIENT LIST line each (answered by the shard, which
     /// knows its connections, not by the store).
     ClientList,
+    /// Clear the shard's statistics (CONFIG RESETSTAT) or its slow log (SLOWLOG RESET);
+    /// answered by the shard, which owns them.
+    ResetStats(crate::observe::ResetScope),
 }
 
 impl Op<'_> {
@@ -240,6 +243,7 @@ impl Op<'_> {
             Op::RandomKey => Op::RandomKey,
             Op::Stats => Op::Stats,
             Op::ClientList => Op::ClientList,
+            Op::ResetStats(scope) => Op::ResetStats(scope),
         }
     }
 
@@ -266,7 +270,8 @@ impl Op<'_> {
             | Op::Scan { .. }
             | Op::RandomKey
             | Op::Stats
-            | Op::ClientList => None,
+            | Op::ClientList
+            | Op::ResetStats(_) => None,
         }
     }
 }
@@ -322,6 +327,11 @@ pub struct ShardFigures {
     pub hits: u64,
     pub misses: u64,
     pub remote_requests: u64,
+    pub segments_total: u64,
+    pub segments_free: u64,
+    pub segments_in_use: u64,
+    /// The shard's observability figures (filled in by the shard, not the store).
+    pub observed: Option<Box<crate::observe::Snapshot>>,
 }
 
 /// What an [`Op`] produced.
