@@ -14,6 +14,7 @@
 //! messages), [`protocol`] (pure parsers and encoders), [`observe`] (counters, latency
 //! histograms, hot keys, slow log, anomaly signals, the Prometheus endpoint).
 
+pub mod access;
 pub mod commands;
 pub mod config;
 pub mod exec;
@@ -25,3 +26,4 @@ pub mod protocol;
 pub mod rehome;
 pub mod server;
 pub mod shard;
+pub mod tunables;

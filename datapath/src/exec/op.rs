@@ -153,6 +153,8 @@ pub enum Op<'a> {
     /// Clear the shard's statistics (CONFIG RESETSTAT) or its slow log (SLOWLOG RESET);
     /// answered by the shard, which owns them.
     ResetStats(crate::observe::ResetScope),
+    /// A CONFIG SET change to this shard's settings (applied by the shard, not the store).
+    Configure(crate::tunables::Change),
 }
 
 impl Op<'_> {
@@ -244,6 +246,7 @@ impl Op<'_> {
             Op::Stats => Op::Stats,
             Op::ClientList => Op::ClientList,
             Op::ResetStats(scope) => Op::ResetStats(scope),
+            Op::Configure(change) => Op::Configure(change),
         }
     }
 
@@ -271,7 +274,8 @@ impl Op<'_> {
             | Op::RandomKey
             | Op::Stats
             | Op::ClientList
-            | Op::ResetStats(_) => None,
+            | Op::ResetStats(_)
+            | Op::Configure(_) => None,
         }
     }
 }

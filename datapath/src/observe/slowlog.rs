@@ -15,6 +15,9 @@ pub const LEN_MAX_LIMIT: usize = 100_000;
 /// Threshold in microseconds when `--slowlog-log-slower-than` is not given (Redis' default);
 /// 0 logs every command, a negative value none.
 pub const SLOWER_THAN_US_DEFAULT: i64 = 10_000;
+/// What a secret argument is logged as.
+pub const REDACTED: &[u8] = b"(redacted)";
+
 /// Arguments kept per entry (the last slot says how many more there were).
 pub const ARGUMENTS_MAX: usize = 32;
 /// Bytes kept per argument (the rest summarised).
@@ -87,7 +90,7 @@ impl SlowLog {
             id,
             unix_seconds,
             duration_us: duration_ns / 1000,
-            arguments: shorten(arguments),
+            arguments: shorten(redact(arguments.collect()).into_iter()),
             peer,
             client_name,
         });
@@ -109,6 +112,32 @@ impl SlowLog {
     pub fn reset(&mut self) {
         self.entries.clear();
     }
+}
+
+/// Passwords never reach the log: AUTH and HELLO keep only their name, CONFIG only its name and
+/// subcommand when it names `requirepass`.
+fn redact(mut arguments: Vec<&[u8]>) -> Vec<&[u8]> {
+    let named = |name: &str| {
+        arguments
+            .first()
+            .is_some_and(|first| first.eq_ignore_ascii_case(name.as_bytes()))
+    };
+    let keep = if named("auth") || named("hello") {
+        1
+    } else if named("config")
+        && arguments
+            .iter()
+            .any(|argument| argument.eq_ignore_ascii_case(b"requirepass"))
+    {
+        2
+    } else {
+        return arguments;
+    };
+    if arguments.len() > keep {
+        arguments.truncate(keep);
+        arguments.push(REDACTED);
+    }
+    arguments
 }
 
 fn shorten<'a>(arguments: impl ExactSizeIterator<Item = &'a [u8]>) -> Vec<Vec<u8>> {
@@ -195,6 +224,31 @@ mod tests {
             entries[1].arguments[ARGUMENTS_MAX - 1],
             b"... (6 more arguments)"
         );
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut log = SlowLog::new(0, 1, 0, 8);
+        push(&mut log, 1, &[b"AUTH", b"user", b"secret"]);
+        push(
+            &mut log,
+            1,
+            &[b"hello", b"3", b"AUTH", b"default", b"secret"],
+        );
+        push(&mut log, 1, &[b"config", b"set", b"requirepass", b"secret"]);
+        push(&mut log, 1, &[b"config", b"get", b"maxmemory"]);
+        let logged: Vec<Vec<Vec<u8>>> =
+            log.entries().map(|entry| entry.arguments.clone()).collect();
+        assert_eq!(
+            logged[0],
+            vec![b"config".to_vec(), b"get".to_vec(), b"maxmemory".to_vec()]
+        );
+        assert_eq!(
+            logged[1],
+            vec![b"config".to_vec(), b"set".to_vec(), REDACTED.to_vec()]
+        );
+        assert_eq!(logged[2], vec![b"hello".to_vec(), REDACTED.to_vec()]);
+        assert_eq!(logged[3], vec![b"AUTH".to_vec(), REDACTED.to_vec()]);
     }
 
     #[test]
