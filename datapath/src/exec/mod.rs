@@ -548,6 +548,7 @@ mod tests {
         let settings = StoreSettings {
             memory_bytes: 8 << 20,
             data_file: Some(PathBuf::from("dir/items")),
+            sync: SyncChoice::Everysec,
             offload: OffloadChoice::Software,
         };
         assert_eq!(settings.shard_file(3), Some(PathBuf::from("dir/items.3")));
