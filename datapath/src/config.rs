@@ -8,6 +8,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
+
+use crate::access::Secret;
+use crate::tunables::{Tunables, IDLE_TIMEOUT_SECS_DEFAULT, STALL_TIMEOUT_SECS_DEFAULT};
 use thiserror::Error;
 
 /// The RESP port when none is given (Redis' own).
@@ -90,6 +93,17 @@ pub struct Flags {
     /// Most client connections open at once, all shards together (default 10000).
     #[arg(long, value_name = "N")]
     pub max_clients: Option<usize>,
+    /// Password clients must give before any other command: RESP `AUTH`, memcached's
+    /// authentication `set` (default: none; binding beyond loopback without one logs a warning).
+    #[arg(long, value_name = "PASSWORD")]
+    pub requirepass: Option<String>,
+    /// Close a client idle (no input, no replies owed) for this many seconds; 0 never (default 0).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Close a client that holds a partial request, or leaves its replies unread, for this many
+    /// seconds without progress; 0 never (default 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub stall_timeout: Option<u64>,
     /// TOML file with any of these settings (same names, dashes or underscores, e.g.
     /// `memory = "4GiB"`, `cores = [0, 2]`); flags on the command line win.
     #[arg(long, value_name = "FILE")]
@@ -109,7 +123,7 @@ pub enum ShardPlacement {
 }
 
 /// The resolved configuration the server runs with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub bind: IpAddr,
     /// None when RESP is off.
@@ -125,6 +139,8 @@ pub struct Config {
     pub io: IoChoice,
     pub offload: OffloadChoice,
     pub clients_max: usize,
+    /// The settings CONFIG SET may change later.
+    pub tunables: Tunables,
     pub log_level: String,
 }
 
@@ -191,6 +207,14 @@ impl Config {
             io: flags.io.unwrap_or(IoChoice::Auto),
             offload: flags.offload.unwrap_or(OffloadChoice::Software),
             clients_max,
+            tunables: Tunables {
+                requirepass: flags
+                    .requirepass
+                    .filter(|password| !password.is_empty())
+                    .map(|password| Secret::new(password.as_bytes())),
+                idle_timeout_secs: flags.timeout.unwrap_or(IDLE_TIMEOUT_SECS_DEFAULT),
+                stall_timeout_secs: flags.stall_timeout.unwrap_or(STALL_TIMEOUT_SECS_DEFAULT),
+            },
             log_level: flags.log_level.unwrap_or_else(|| "info".to_owned()),
         })
     }

@@ -108,6 +108,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         }
     }
 
+    warn_if_exposed(&config);
     let (mut rdma, rdma_info) = rdma_port(&config)?;
     let signals = block_stop_signals().map_err(ServerError::Signals)?;
     let (mailboxes, addresses): (Vec<Mailbox<Mail>>, Vec<Address<Mail>>) = (0..shard_count)
@@ -129,7 +130,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     );
     let shared = Arc::new(Shared {
         shard_count,
-        clients_max: config.clients_max,
+        clients_max: AtomicUsize::new(config.clients_max),
         clients: AtomicUsize::new(0),
         next_client_id: AtomicU64::new(1),
         stopping: AtomicBool::new(false),
@@ -335,7 +336,7 @@ fn shard_main(
         }
     };
     let _ = ready.send(Ok(id));
-    let mut shard = Shard::new(id, shared, executor, mailbox);
+    let mut shard = Shard::new(id, shared, executor, mailbox, config.tunables.clone());
     let result = match backend {
         Backend::Epoll => crate::io::epoll::run(&mut shard, listeners, rdma),
         Backend::Uring => crate::io::uring::run(&mut shard, listeners, rdma),
@@ -390,17 +391,26 @@ fn choose_backend(choice: IoChoice) -> Result<Backend, ServerError> {
     }
 }
 
+/// Redis' protected-mode idea: serving beyond loopback with no password is allowed, loudly.
+fn warn_if_exposed(config: &Config) {
+    if !config.bind.is_loopback() && config.tunables.requirepass.is_none() {
+        tracing::warn!(
+            bind = %config.bind,
+            "SECURITY WARNING: listening beyond loopback with no password: anyone who can reach \
+             this address can read, change and flush every item; set --requirepass or bind 127.0.0.1"
+        );
+    }
+}
+
 fn settings(config: &Config, shard_count: usize, backend: Backend) -> Vec<(String, String)> {
     let pairs = [
         ("bind", config.bind.to_string()),
         ("port", config.resp_port.unwrap_or(0).to_string()),
         ("maxmemory", config.memory_bytes.to_string()),
         ("maxmemory-policy", "allkeys-lru".to_owned()),
-        ("maxclients", config.clients_max.to_string()),
         ("databases", "1".to_owned()),
         ("save", String::new()),
         ("appendonly", "no".to_owned()),
-        ("timeout", "0".to_owned()),
         ("io-threads", shard_count.to_string()),
         ("ferrite-io", backend.name().to_owned()),
         (

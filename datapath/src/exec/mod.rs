@@ -375,6 +375,8 @@ impl Executor {
                 },
                 None => Outcome::Missing,
             },
+            // The shard applies settings itself (Core::execute); the store has none.
+            Op::Configure(_) => Outcome::Stored { cas: 0 },
             // Shard::deliver_mail answers this from the shard's connections; the store knows none.
             Op::ClientList => Outcome::Keys {
                 cursor: 0,
