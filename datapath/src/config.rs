@@ -44,6 +44,30 @@ pub enum OffloadChoice {
     Verilator,
 }
 
+/// When writes to the file tier reach the disk. A process crash loses nothing in any mode (the
+/// page cache outlives the process); they differ on power loss or a kernel crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SyncChoice {
+    /// Leave write-back to the kernel: a power loss loses what it had not written yet.
+    No,
+    /// fdatasync every file once a second from a background thread, so shards never wait for
+    /// the disk: a power loss loses about the last second.
+    Everysec,
+    /// msync before a write is acknowledged: a power loss loses nothing acknowledged (slow).
+    Always,
+}
+
+impl SyncChoice {
+    /// The name the flag takes (and CONFIG GET appendfsync shows).
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncChoice::No => "no",
+            SyncChoice::Everysec => "everysec",
+            SyncChoice::Always => "always",
+        }
+    }
+}
+
 /// The command line. Every field is optional so that a config file can supply it.
 #[derive(Debug, Default, Parser)]
 #[command(
@@ -84,6 +108,9 @@ pub struct Flags {
     /// survive restarts; without it items live in DRAM only.
     #[arg(long, value_name = "PATH")]
     pub data_file: Option<PathBuf>,
+    /// When file-tier writes reach the disk: no, everysec (default) or always.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub sync: Option<SyncChoice>,
     /// Event loop: io_uring, epoll, or auto (io_uring when the kernel offers it).
     #[arg(long, value_enum, value_name = "BACKEND")]
     pub io: Option<IoChoice>,
@@ -136,6 +163,7 @@ pub struct Config {
     pub placement: ShardPlacement,
     pub memory_bytes: u64,
     pub data_file: Option<PathBuf>,
+    pub sync: SyncChoice,
     pub io: IoChoice,
     pub offload: OffloadChoice,
     pub clients_max: usize,
@@ -204,6 +232,7 @@ impl Config {
             placement,
             memory_bytes,
             data_file: flags.data_file,
+            sync: flags.sync.unwrap_or(SyncChoice::Everysec),
             io: flags.io.unwrap_or(IoChoice::Auto),
             offload: flags.offload.unwrap_or(OffloadChoice::Software),
             clients_max,

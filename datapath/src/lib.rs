@@ -24,4 +24,5 @@ pub mod protocol;
 pub mod rehome;
 pub mod server;
 pub mod shard;
+pub mod syncer;
 pub mod tunables;

@@ -262,6 +262,7 @@ mod tests {
         StoreSettings {
             memory_bytes,
             data_file: Some(directory.join("items")),
+            sync: crate::config::SyncChoice::Everysec,
             offload: crate::config::OffloadChoice::Software,
         }
     }

@@ -15,11 +15,12 @@ use std::path::PathBuf;
 pub use glob::glob_match;
 pub use op::*;
 use persistent::{
-    ExpiryState, Mark, OwnerTag, ReadOptions, SetOptions, SetStatus, Store, StoreConfig, StoreError,
+    ExpiryState, FlushPolicy, Mark, OwnerTag, ReadOptions, SetOptions, SetStatus, Store,
+    StoreConfig, StoreError,
 };
 use platform::offload::{Offload, SoftwareOffload};
 
-use crate::config::{Config, OffloadChoice};
+use crate::config::{Config, OffloadChoice, SyncChoice};
 
 /// The owner tag a shard's file carries: magic, shard index, shard count, and the version of
 /// the key-to-shard function ([`crate::shard::owner_of`]).
@@ -37,6 +38,7 @@ pub const VERILATOR_NOT_BUILT: &str =
 pub struct StoreSettings {
     pub memory_bytes: u64,
     pub data_file: Option<PathBuf>,
+    pub sync: SyncChoice,
     pub offload: OffloadChoice,
 }
 
@@ -45,6 +47,7 @@ impl StoreSettings {
         StoreSettings {
             memory_bytes: config.memory_bytes / shard_count as u64,
             data_file: config.data_file.clone(),
+            sync: config.sync,
             offload: config.offload,
         }
     }
@@ -85,6 +88,11 @@ impl StoreSettings {
             None => StoreConfig::dram(bytes),
         };
         config.owner = owner_tag(shard, shard_count);
+        // Once a second is the server's syncer thread's job, not the shard's (see `sync_handle`).
+        config.flush = match self.sync {
+            SyncChoice::No | SyncChoice::Everysec => FlushPolicy::No,
+            SyncChoice::Always => FlushPolicy::Always,
+        };
         config
     }
 }
@@ -189,6 +197,14 @@ impl Executor {
         self.store
             .as_mut()
             .expect("the store is open until close()")
+    }
+
+    /// A handle that syncs this shard's file from the server's syncer thread (None in DRAM).
+    pub fn sync_handle(&self) -> Result<Option<persistent::SyncHandle>, String> {
+        match &self.store {
+            Some(store) => store.sync_handle().map_err(|error| error.to_string()),
+            None => Ok(None),
+        }
     }
 
     /// What opening the store found (items restored, corrupt ones skipped).
@@ -737,6 +753,7 @@ mod tests {
         let settings = StoreSettings {
             memory_bytes: 8 << 20,
             data_file: Some(PathBuf::from("dir/items")),
+            sync: SyncChoice::Everysec,
             offload: OffloadChoice::Software,
         };
         assert_eq!(settings.shard_file(3), Some(PathBuf::from("dir/items.3")));
