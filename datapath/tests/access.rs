@@ -337,3 +337,35 @@ fn one_request_owed_more_than_the_limit_disconnects_its_client() {
         server.stop();
     }
 }
+
+#[test]
+fn memcached_connections_over_max_clients_are_refused_with_memcached_words() {
+    let memcache_port = free_port();
+    let port_text = memcache_port.to_string();
+    let server = Server::start(&[
+        "--threads",
+        "1",
+        "--memcache-port",
+        &port_text,
+        "--max-clients",
+        "1",
+    ]);
+    // The harness's own connection (made to see the server listen) may not be closed yet.
+    let started = Instant::now();
+    let _admitted = loop {
+        let mut client = Memcache::connect(memcache_port);
+        if client.ask("version\r\n", "\r\n").starts_with("VERSION ") {
+            break client;
+        }
+        assert!(started.elapsed() < CUT_OFF_DEADLINE, "never admitted");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut refused = Memcache::connect(memcache_port);
+    let mut reply = String::new();
+    refused
+        .stream
+        .read_to_string(&mut reply)
+        .expect("read until closed");
+    assert_eq!(reply, "SERVER_ERROR Too many open connections\r\n");
+    server.stop();
+}
