@@ -24,7 +24,8 @@
 //!   0 crc64 u64     CRC-64/XZ of item bytes 9..end, xor a seal of (segment generation,
 //!                   form with bits 6-7 cleared): see `item_crc64`
 //!   8 form u8       bits 0-1 encoding (0 raw, 1 LZ4), bit 2 flags present,
-//!                   bit 3 expiry present, bits 4-5 zero,
+//!                   bit 3 expiry present, bit 4 fetched (read since written; outside
+//!                   the CRC like the liveness bits), bit 5 zero,
 //!                   bits 6-7 liveness: 00 live, 11 dead (deleted, overwritten or expired),
 //!                   01 or 10 damaged
 //!   9 key_len       LEB128, at most 3 bytes
@@ -77,7 +78,11 @@ const ITEM_FORM_OFFSET: usize = 8;
 const FORM_ENCODING_MASK: u8 = 0b0000_0011;
 const FORM_FLAGS: u8 = 0b0000_0100;
 const FORM_EXPIRY: u8 = 0b0000_1000;
-const FORM_RESERVED_MASK: u8 = 0b0011_0000;
+const FORM_RESERVED_MASK: u8 = 0b0010_0000;
+/// Set in place when a tiered store's hot tier serves the item: its admission rule.
+const FORM_FETCHED: u8 = 0b0001_0000;
+/// Bits written after the seal, so outside the CRC.
+const FORM_UNSEALED: u8 = FORM_DEAD | FORM_FETCHED;
 /// The liveness bits: both clear while live, both set once dead.
 const FORM_DEAD: u8 = 0b1100_0000;
 const LEB128_KEY_BYTES_MAX: usize = 3;
@@ -305,6 +310,7 @@ pub(crate) struct ItemHeader {
     /// Total bytes of the item, header included.
     pub len: usize,
     pub dead: bool,
+    pub fetched: bool,
     pub encoding: Encoding,
     pub flags: u32,
     /// Absolute unix ms; 0 = never.
@@ -373,6 +379,7 @@ impl ItemHeader {
         Some(ItemHeader {
             len,
             dead: form & FORM_DEAD != 0,
+            fetched: form & FORM_FETCHED != 0,
             encoding,
             flags,
             expiry_ms,
@@ -406,6 +413,11 @@ pub(crate) fn mark_dead(item: &mut [u8]) {
     item[ITEM_FORM_OFFSET] |= FORM_DEAD;
 }
 
+/// Records in place that the item at the start of `item` was read.
+pub(crate) fn mark_fetched(item: &mut [u8]) {
+    item[ITEM_FORM_OFFSET] |= FORM_FETCHED;
+}
+
 /// Offset of the byte [`mark_dead`] writes, from the item's start (for flushing it).
 pub(crate) const fn dead_byte_offset() -> usize {
     ITEM_FORM_OFFSET
@@ -419,7 +431,7 @@ const SEAL_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
 /// byte without its liveness bits. The seal is injective in (generation < 2^40, form), so an
 /// item from another generation or with another form never matches.
 fn item_crc64(item: &[u8], generation: u64, offload: &mut dyn Offload) -> u64 {
-    let form = u64::from(item[ITEM_FORM_OFFSET] & !FORM_DEAD);
+    let form = u64::from(item[ITEM_FORM_OFFSET] & !FORM_UNSEALED);
     let seal = (generation ^ form << 56).wrapping_mul(SEAL_MULTIPLIER);
     offload.crc64(&[&item[ITEM_PREFIX_BYTES..]]) ^ seal
 }
@@ -686,7 +698,7 @@ mod tests {
         for cut in 0..out.len() {
             assert_eq!(ItemHeader::parse(&out[..cut]), None, "cut at {cut}");
         }
-        out[ITEM_FORM_OFFSET] |= 0b0001_0000;
+        out[ITEM_FORM_OFFSET] |= 0b0010_0000;
         assert_eq!(ItemHeader::parse(&out), None);
         let mut endless = vec![0u8; 20];
         endless[9..14].fill(0xFF);
