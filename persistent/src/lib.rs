@@ -37,7 +37,8 @@
 //!
 //! | store call | memcached | Redis |
 //! |---|---|---|
-//! | [`Store::get`] | get, gets (`cas`), mg | GET, EXISTS ([`Store::contains`]) |
+//! | [`Store::get`] | get, gets (`cas`) | GET, EXISTS ([`Store::contains`]) |
+//! | [`Store::read`] + [`ReadOptions`], [`Store::mark`], [`Store::invalidate`] | mg (`h l u R N`, `W X Z`), md I, ms I | — |
 //! | [`Store::set`] + [`Condition`], [`Expiry`], `return_previous` | set, add, replace, cas, ms | SET NX/XX/KEEPTTL/GET/PX/PXAT, GETSET, SETNX |
 //! | [`Store::append`], [`Store::prepend`] | append, prepend | APPEND (set when `None`) |
 //! | [`Store::delete`] | delete | DEL, UNLINK |
@@ -79,9 +80,9 @@ pub use config::{
     SEGMENT_BYTES_ALIGN, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
 pub use error::StoreError;
-pub use layout::{FORMAT_VERSION, KEY_BYTES_MAX};
+pub use layout::{ItemUse, ACCESS_TICK_MS, FORMAT_VERSION, KEY_BYTES_MAX};
 pub use segments::TTL_BUCKETS;
 pub use store::{
-    Condition, Expiry, ExpiryState, ItemView, Items, RecoveryReport, SetOptions, SetResult,
-    SetStatus, Stats, Store, TierStats, PROMOTION_FILTER_SLOTS,
+    Condition, Expiry, ExpiryState, ItemView, Items, Mark, ReadOptions, RecoveryReport, SetOptions,
+    SetResult, SetStatus, Stats, Store, TierStats, PROMOTION_FILTER_SLOTS,
 };

@@ -11,8 +11,8 @@ use crate::error::StoreError;
 use crate::hash::{hash_key, random_seed};
 use crate::index::{Index, Location};
 use crate::layout::{
-    self, Encoding, ItemHeader, NewItem, SegmentHeader, SegmentState, Superblock, SuperblockError,
-    FORMAT_VERSION, ITEM_HEADER_BYTES_MAX, KEY_BYTES_MAX, SEGMENT_HEADER_BYTES,
+    self, Encoding, ItemHeader, ItemUse, NewItem, SegmentHeader, SegmentState, Superblock,
+    SuperblockError, FORMAT_VERSION, ITEM_HEADER_BYTES_MAX, KEY_BYTES_MAX, SEGMENT_HEADER_BYTES,
     SEGMENT_OFFSET_BITS, SUPERBLOCK_BYTES,
 };
 use crate::segments::{ttl_bucket, SegmentMeta, Segments, TTL_BUCKETS};
@@ -55,6 +55,46 @@ pub struct ItemView<'a> {
     pub cas: u64,
     /// Absolute unix ms, `None` = never expires.
     pub expiry_ms: Option<u64>,
+    /// The item's usage as this read found it (before the read's own fetch is recorded).
+    pub usage: ItemUse,
+    /// This read handed out the item's win token ([`ReadOptions::claim_win`]).
+    pub won: bool,
+}
+
+/// How a read records itself in the item's usage ([`Store::read`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Record the read: the item becomes fetched and its last access is now (the usage word is
+    /// rewritten at most once a tick per item). memcached `mg u` and `me` read without it.
+    pub touch: bool,
+    /// Hand out the win token (memcached `W`) unless someone holds it already, when the item is
+    /// stale or expires within `recache_within_ms` (memcached `R`).
+    pub claim_win: bool,
+    pub recache_within_ms: Option<u64>,
+}
+
+impl ReadOptions {
+    /// A plain read ([`Store::get`]): recorded, no win token.
+    pub const FETCH: ReadOptions = ReadOptions {
+        touch: true,
+        claim_win: false,
+        recache_within_ms: None,
+    };
+    /// A look that leaves no trace.
+    pub const PEEK: ReadOptions = ReadOptions {
+        touch: false,
+        claim_win: false,
+        recache_within_ms: None,
+    };
+}
+
+/// In-place changes to an item's usage ([`Store::mark`]); its CAS does not change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// Flag the item stale (memcached `ms I` storing under an older CAS).
+    Stale,
+    /// Record that a client holds the win token (memcached `mg N` creating the item).
+    WinToken,
 }
 
 /// When a write goes ahead.
@@ -804,22 +844,49 @@ impl Store {
         });
     }
 
-    /// The item for `key`, unless missing or expired.
+    /// The item for `key`, unless missing or expired; the read is recorded in its usage.
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<ItemView<'_>> {
+        self.read(key, now_ms, ReadOptions::FETCH)
+    }
+
+    /// The item for `key`, unless missing or expired, its usage updated as `options` say.
+    /// [`ItemView::usage`] is the usage found, before this read.
+    pub fn read(&mut self, key: &[u8], now_ms: u64, options: ReadOptions) -> Option<ItemView<'_>> {
         self.before_operation(now_ms);
         let hash = self.hash(key);
         let Some((location, header)) = self.find_live(key, hash, now_ms) else {
-            return self.get_cold(key, hash, now_ms);
+            return self.read_cold(key, hash, now_ms, options);
         };
-        if self.cold.is_some() {
-            self.note_fetched(location);
-        }
-        self.view(hash, location, header)
+        self.read_found(hash, location, header, options, now_ms)
     }
 
-    /// The item at `location` as a read returns it (`None`, counted corrupt and dropped, if its
-    /// LZ4 value does not decode).
-    fn view(&mut self, hash: u64, location: Location, header: ItemHeader) -> Option<ItemView<'_>> {
+    /// A read of the live item at `location`: records it in the item's usage as `options` say.
+    fn read_found(
+        &mut self,
+        hash: u64,
+        location: Location,
+        header: ItemHeader,
+        options: ReadOptions,
+        now_ms: u64,
+    ) -> Option<ItemView<'_>> {
+        let usage = header.usage;
+        let recache_due = |within_ms: u64| {
+            header.expiry_ms != 0 && header.expiry_ms < now_ms.saturating_add(within_ms)
+        };
+        let won = options.claim_win
+            && !usage.win_token
+            && (usage.stale || options.recache_within_ms.is_some_and(recache_due));
+        let mut next = if options.touch {
+            usage.fetched_at(now_ms)
+        } else {
+            usage
+        };
+        next.win_token |= won;
+        if next != usage {
+            // Not noted for msync: usage is advisory and memcached does not keep it either.
+            let start = self.segment_start(location.segment) + location.offset as usize;
+            layout::write_usage(&mut self.arena.bytes_mut()[start..], next);
+        }
         let value = match header.encoding {
             Encoding::Raw => None,
             Encoding::Lz4 => {
@@ -839,7 +906,72 @@ impl Store {
             flags: header.flags,
             cas,
             expiry_ms: (header.expiry_ms != 0).then_some(header.expiry_ms),
+            usage,
+            won,
         })
+    }
+
+    /// Changes the usage of `key`'s item in place (its CAS stays); false when it is missing.
+    pub fn mark(&mut self, key: &[u8], mark: Mark, now_ms: u64) -> bool {
+        self.before_operation(now_ms);
+        let hash = self.hash(key);
+        let Some((location, header)) = self.find_live(key, hash, now_ms) else {
+            return match &mut self.cold {
+                Some(tier) => tier.store.mark(key, mark, now_ms),
+                None => false,
+            };
+        };
+        let mut usage = header.usage;
+        match mark {
+            Mark::Stale => usage.stale = true,
+            Mark::WinToken => usage.win_token = true,
+        }
+        let start = self.segment_start(location.segment) + location.offset as usize;
+        layout::write_usage(&mut self.arena.bytes_mut()[start..], usage);
+        true
+    }
+
+    /// memcached `md I`: rewrites `key`'s item (so its CAS changes) marked stale, with its win
+    /// token free again for the next reader, and with `expiry_ms` when given (a time not after
+    /// `now_ms` deletes it). Returns the new CAS (0 when deleted); `None` when missing.
+    pub fn invalidate(
+        &mut self,
+        key: &[u8],
+        expiry_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        self.before_operation(now_ms);
+        let hash = self.hash(key);
+        self.fault_in(key, hash, now_ms);
+        let Some((location, header)) = self.find_live(key, hash, now_ms) else {
+            self.commit()?;
+            return Ok(None);
+        };
+        let expiry_ms = expiry_ms.unwrap_or(header.expiry_ms);
+        if expiry_ms != 0 && expiry_ms <= now_ms {
+            self.unlink(hash, location);
+            self.commit()?;
+            return Ok(Some(0));
+        }
+        let mut stored = std::mem::take(&mut self.scratch);
+        stored.clear();
+        stored.extend_from_slice(header.stored_value(self.item_bytes(location, &header)));
+        let mut usage = header.usage;
+        usage.stale = true;
+        usage.win_token = false;
+        let item = NewItem {
+            key,
+            value_parts: &[&stored],
+            encoding: header.encoding,
+            raw_len: header.raw_len,
+            flags: header.flags,
+            expiry_ms,
+            usage,
+        };
+        let location = self.write_item(hash, &item, now_ms);
+        self.scratch = stored;
+        self.commit()?;
+        Ok(Some(self.cas(location)))
     }
 
     /// Whether `key` holds a live item.
@@ -915,7 +1047,9 @@ impl Store {
             self.forget_cold(key);
             0
         } else {
-            let location = self.write_value(hash, key, value, options.flags, expiry_ms, now_ms);
+            let usage = ItemUse::written_at(now_ms);
+            let location =
+                self.write_value(hash, key, value, options.flags, expiry_ms, usage, now_ms);
             self.cas(location)
         };
         self.commit()?;
@@ -933,6 +1067,7 @@ impl Store {
         value: &[u8],
         flags: u32,
         expiry_ms: u64,
+        usage: ItemUse,
         now_ms: u64,
     ) -> Location {
         let mut compressed = std::mem::take(&mut self.scratch);
@@ -947,6 +1082,7 @@ impl Store {
             raw_len: value.len(),
             flags,
             expiry_ms,
+            usage,
         };
         let location = self.write_item(hash, &item, now_ms);
         self.scratch = compressed;
@@ -1049,6 +1185,7 @@ impl Store {
                 raw_len: new_len,
                 flags: header.flags,
                 expiry_ms: header.expiry_ms,
+                usage: ItemUse::written_at(now_ms),
             };
             self.write_item(hash, &item, now_ms);
         }
@@ -1073,6 +1210,7 @@ impl Store {
             raw_len: value.len(),
             flags: header.flags,
             expiry_ms: header.expiry_ms,
+            usage: ItemUse::written_at(now_ms),
         };
         self.write_item(hash, &item, now_ms);
     }
@@ -1167,6 +1305,7 @@ impl Store {
                     raw_len: text.len(),
                     flags: 0,
                     expiry_ms: 0,
+                    usage: ItemUse::written_at(now_ms),
                 };
                 self.write_item(hash, &item, now_ms);
             }
@@ -1219,6 +1358,7 @@ impl Store {
                 raw_len: header.raw_len,
                 flags: header.flags,
                 expiry_ms,
+                usage: header.usage,
             };
             self.write_item(hash, &item, now_ms);
             self.scratch = stored;
@@ -1844,6 +1984,8 @@ impl<'a> Iterator for Items<'a> {
                 flags: header.flags,
                 cas: self.cas_tag | cas_of(generation, offset),
                 expiry_ms: (header.expiry_ms != 0).then_some(header.expiry_ms),
+                usage: header.usage,
+                won: false,
             });
         }
     }

@@ -59,6 +59,7 @@ struct Taken {
     value: Vec<u8>,
     flags: u32,
     expiry_ms: u64,
+    usage: ItemUse,
     cas: u64,
 }
 
@@ -105,22 +106,30 @@ impl Store {
         })
     }
 
-    /// A read the hot tier missed: served by the cold tier, or promoted on its second read.
-    pub(super) fn get_cold(&mut self, key: &[u8], hash: u64, now_ms: u64) -> Option<ItemView<'_>> {
-        if self.cold.as_ref()?.second_read(hash, now_ms) {
+    /// A read the hot tier missed: served by the cold tier, or promoted on its second read
+    /// (only reads that record themselves, `options.touch`, count).
+    pub(super) fn read_cold(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        now_ms: u64,
+        options: ReadOptions,
+    ) -> Option<ItemView<'_>> {
+        if options.touch && self.cold.as_ref()?.second_read(hash, now_ms) {
             self.promote(key, hash, now_ms)?;
             let (location, header) = self.find(key, hash)?;
             self.cold.as_mut()?.stats.cold_hits += 1;
-            self.note_fetched(location);
-            return self.view(hash, location, header);
+            return self.read_found(hash, location, header, options, now_ms);
         }
         let tier = self.cold.as_mut()?;
-        let item = tier.store.get(key, now_ms)?;
+        let item = tier.store.read(key, now_ms, options)?;
         tier.stats.cold_hits += 1;
-        tier.recent[ColdTier::slot(hash)] = RecentRead {
-            hash,
-            at_ms: now_ms,
-        };
+        if options.touch {
+            tier.recent[ColdTier::slot(hash)] = RecentRead {
+                hash,
+                at_ms: now_ms,
+            };
+        }
         Some(item)
     }
 
@@ -145,6 +154,7 @@ impl Store {
             &taken.value,
             taken.flags,
             taken.expiry_ms,
+            taken.usage,
             now_ms,
         );
         Some((taken.cas, self.cas(location)))
@@ -160,12 +170,6 @@ impl Store {
         if let Some((location, _)) = cold.find(key, hash) {
             cold.unlink(hash, location);
         }
-    }
-
-    /// Records that the hot item at `location` was read: the admission rule's evidence.
-    pub(super) fn note_fetched(&mut self, location: Location) {
-        let start = self.segment_start(location.segment) + location.offset as usize;
-        layout::mark_fetched(&mut self.arena.bytes_mut()[start..]);
     }
 
     /// Moves the live items of hot `segment` that `admission` admits to the cold tier, drops
@@ -200,7 +204,7 @@ impl Store {
             }
             if header.is_expired(now_ms) {
                 stats.expired_items += 1;
-            } else if admission == Admission::All || header.fetched {
+            } else if admission == Admission::All || header.usage.fetched {
                 tier.store.insert_demoted(item, &header, now_ms);
                 tier.stats.demoted_items += 1;
             } else {
@@ -238,6 +242,7 @@ impl Store {
             raw_len: header.raw_len,
             flags: header.flags,
             expiry_ms: header.expiry_ms,
+            usage: header.usage,
         };
         self.write_item(hash, &new, now_ms);
         self.scratch = compressed;
@@ -258,6 +263,7 @@ impl Store {
             value,
             flags: header.flags,
             expiry_ms: header.expiry_ms,
+            usage: header.usage,
             cas: self.cas(location),
         };
         self.unlink(hash, location);
