@@ -1047,9 +1047,16 @@ impl Store {
             self.forget_cold(key);
             0
         } else {
-            let usage = ItemUse::written_at(now_ms);
-            let location =
-                self.write_value(hash, key, value, options.flags, expiry_ms, usage, now_ms);
+            let item = NewItem {
+                key,
+                value_parts: &[value],
+                encoding: Encoding::Raw,
+                raw_len: value.len(),
+                flags: options.flags,
+                expiry_ms,
+                usage: ItemUse::written_at(now_ms),
+            };
+            let location = self.write_value(hash, item, now_ms);
             self.cas(location)
         };
         self.commit()?;
@@ -1059,30 +1066,18 @@ impl Store {
         })
     }
 
-    /// Writes `value` (compressed when that pays) as the new item of `key`.
-    fn write_value(
-        &mut self,
-        hash: u64,
-        key: &[u8],
-        value: &[u8],
-        flags: u32,
-        expiry_ms: u64,
-        usage: ItemUse,
-        now_ms: u64,
-    ) -> Location {
+    /// Writes `item`, whose value is one raw part, LZ4-compressed when that pays.
+    fn write_value(&mut self, hash: u64, item: NewItem, now_ms: u64) -> Location {
+        let value = item.value_parts[0];
         let mut compressed = std::mem::take(&mut self.scratch);
         let (stored, encoding) = match self.compress(value, &mut compressed) {
             true => (&compressed[..], Encoding::Lz4),
             false => (value, Encoding::Raw),
         };
         let item = NewItem {
-            key,
             value_parts: &[stored],
             encoding,
-            raw_len: value.len(),
-            flags,
-            expiry_ms,
-            usage,
+            ..item
         };
         let location = self.write_item(hash, &item, now_ms);
         self.scratch = compressed;

@@ -148,15 +148,16 @@ impl Store {
         let taken = tier.store.take(key, now_ms)?;
         tier.stats.promoted_items += 1;
         tier.recent[ColdTier::slot(hash)] = RecentRead::default();
-        let location = self.write_value(
-            hash,
+        let item = NewItem {
             key,
-            &taken.value,
-            taken.flags,
-            taken.expiry_ms,
-            taken.usage,
-            now_ms,
-        );
+            value_parts: &[&taken.value],
+            encoding: Encoding::Raw,
+            raw_len: taken.value.len(),
+            flags: taken.flags,
+            expiry_ms: taken.expiry_ms,
+            usage: taken.usage,
+        };
+        let location = self.write_value(hash, item, now_ms);
         Some((taken.cas, self.cas(location)))
     }
 
