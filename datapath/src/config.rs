@@ -8,6 +8,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
+
+use crate::access::Secret;
+use crate::tunables::{Tunables, IDLE_TIMEOUT_SECS_DEFAULT, STALL_TIMEOUT_SECS_DEFAULT};
 use thiserror::Error;
 
 /// The RESP port when none is given (Redis' own).
@@ -76,6 +79,30 @@ impl Tiering {
     }
 }
 
+/// When writes to the file tier reach the disk. A process crash loses nothing in any mode (the
+/// page cache outlives the process); they differ on power loss or a kernel crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SyncChoice {
+    /// Leave write-back to the kernel: a power loss loses what it had not written yet.
+    No,
+    /// fdatasync every file once a second from a background thread, so shards never wait for
+    /// the disk: a power loss loses about the last second.
+    Everysec,
+    /// msync before a write is acknowledged: a power loss loses nothing acknowledged (slow).
+    Always,
+}
+
+impl SyncChoice {
+    /// The name the flag takes (and CONFIG GET appendfsync shows).
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncChoice::No => "no",
+            SyncChoice::Everysec => "everysec",
+            SyncChoice::Always => "always",
+        }
+    }
+}
+
 /// The command line. Every field is optional so that a config file can supply it.
 #[derive(Debug, Default, Parser)]
 #[command(
@@ -128,6 +155,9 @@ pub struct Flags {
     /// ratio (default 1.25).
     #[arg(long, value_name = "RATIO")]
     pub compress_ratio: Option<f64>,
+    /// When file-tier writes reach the disk: no, everysec (default) or always.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub sync: Option<SyncChoice>,
     /// Event loop: io_uring, epoll, or auto (io_uring when the kernel offers it).
     #[arg(long, value_enum, value_name = "BACKEND")]
     pub io: Option<IoChoice>,
@@ -137,6 +167,17 @@ pub struct Flags {
     /// Most client connections open at once, all shards together (default 10000).
     #[arg(long, value_name = "N")]
     pub max_clients: Option<usize>,
+    /// Password clients must give before any other command: RESP `AUTH`, memcached's
+    /// authentication `set` (default: none; binding beyond loopback without one logs a warning).
+    #[arg(long, value_name = "PASSWORD")]
+    pub requirepass: Option<String>,
+    /// Close a client idle (no input, no replies owed) for this many seconds; 0 never (default 0).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Close a client that holds a partial request, or leaves its replies unread, for this many
+    /// seconds without progress; 0 never (default 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub stall_timeout: Option<u64>,
     /// TOML file with any of these settings (same names, dashes or underscores, e.g.
     /// `memory = "4GiB"`, `cores = [0, 2]`); flags on the command line win.
     #[arg(long, value_name = "FILE")]
@@ -156,7 +197,7 @@ pub enum ShardPlacement {
 }
 
 /// The resolved configuration the server runs with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub bind: IpAddr,
     /// None when RESP is off.
@@ -174,9 +215,12 @@ pub struct Config {
     pub cold_admission: AdmissionChoice,
     /// `--compress-ratio` in percent (1.25 → 125).
     pub compress_ratio_min_percent: u32,
+    pub sync: SyncChoice,
     pub io: IoChoice,
     pub offload: OffloadChoice,
     pub clients_max: usize,
+    /// The settings CONFIG SET may change later.
+    pub tunables: Tunables,
     pub log_level: String,
 }
 
@@ -266,9 +310,18 @@ impl Config {
             data_size_bytes: flags.data_size,
             cold_admission: flags.cold_admission.unwrap_or(AdmissionChoice::Fetched),
             compress_ratio_min_percent: (compress_ratio * 100.0).round() as u32,
+            sync: flags.sync.unwrap_or(SyncChoice::Everysec),
             io: flags.io.unwrap_or(IoChoice::Auto),
             offload: flags.offload.unwrap_or(OffloadChoice::Software),
             clients_max,
+            tunables: Tunables {
+                requirepass: flags
+                    .requirepass
+                    .filter(|password| !password.is_empty())
+                    .map(|password| Secret::new(password.as_bytes())),
+                idle_timeout_secs: flags.timeout.unwrap_or(IDLE_TIMEOUT_SECS_DEFAULT),
+                stall_timeout_secs: flags.stall_timeout.unwrap_or(STALL_TIMEOUT_SECS_DEFAULT),
+            },
             log_level: flags.log_level.unwrap_or_else(|| "info".to_owned()),
         })
     }

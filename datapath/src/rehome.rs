@@ -272,6 +272,7 @@ mod tests {
             data_size_bytes: None,
             cold_admission: crate::config::AdmissionChoice::Fetched,
             compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
+            sync: crate::config::SyncChoice::Everysec,
             offload: crate::config::OffloadChoice::Software,
         }
     }

@@ -15,12 +15,12 @@ use std::path::PathBuf;
 pub use glob::glob_match;
 pub use op::*;
 use persistent::{
-    Admission, ColdTierConfig, ExpiryState, OwnerTag, SetOptions, SetStatus, Store, StoreConfig,
-    StoreError,
+    Admission, ColdTierConfig, ExpiryState, FlushPolicy, OwnerTag, SetOptions, SetStatus, Store,
+    StoreConfig, StoreError,
 };
 use platform::offload::{Offload, SoftwareOffload};
 
-use crate::config::{AdmissionChoice, Config, OffloadChoice, Tiering};
+use crate::config::{AdmissionChoice, Config, OffloadChoice, SyncChoice, Tiering};
 
 /// The owner tag a shard's file carries: magic, shard index, shard count, and the version of
 /// the key-to-shard function ([`crate::shard::owner_of`]).
@@ -43,6 +43,7 @@ pub struct StoreSettings {
     pub data_size_bytes: Option<u64>,
     pub cold_admission: AdmissionChoice,
     pub compress_ratio_min_percent: u32,
+    pub sync: SyncChoice,
     pub offload: OffloadChoice,
 }
 
@@ -56,6 +57,7 @@ impl StoreSettings {
                 .map(|bytes| bytes / shard_count as u64),
             cold_admission: config.cold_admission,
             compress_ratio_min_percent: config.compress_ratio_min_percent,
+            sync: config.sync,
             offload: config.offload,
         }
     }
@@ -125,6 +127,11 @@ impl StoreSettings {
         };
         config.compress_ratio_min_percent = self.compress_ratio_min_percent;
         config.owner = owner_tag(shard, shard_count);
+        // Once a second is the server's syncer thread's job, not the shard's (see `sync_handle`).
+        config.flush = match self.sync {
+            SyncChoice::No | SyncChoice::Everysec => FlushPolicy::No,
+            SyncChoice::Always => FlushPolicy::Always,
+        };
         config
     }
 
@@ -135,7 +142,9 @@ impl StoreSettings {
         match config.cold {
             Some(cold) => Some(StoreConfig {
                 compress_min_bytes: Some(cold.compress_min_bytes),
-                cold: None,
+                flush: config.flush,
+                owner: config.owner,
+                compress_ratio_min_percent: config.compress_ratio_min_percent,
                 ..StoreConfig::file(cold.path, cold.bytes)
             }),
             None => self.data_file.is_some().then_some(config),
@@ -235,6 +244,14 @@ impl Executor {
         self.store
             .as_mut()
             .expect("the store is open until close()")
+    }
+
+    /// A handle that syncs this shard's file from the server's syncer thread (None in DRAM).
+    pub fn sync_handle(&self) -> Result<Option<persistent::SyncHandle>, String> {
+        match &self.store {
+            Some(store) => store.sync_handle().map_err(|error| error.to_string()),
+            None => Ok(None),
+        }
     }
 
     /// What opening the store found (items restored, corrupt ones skipped).
@@ -400,6 +417,8 @@ impl Executor {
                 },
                 None => Outcome::Missing,
             },
+            // The shard applies settings itself (Core::execute); the store has none.
+            Op::Configure(_) => Outcome::Stored { cas: 0 },
             // Shard::deliver_mail answers this from the shard's connections; the store knows none.
             Op::ClientList => Outcome::Keys {
                 cursor: 0,
@@ -587,6 +606,7 @@ mod tests {
             data_size_bytes: None,
             cold_admission: AdmissionChoice::Fetched,
             compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
+            sync: SyncChoice::Everysec,
             offload: OffloadChoice::Verilator,
         };
         let error = settings.offload_engine().err().expect("must refuse");
@@ -601,6 +621,7 @@ mod tests {
             data_size_bytes: None,
             cold_admission: AdmissionChoice::Fetched,
             compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
+            sync: SyncChoice::Everysec,
             offload: OffloadChoice::Software,
         };
         assert_eq!(settings.shard_file(3), Some(PathBuf::from("dir/items.3")));

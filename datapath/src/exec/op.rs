@@ -150,6 +150,8 @@ pub enum Op<'a> {
     /// This shard's client connections, one CLIENT LIST line each (answered by the shard, which
     /// knows its connections, not by the store).
     ClientList,
+    /// A CONFIG SET change to this shard's settings (applied by the shard, not the store).
+    Configure(crate::tunables::Change),
 }
 
 impl Op<'_> {
@@ -240,6 +242,7 @@ impl Op<'_> {
             Op::RandomKey => Op::RandomKey,
             Op::Stats => Op::Stats,
             Op::ClientList => Op::ClientList,
+            Op::Configure(change) => Op::Configure(change),
         }
     }
 
@@ -266,7 +269,8 @@ impl Op<'_> {
             | Op::Scan { .. }
             | Op::RandomKey
             | Op::Stats
-            | Op::ClientList => None,
+            | Op::ClientList
+            | Op::Configure(_) => None,
         }
     }
 }

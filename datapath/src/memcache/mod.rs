@@ -28,7 +28,7 @@ mod stats;
 
 pub use finish::{encode, Finish};
 
-use crate::protocol::memcache::{parse, reply, Error, Limits, Parsed};
+use crate::protocol::memcache::{parse, reply, Command, Error, Limits, Parsed};
 use crate::shard::conn::Conn;
 use crate::shard::{now_ms, Core};
 
@@ -58,7 +58,11 @@ pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) 
             Ok(Parsed::Complete { command, consumed }) => {
                 core.commands += 1;
                 conn.commands += 1;
-                lower::run(core, conn_index, conn, command, now);
+                if conn.authenticated {
+                    lower::run(core, conn_index, conn, command, now);
+                } else {
+                    authenticate(core, conn, command);
+                }
                 offset += consumed;
             }
             Ok(Parsed::Incomplete) => break,
@@ -86,6 +90,26 @@ fn skip(conn: &mut Conn, available: usize) -> usize {
     let skipped = conn.memcache.swallow.min(available);
     conn.memcache.swallow -= skipped;
     skipped
+}
+
+/// A command on a connection that has not authenticated: memcached's `-Y` mode, where only a
+/// `set` carrying `<username> <password>` (key, flags and expiry ignored) and `quit` are taken.
+fn authenticate(core: &Core, conn: &mut Conn, command: Command<'_>) {
+    let admitted = match (command, &core.tunables.requirepass) {
+        (Command::Quit, _) => return close_after_reply(conn),
+        (Command::Store { data, .. }, Some(secret)) => crate::access::memcache_admits(secret, data),
+        _ => {
+            let reply = crate::access::MEMCACHE_UNAUTHENTICATED;
+            return conn.reply_buffer().extend_from_slice(reply);
+        }
+    };
+    conn.authenticated = admitted;
+    let reply: &[u8] = if admitted {
+        b"STORED\r\n"
+    } else {
+        crate::access::MEMCACHE_AUTH_FAILED
+    };
+    conn.reply_buffer().extend_from_slice(reply);
 }
 
 /// `quit`, or an error after which the stream cannot be trusted: answer what is owed, then close.

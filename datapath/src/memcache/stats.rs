@@ -102,7 +102,7 @@ pub(super) fn run(core: &mut Core, conn_index: u32, conn: &mut Conn, args: Keys<
         time_seconds: now / 1000,
         threads: shared.shard_count as u64,
         curr_connections: shared.clients.load(Ordering::Relaxed) as u64,
-        max_connections: shared.clients_max as u64,
+        max_connections: shared.clients_max() as u64,
         item_size_max: core.executor.value_bytes_max() as u64,
         cmd_get: total(|counters| &counters.cmd_get),
         cmd_set: total(|counters| &counters.cmd_set),

@@ -80,6 +80,16 @@ pub struct Conn {
     pub close_after_output: bool,
     /// Reading and parsing stopped for good (closing, or the server is stopping).
     pub input_closed: bool,
+    /// Close now, dropping whatever is owed (a timeout cut the client off).
+    pub abort: bool,
+    /// The client gave the password, or none is required (set when accepted).
+    pub authenticated: bool,
+    /// When bytes last arrived (idle timeout).
+    pub(crate) last_input_ms: u64,
+    /// When a request last completed or the socket last took output (stall timeout).
+    pub(crate) last_progress_ms: u64,
+    /// Output was handed to the loop and not all of it has been taken by the socket yet.
+    pub(crate) awaiting_send: bool,
     /// The connection is in the shard's list of connections with new output.
     pub(crate) in_dirty_list: bool,
     pub(crate) slots: VecDeque<Slot>,
@@ -114,6 +124,11 @@ impl Conn {
             memcache: crate::memcache::Session::default(),
             close_after_output: false,
             input_closed: false,
+            abort: false,
+            authenticated: false,
+            last_input_ms: now_ms,
+            last_progress_ms: now_ms,
+            awaiting_send: false,
             in_dirty_list: false,
             slots: VecDeque::new(),
             pending_parts: 0,
@@ -260,14 +275,16 @@ pub fn client_line(conn: &Conn) -> String {
         .as_deref()
         .map(String::from_utf8_lossy)
         .unwrap_or_default();
-    let age = crate::shard::now_ms().saturating_sub(conn.created_ms) / 1000;
+    let now = crate::shard::now_ms();
+    let age = now.saturating_sub(conn.created_ms) / 1000;
+    let idle = now.saturating_sub(conn.last_input_ms) / 1000;
     let resp = if conn.resp.version == crate::protocol::resp::Version::Resp3 {
         3
     } else {
         2
     };
     format!(
-        "id={} addr={} name={name} age={age} idle=0 flags=N db=0 qbuf={} obl={} cmd={} resp={resp} lib-name={library_name} lib-ver={library_version}\n",
+        "id={} addr={} name={name} age={age} idle={idle} flags=N db=0 qbuf={} obl={} cmd={} resp={resp} lib-name={library_name} lib-ver={library_version}\n",
         conn.client_id,
         conn.peer,
         conn.input.len(),
