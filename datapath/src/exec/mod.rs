@@ -62,6 +62,20 @@ impl StoreSettings {
         }
     }
 
+    /// A DRAM store of `memory_bytes` per shard with the software engine and every other
+    /// setting at its default (for benches and tests).
+    pub fn dram(memory_bytes: u64) -> StoreSettings {
+        StoreSettings {
+            memory_bytes,
+            data_file: None,
+            data_size_bytes: None,
+            cold_admission: AdmissionChoice::Fetched,
+            compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
+            sync: SyncChoice::Everysec,
+            offload: OffloadChoice::Software,
+        }
+    }
+
     pub fn tiering(&self) -> Tiering {
         match (&self.data_file, self.data_size_bytes) {
             (None, _) => Tiering::Dram,
