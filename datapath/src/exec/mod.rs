@@ -15,8 +15,8 @@ use std::path::PathBuf;
 pub use glob::glob_match;
 pub use op::*;
 use persistent::{
-    Admission, ColdTierConfig, ExpiryState, FlushPolicy, OwnerTag, SetOptions, SetStatus, Store,
-    StoreConfig, StoreError,
+    Admission, ColdTierConfig, ExpiryState, FlushPolicy, Mark, OwnerTag, ReadOptions, SetOptions,
+    SetStatus, Store, StoreConfig, StoreError,
 };
 use platform::offload::{Offload, SoftwareOffload};
 
@@ -212,7 +212,23 @@ fn persistent_condition(condition: Condition) -> persistent::Condition {
         Condition::Always => persistent::Condition::Always,
         Condition::IfAbsent => persistent::Condition::IfAbsent,
         Condition::IfPresent => persistent::Condition::IfPresent,
-        Condition::IfCas(cas) => persistent::Condition::IfCas(cas),
+        Condition::IfCas(cas) | Condition::IfCasOrStale(cas) => persistent::Condition::IfCas(cas),
+    }
+}
+
+fn set_outcome(status: SetStatus) -> Outcome<'static> {
+    match status {
+        SetStatus::Stored { cas } => Outcome::Stored { cas },
+        SetStatus::NotStored => Outcome::NotStored,
+        SetStatus::Exists => Outcome::CasMismatch,
+        SetStatus::NotFound => Outcome::Missing,
+    }
+}
+
+fn lifetime_of(expiry_ms: Option<u64>, now: u64) -> Lifetime {
+    match expiry_ms {
+        Some(at) => Lifetime::Ms(at.saturating_sub(now)),
+        None => Lifetime::Forever,
     }
 }
 
@@ -295,15 +311,34 @@ impl Executor {
         match op {
             Op::Get { key } => self.get(key, now),
             Op::GetAndExpire { key, expiry } => {
-                let changed = match expiry {
-                    Expiry::Never => self.store().persist(key, now).map(|_| ()),
-                    Expiry::AtMs(at) => self.store().set_expiry(key, Some(*at), now).map(|_| ()),
-                    Expiry::Keep => Ok(()),
-                };
-                if let Err(error) = changed {
+                if let Err(error) = self.change_expiry(key, *expiry, now) {
                     return Outcome::Failed(store_error(error));
                 }
                 self.get(key, now)
+            }
+            Op::MetaGet { key, read } => self.meta_get(key, read, now),
+            Op::MetaArithmetic { key, arithmetic } => self.meta_arithmetic(key, arithmetic, now),
+            Op::Invalidate { key, expiry } => {
+                let expiry_ms = expiry.and_then(|expiry| match expiry {
+                    Expiry::Never => Some(0),
+                    Expiry::AtMs(at) => Some(at),
+                    Expiry::Keep => None,
+                });
+                match self.store().invalidate(key, expiry_ms, now) {
+                    Ok(Some(cas)) => Outcome::Stored { cas },
+                    Ok(None) => Outcome::Missing,
+                    Err(error) => Outcome::Failed(store_error(error)),
+                }
+            }
+            Op::IfCas { cas, op } => {
+                if let Some(key) = op.key() {
+                    match self.store().read(key, now, ReadOptions::PEEK) {
+                        Some(item) if item.cas != *cas => return Outcome::CasMismatch,
+                        // A missing key is the guarded op's to answer (NF, NS, or vivify).
+                        _ => {}
+                    }
+                }
+                self.execute(op, now)
             }
             Op::GetAndDelete { key } => {
                 let Some(item) = self.store().get(key, now) else {
@@ -323,6 +358,9 @@ impl Executor {
                 condition,
                 return_old,
             } => {
+                if let Condition::IfCasOrStale(cas) = condition {
+                    return self.set_or_stale(key, value, *flags, *expiry, *cas, now);
+                }
                 let options = SetOptions {
                     condition: persistent_condition(*condition),
                     expiry: persistent_expiry(*expiry),
@@ -334,12 +372,7 @@ impl Executor {
                         Some(previous) => owned_value(previous, 0, 0),
                         None => Outcome::Missing,
                     },
-                    Ok(result) => match result.status {
-                        SetStatus::Stored { cas } => Outcome::Stored { cas },
-                        SetStatus::NotStored => Outcome::NotStored,
-                        SetStatus::Exists => Outcome::CasMismatch,
-                        SetStatus::NotFound => Outcome::Missing,
-                    },
+                    Ok(result) => set_outcome(result.status),
                     Err(error) => Outcome::Failed(store_error(error)),
                 }
             }
@@ -408,6 +441,10 @@ impl Executor {
                 Ok(()) => Outcome::Stored { cas: 0 },
                 Err(error) => Outcome::Failed(store_error(error)),
             },
+            Op::FlushAt { at_ms } => match self.store().flush_all_at(*at_ms, now) {
+                Ok(()) => Outcome::Stored { cas: 0 },
+                Err(error) => Outcome::Failed(store_error(error)),
+            },
             Op::Scan {
                 cursor,
                 count,
@@ -473,6 +510,173 @@ impl Executor {
                 self.misses += 1;
                 Outcome::Missing
             }
+        }
+    }
+
+    /// Sets the expiry of `key` if it exists (GETEX, gat, mg T).
+    fn change_expiry(&mut self, key: &[u8], expiry: Expiry, now: u64) -> Result<(), StoreError> {
+        match expiry {
+            Expiry::Never => self.store().persist(key, now).map(|_| ()),
+            Expiry::AtMs(at) => self.store().set_expiry(key, Some(at), now).map(|_| ()),
+            Expiry::Keep => Ok(()),
+        }
+    }
+
+    /// memcached `mg`: vivify on a miss, change the expiry, then read, recording the read and
+    /// handing out the win token as `read` says.
+    fn meta_get(&mut self, key: &[u8], read: &MetaRead, now: u64) -> Outcome<'_> {
+        let mut created = false;
+        if let Some(expiry) = read.vivify {
+            let store = self.store();
+            if !store.contains(key, now) {
+                let options = SetOptions {
+                    condition: persistent::Condition::IfAbsent,
+                    expiry: persistent_expiry(expiry),
+                    ..SetOptions::default()
+                };
+                match store.set(key, b"", &options, now) {
+                    Ok(result) if matches!(result.status, SetStatus::Stored { cas } if cas != 0) => {
+                        created = store.mark(key, Mark::WinToken, now);
+                    }
+                    Ok(_) => {}
+                    Err(error) => return Outcome::Failed(store_error(error)),
+                }
+            }
+        }
+        if let Some(expiry) = read.expiry {
+            if let Err(error) = self.change_expiry(key, expiry, now) {
+                return Outcome::Failed(store_error(error));
+            }
+        }
+        let Some(store) = self.store.as_mut() else {
+            return Outcome::Failed(OpError::Storage);
+        };
+        let options = ReadOptions {
+            touch: read.touch,
+            claim_win: read.claim_win,
+            recache_within_ms: read.recache_within_ms,
+        };
+        let Some(item) = store.read(key, now, options) else {
+            self.misses += 1;
+            return Outcome::Missing;
+        };
+        self.hits += 1;
+        let usage = Usage {
+            fetched: item.usage.fetched,
+            stale: item.usage.stale,
+            // The creator's own token was handed out by this request: W, not Z.
+            win_token: item.usage.win_token && !created,
+            idle_ms: item.usage.idle_ms(now),
+        };
+        Outcome::MetaValue(MetaValue {
+            lifetime: lifetime_of(item.expiry_ms, now),
+            value: Value {
+                data: item.value,
+                flags: item.flags,
+                cas: item.cas,
+            },
+            usage,
+            won: item.won || created,
+        })
+    }
+
+    /// memcached `ma`: compare, change, vivify, set the expiry, then report the item.
+    fn meta_arithmetic(
+        &mut self,
+        key: &[u8],
+        arithmetic: &MetaArithmetic,
+        now: u64,
+    ) -> Outcome<'static> {
+        let store = self.store();
+        if let Some(cas) = arithmetic.compare_cas {
+            match store.read(key, now, ReadOptions::PEEK) {
+                Some(item) if item.cas != cas => return Outcome::CasMismatch,
+                _ => {}
+            }
+        }
+        let delta = arithmetic.delta;
+        let changed = if delta >= 0 {
+            store.incr_u64(key, delta.unsigned_abs(), now)
+        } else {
+            store.decr_u64(key, delta.unsigned_abs(), now)
+        };
+        let number = match changed {
+            Ok(Some(number)) => number,
+            Ok(None) => {
+                let Some(expiry) = arithmetic.vivify else {
+                    return Outcome::Missing;
+                };
+                let options = SetOptions {
+                    condition: persistent::Condition::IfAbsent,
+                    expiry: persistent_expiry(expiry),
+                    ..SetOptions::default()
+                };
+                let mut digits = Vec::new();
+                crate::protocol::number::write_u64(&mut digits, arithmetic.initial);
+                match store.set(key, &digits, &options, now) {
+                    Ok(result) if matches!(result.status, SetStatus::Stored { .. }) => {}
+                    Ok(_) => return Outcome::NotStored,
+                    Err(error) => return Outcome::Failed(store_error(error)),
+                }
+                arithmetic.initial
+            }
+            Err(error) => return Outcome::Failed(store_error(error)),
+        };
+        if let Some(expiry) = arithmetic.expiry {
+            if let Err(error) = self.change_expiry(key, expiry, now) {
+                return Outcome::Failed(store_error(error));
+            }
+        }
+        let Some(item) = self.store().read(key, now, ReadOptions::PEEK) else {
+            // The new expiry was already past: the item is gone.
+            return Outcome::Missing;
+        };
+        let mut digits = Vec::new();
+        crate::protocol::number::write_u64(&mut digits, number);
+        Outcome::MetaValue(MetaValue {
+            lifetime: lifetime_of(item.expiry_ms, now),
+            value: Value {
+                data: Cow::Owned(digits),
+                flags: item.flags,
+                cas: item.cas,
+            },
+            usage: Usage::default(),
+            won: false,
+        })
+    }
+
+    /// memcached `ms I C<cas>`: stored when `cas` is the item's CAS, stored and marked stale when
+    /// it is older, refused when newer.
+    fn set_or_stale(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        flags: u32,
+        expiry: Expiry,
+        cas: u64,
+        now: u64,
+    ) -> Outcome<'static> {
+        let store = self.store();
+        let Some(current) = store.read(key, now, ReadOptions::PEEK).map(|item| item.cas) else {
+            return Outcome::Missing;
+        };
+        if cas > current {
+            return Outcome::CasMismatch;
+        }
+        let options = SetOptions {
+            condition: persistent::Condition::IfCas(current),
+            expiry: persistent_expiry(expiry),
+            flags,
+            return_previous: false,
+        };
+        match store.set(key, value, &options, now) {
+            Ok(result) => {
+                if cas < current {
+                    store.mark(key, Mark::Stale, now);
+                }
+                set_outcome(result.status)
+            }
+            Err(error) => Outcome::Failed(store_error(error)),
         }
     }
 

@@ -29,6 +29,41 @@ pub enum Condition {
     IfPresent,
     /// Only when the item's CAS equals this (memcached cas).
     IfCas(u64),
+    /// memcached `ms I C<cas>`: as [`Condition::IfCas`], and when `cas` is older (lower) than
+    /// the item's, the value is stored all the same but marked stale.
+    IfCasOrStale(u64),
+}
+
+/// A memcached `ma`: every check and change in one op, so they happen in one step on the owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetaArithmetic {
+    /// Added with wrap-around at 2^64 when positive, subtracted stopping at 0 when negative.
+    pub delta: i64,
+    /// `C`: only if the item's CAS is this.
+    pub compare_cas: Option<u64>,
+    /// `T`: the item's new expiry after the change.
+    pub expiry: Option<Expiry>,
+    /// `N`: on a miss, create the item with `initial` and this expiry.
+    pub vivify: Option<Expiry>,
+    /// `J`: the value a vivified item starts at.
+    pub initial: u64,
+}
+
+/// How a memcached `mg` reads its item: every check and change of one `mg` in one op, so they
+/// happen in one step on the owner shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetaRead {
+    /// Record the read (fetched, last access); `mg u` and `me` leave no trace.
+    pub touch: bool,
+    /// Hand out the win token to the first reader of a stale item (`mg`; `me` only looks).
+    pub claim_win: bool,
+    /// `T`: a new expiry, set before the read.
+    pub expiry: Option<Expiry>,
+    /// `N`: on a miss, create an empty item with this expiry and hand this client its win token.
+    pub vivify: Option<Expiry>,
+    /// `R`: hand out the win token when the item expires within this many milliseconds (a stale
+    /// item's token is handed out to the first reader in any case).
+    pub recache_within_ms: Option<u64>,
 }
 
 /// When an expiry change applies (EXPIRE's NX / XX / GT / LT).
@@ -137,6 +172,34 @@ pub enum Op<'a> {
     Count,
     /// Remove every item of this shard.
     Flush,
+    /// Remove every item of this shard written before `at_ms`, once that time comes (memcached
+    /// `flush_all <delay>`).
+    FlushAt {
+        at_ms: u64,
+    },
+    /// memcached `mg` (and `me`): the item with its usage, see [`MetaRead`].
+    MetaGet {
+        key: Cow<'a, [u8]>,
+        read: MetaRead,
+    },
+    /// memcached `ma`: the outcome is a [`Outcome::MetaValue`] holding the new number in
+    /// decimal, with the item's CAS and lifetime.
+    MetaArithmetic {
+        key: Cow<'a, [u8]>,
+        arithmetic: MetaArithmetic,
+    },
+    /// memcached `md I`: keep the item but mark it stale (its CAS changes and its win token is
+    /// free again), with a new expiry when given.
+    Invalidate {
+        key: Cow<'a, [u8]>,
+        expiry: Option<Expiry>,
+    },
+    /// `op`, unless its key holds an item whose CAS is not `cas` ([`Outcome::CasMismatch`]):
+    /// memcached `C` on `md` and `ms` append modes. A missing key is left to `op`.
+    IfCas {
+        cas: u64,
+        op: Box<Op<'a>>,
+    },
     /// Up to `count` keys from this shard's `cursor` matching the glob `pattern`.
     Scan {
         cursor: u64,
@@ -230,6 +293,23 @@ impl Op<'_> {
             Op::Length { key } => Op::Length { key: own(key) },
             Op::Count => Op::Count,
             Op::Flush => Op::Flush,
+            Op::FlushAt { at_ms } => Op::FlushAt { at_ms },
+            Op::MetaGet { key, read } => Op::MetaGet {
+                key: own(key),
+                read,
+            },
+            Op::MetaArithmetic { key, arithmetic } => Op::MetaArithmetic {
+                key: own(key),
+                arithmetic,
+            },
+            Op::Invalidate { key, expiry } => Op::Invalidate {
+                key: own(key),
+                expiry,
+            },
+            Op::IfCas { cas, op } => Op::IfCas {
+                cas,
+                op: Box::new(op.into_owned()),
+            },
             Op::Scan {
                 cursor,
                 count,
@@ -263,9 +343,14 @@ impl Op<'_> {
             | Op::Persist { key }
             | Op::Ttl { key }
             | Op::ExpireTime { key }
-            | Op::Length { key } => Some(key),
+            | Op::Length { key }
+            | Op::MetaGet { key, .. }
+            | Op::MetaArithmetic { key, .. }
+            | Op::Invalidate { key, .. } => Some(key),
+            Op::IfCas { op, .. } => op.key(),
             Op::Count
             | Op::Flush
+            | Op::FlushAt { .. }
             | Op::Scan { .. }
             | Op::RandomKey
             | Op::Stats
@@ -300,6 +385,30 @@ pub struct Value<'a> {
     pub data: Cow<'a, [u8]>,
     pub flags: u32,
     pub cas: u64,
+}
+
+/// What the store keeps about an item's use, as a meta read found it (before its own fetch).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Read before (memcached `h`).
+    pub fetched: bool,
+    /// Marked stale (memcached `X`).
+    pub stale: bool,
+    /// Some client already holds the win token (memcached `Z`).
+    pub win_token: bool,
+    /// Milliseconds since the last access, to the minute (memcached `l`).
+    pub idle_ms: u64,
+}
+
+/// What a [`Op::MetaGet`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetaValue<'a> {
+    pub value: Value<'a>,
+    /// Time to live left, after any change the read made.
+    pub lifetime: Lifetime,
+    pub usage: Usage,
+    /// This read was handed the win token (memcached `W`).
+    pub won: bool,
 }
 
 /// Remaining lifetime of a key.
@@ -415,6 +524,8 @@ impl TierFigures {
 pub enum Outcome<'a> {
     /// The value (for writes with `return_old`: the previous value).
     Value(Value<'a>),
+    /// The item a meta read found, with its usage.
+    MetaValue(MetaValue<'a>),
     /// No such key (for writes with `return_old`: there was no previous value).
     Missing,
     /// A write was done; the item's new CAS.
@@ -450,6 +561,21 @@ impl Outcome<'_> {
                 data: Cow::Owned(data.into_owned()),
                 flags,
                 cas,
+            }),
+            Outcome::MetaValue(MetaValue {
+                value: Value { data, flags, cas },
+                lifetime,
+                usage,
+                won,
+            }) => Outcome::MetaValue(MetaValue {
+                value: Value {
+                    data: Cow::Owned(data.into_owned()),
+                    flags,
+                    cas,
+                },
+                lifetime,
+                usage,
+                won,
             }),
             Outcome::Missing => Outcome::Missing,
             Outcome::Stored { cas } => Outcome::Stored { cas },
