@@ -3,11 +3,14 @@
 //! Precedence: a flag beats the file, the file beats the default. `ferrite` with no arguments
 //! serves RESP on 127.0.0.1:6379 from DRAM with [`MEMORY_BYTES_DEFAULT`].
 
+use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
-use serde::Deserialize;
+
+use crate::access::Secret;
+use crate::tunables::{Tunables, IDLE_TIMEOUT_SECS_DEFAULT, STALL_TIMEOUT_SECS_DEFAULT};
 use thiserror::Error;
 
 /// The RESP port when none is given (Redis' own).
@@ -20,10 +23,13 @@ pub const MEMORY_BYTES_DEFAULT: u64 = 1 << 30;
 pub const MEMORY_BYTES_MIN: u64 = 8 << 20;
 /// Open client connections per process, all shards together, when none is given.
 pub const CLIENTS_MAX_DEFAULT: usize = 10_000;
+/// The least raw/compressed ratio for which a cold value is kept compressed, when none is given.
+pub const COMPRESS_RATIO_DEFAULT: f64 = 1.25;
+/// `--compress-ratio` is refused above this (no LZ4 block of a cache value reaches it anyway).
+pub const COMPRESS_RATIO_MAX: f64 = 100.0;
 
 /// Which event loop drives the sockets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum IoChoice {
     /// io_uring when the kernel offers what the loop needs, else epoll (the log says why).
     Auto,
@@ -34,8 +40,7 @@ pub enum IoChoice {
 }
 
 /// Which engine computes CRC-64 and LZ4 for the store.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OffloadChoice {
     /// crc64fast + lz4_flex on the CPU.
     Software,
@@ -43,12 +48,69 @@ pub enum OffloadChoice {
     Verilator,
 }
 
+/// Which live items a tiered store moves from DRAM to its cold tier when it reclaims a DRAM
+/// segment (the others are dropped, as eviction would).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AdmissionChoice {
+    /// Items read at least once while in DRAM: one-hit wonders never cost a cold write.
+    Fetched,
+    /// Every live item.
+    All,
+}
+
+/// Where items live, from `--memory`, `--data-file` and `--data-size`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tiering {
+    /// `--memory` of DRAM; nothing survives a restart.
+    Dram,
+    /// `--data-file` of `--memory` bytes: every segment in the mapped file.
+    File,
+    /// `--memory` of DRAM (hot) over `--data-file` of `--data-size` bytes (cold).
+    Tiered,
+}
+
+impl Tiering {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tiering::Dram => "dram",
+            Tiering::File => "file",
+            Tiering::Tiered => "tiered",
+        }
+    }
+}
+
+/// When writes to the file tier reach the disk. A process crash loses nothing in any mode (the
+/// page cache outlives the process); they differ on power loss or a kernel crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SyncChoice {
+    /// Leave write-back to the kernel: a power loss loses what it had not written yet.
+    No,
+    /// fdatasync every file once a second from a background thread, so shards never wait for
+    /// the disk: a power loss loses about the last second.
+    Everysec,
+    /// msync before a write is acknowledged: a power loss loses nothing acknowledged (slow).
+    Always,
+}
+
+impl SyncChoice {
+    /// The name the flag takes (and CONFIG GET appendfsync shows).
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncChoice::No => "no",
+            SyncChoice::Everysec => "everysec",
+            SyncChoice::Always => "always",
+        }
+    }
+}
+
 /// The command line. Every field is optional so that a config file can supply it.
 #[derive(Debug, Default, Parser)]
 #[command(
     name = "ferrite",
     version,
-    about = "A Redis- and memcached-compatible cache server, thread-per-core on io_uring"
+    about = "A Redis- and memcached-compatible cache server, thread-per-core on io_uring",
+    // A config file's settings are placed before the command line's, and the later one wins.
+    args_override_self = true
 )]
 pub struct Flags {
     /// Address to listen on (default 127.0.0.1).
@@ -81,6 +143,21 @@ pub struct Flags {
     /// survive restarts; without it items live in DRAM only.
     #[arg(long, value_name = "PATH")]
     pub data_file: Option<PathBuf>,
+    /// With --data-file: size of the file tier, all shards together, and --memory becomes a DRAM
+    /// tier in front of it (the hot items; the others are demoted to the file, LZ4-compressed
+    /// when that pays). Without it the file holds every item in --memory bytes.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, requires = "data_file")]
+    pub data_size: Option<u64>,
+    /// Tiered store: which items leave DRAM for the file (default fetched: read at least once).
+    #[arg(long, value_enum, value_name = "RULE")]
+    pub cold_admission: Option<AdmissionChoice>,
+    /// Tiered store: keep a cold value LZ4-compressed only if raw/compressed reaches this
+    /// ratio (default 1.25).
+    #[arg(long, value_name = "RATIO")]
+    pub compress_ratio: Option<f64>,
+    /// When file-tier writes reach the disk: no, everysec (default) or always.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub sync: Option<SyncChoice>,
     /// Event loop: io_uring, epoll, or auto (io_uring when the kernel offers it).
     #[arg(long, value_enum, value_name = "BACKEND")]
     pub io: Option<IoChoice>,
@@ -90,45 +167,24 @@ pub struct Flags {
     /// Most client connections open at once, all shards together (default 10000).
     #[arg(long, value_name = "N")]
     pub max_clients: Option<usize>,
-    /// TOML file with any of these settings (same names, dashes or underscores); flags win.
+    /// Password clients must give before any other command: RESP `AUTH`, memcached's
+    /// authentication `set` (default: none; binding beyond loopback without one logs a warning).
+    #[arg(long, value_name = "PASSWORD")]
+    pub requirepass: Option<String>,
+    /// Close a client idle (no input, no replies owed) for this many seconds; 0 never (default 0).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Close a client that holds a partial request, or leaves its replies unread, for this many
+    /// seconds without progress; 0 never (default 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub stall_timeout: Option<u64>,
+    /// TOML file with any of these settings (same names, dashes or underscores, e.g.
+    /// `memory = "4GiB"`, `cores = [0, 2]`); flags on the command line win.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive (default info).
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
-}
-
-/// The TOML file: the same settings as the flags.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct FileSettings {
-    bind: Option<IpAddr>,
-    port: Option<u16>,
-    #[serde(alias = "memcache_port")]
-    memcache_port: Option<u16>,
-    #[serde(alias = "rdma_port")]
-    rdma_port: Option<u16>,
-    #[serde(alias = "rdma_device")]
-    rdma_device: Option<String>,
-    threads: Option<usize>,
-    cores: Option<Vec<usize>>,
-    memory: Option<ByteSetting>,
-    #[serde(alias = "data_file")]
-    data_file: Option<PathBuf>,
-    io: Option<IoChoice>,
-    offload: Option<OffloadChoice>,
-    #[serde(alias = "max_clients")]
-    max_clients: Option<usize>,
-    #[serde(alias = "log_level")]
-    log_level: Option<String>,
-}
-
-/// A size in the file: a number of bytes or a string with a unit.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum ByteSetting {
-    Bytes(u64),
-    Text(String),
 }
 
 /// How many shards, or exactly which CPUs.
@@ -141,7 +197,7 @@ pub enum ShardPlacement {
 }
 
 /// The resolved configuration the server runs with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub bind: IpAddr,
     /// None when RESP is off.
@@ -154,14 +210,24 @@ pub struct Config {
     pub placement: ShardPlacement,
     pub memory_bytes: u64,
     pub data_file: Option<PathBuf>,
+    /// The file tier's size when tiered (`--data-size`).
+    pub data_size_bytes: Option<u64>,
+    pub cold_admission: AdmissionChoice,
+    /// `--compress-ratio` in percent (1.25 → 125).
+    pub compress_ratio_min_percent: u32,
+    pub sync: SyncChoice,
     pub io: IoChoice,
     pub offload: OffloadChoice,
     pub clients_max: usize,
+    /// The settings CONFIG SET may change later.
+    pub tunables: Tunables,
     pub log_level: String,
 }
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
+    #[error("{message}")]
+    Flags { message: String },
     #[error("cannot read config file {path}: {source}")]
     ReadFile {
         path: PathBuf,
@@ -171,6 +237,10 @@ pub enum ConfigError {
     ParseFile { path: PathBuf, message: String },
     #[error("memory: {0}")]
     Memory(String),
+    #[error("data-size: {0}")]
+    DataSize(String),
+    #[error("compress-ratio: {0}")]
+    CompressRatio(String),
     #[error("threads and cores are both set; give one")]
     ThreadsAndCores,
     #[error("threads must be at least 1")]
@@ -182,30 +252,24 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Resolves flags over the optional file over the defaults.
+    pub fn tiering(&self) -> Tiering {
+        match (&self.data_file, self.data_size_bytes) {
+            (None, _) => Tiering::Dram,
+            (Some(_), None) => Tiering::File,
+            (Some(_), Some(_)) => Tiering::Tiered,
+        }
+    }
+
+    /// Resolves the settings (command line over config file, see [`Flags::over_config_file`])
+    /// over the defaults.
     pub fn resolve(flags: Flags) -> Result<Config, ConfigError> {
-        let file = match &flags.config {
-            Some(path) => read_file(path)?,
-            None => FileSettings::default(),
-        };
-        let file_memory = match file.memory {
-            Some(ByteSetting::Bytes(bytes)) => Some(bytes),
-            Some(ByteSetting::Text(text)) => Some(parse_bytes(&text).map_err(ConfigError::Memory)?),
-            None => None,
-        };
-        let memory_bytes = flags.memory.or(file_memory).unwrap_or(MEMORY_BYTES_DEFAULT);
+        let memory_bytes = flags.memory.unwrap_or(MEMORY_BYTES_DEFAULT);
         if memory_bytes < MEMORY_BYTES_MIN {
             return Err(ConfigError::Memory(format!(
                 "{memory_bytes} bytes is below the minimum of {MEMORY_BYTES_MIN} bytes"
             )));
         }
-        // Flags override the file as a pair: --threads on the command line drops the file's cores.
-        let (threads, cores) = if flags.threads.is_some() || flags.cores.is_some() {
-            (flags.threads, flags.cores)
-        } else {
-            (file.threads, file.cores)
-        };
-        let placement = match (threads, cores) {
+        let placement = match (flags.threads, flags.cores) {
             (Some(_), Some(_)) => return Err(ConfigError::ThreadsAndCores),
             (Some(0), None) => return Err(ConfigError::NoThreads),
             (Some(threads), None) => ShardPlacement::Threads(threads),
@@ -214,58 +278,129 @@ impl Config {
             (None, None) => ShardPlacement::AllCpus,
         };
         let port_or_off = |port: u16| (port != 0).then_some(port);
-        let resp_port = port_or_off(flags.port.or(file.port).unwrap_or(RESP_PORT_DEFAULT));
-        let memcache_port = port_or_off(
-            flags
-                .memcache_port
-                .or(file.memcache_port)
-                .unwrap_or(MEMCACHE_PORT_DEFAULT),
-        );
+        let resp_port = port_or_off(flags.port.unwrap_or(RESP_PORT_DEFAULT));
+        let memcache_port = port_or_off(flags.memcache_port.unwrap_or(MEMCACHE_PORT_DEFAULT));
         if resp_port.is_none() && memcache_port.is_none() {
             return Err(ConfigError::NothingToServe);
         }
-        let clients_max = flags
-            .max_clients
-            .or(file.max_clients)
-            .unwrap_or(CLIENTS_MAX_DEFAULT);
+        let clients_max = flags.max_clients.unwrap_or(CLIENTS_MAX_DEFAULT);
         if clients_max == 0 {
             return Err(ConfigError::NoClients);
         }
+        if let Some(data_size) = flags.data_size.filter(|&bytes| bytes < MEMORY_BYTES_MIN) {
+            return Err(ConfigError::DataSize(format!(
+                "{data_size} bytes is below the minimum of {MEMORY_BYTES_MIN} bytes"
+            )));
+        }
+        let compress_ratio = flags.compress_ratio.unwrap_or(COMPRESS_RATIO_DEFAULT);
+        if !(1.0..=COMPRESS_RATIO_MAX).contains(&compress_ratio) {
+            return Err(ConfigError::CompressRatio(format!(
+                "{compress_ratio} is not between 1 and {COMPRESS_RATIO_MAX}"
+            )));
+        }
         Ok(Config {
-            bind: flags
-                .bind
-                .or(file.bind)
-                .unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            bind: flags.bind.unwrap_or(IpAddr::from([127, 0, 0, 1])),
             resp_port,
             memcache_port,
-            rdma_port: flags.rdma_port.or(file.rdma_port).and_then(port_or_off),
-            rdma_device: flags.rdma_device.or(file.rdma_device),
+            rdma_port: flags.rdma_port.and_then(port_or_off),
+            rdma_device: flags.rdma_device,
             placement,
             memory_bytes,
-            data_file: flags.data_file.or(file.data_file),
-            io: flags.io.or(file.io).unwrap_or(IoChoice::Auto),
-            offload: flags
-                .offload
-                .or(file.offload)
-                .unwrap_or(OffloadChoice::Software),
+            data_file: flags.data_file,
+            data_size_bytes: flags.data_size,
+            cold_admission: flags.cold_admission.unwrap_or(AdmissionChoice::Fetched),
+            compress_ratio_min_percent: (compress_ratio * 100.0).round() as u32,
+            sync: flags.sync.unwrap_or(SyncChoice::Everysec),
+            io: flags.io.unwrap_or(IoChoice::Auto),
+            offload: flags.offload.unwrap_or(OffloadChoice::Software),
             clients_max,
-            log_level: flags
-                .log_level
-                .or(file.log_level)
-                .unwrap_or_else(|| "info".to_owned()),
+            tunables: Tunables {
+                requirepass: flags
+                    .requirepass
+                    .filter(|password| !password.is_empty())
+                    .map(|password| Secret::new(password.as_bytes())),
+                idle_timeout_secs: flags.timeout.unwrap_or(IDLE_TIMEOUT_SECS_DEFAULT),
+                stall_timeout_secs: flags.stall_timeout.unwrap_or(STALL_TIMEOUT_SECS_DEFAULT),
+            },
+            log_level: flags.log_level.unwrap_or_else(|| "info".to_owned()),
         })
     }
 }
 
-fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+impl Flags {
+    /// The settings of `command_line` (program name first) over those of the config file it
+    /// names, if any. The file's settings are turned into flags placed before the command
+    /// line's, so clap checks both alike and a flag given on the command line wins. `threads`
+    /// and `cores` override as a pair: either on the command line drops both from the file.
+    pub fn over_config_file(command_line: &[OsString]) -> Result<Flags, ConfigError> {
+        let flags = Flags::try_parse_from(command_line).map_err(|error| ConfigError::Flags {
+            message: error.to_string(),
+        })?;
+        let Some(path) = flags.config.clone() else {
+            return Ok(flags);
+        };
+        let placement_given = flags.threads.is_some() || flags.cores.is_some();
+        let from_file = file_arguments(&path, placement_given)?;
+        let (program, rest) = command_line.split_at(1.min(command_line.len()));
+        let arguments = program.iter().chain(&from_file).chain(rest);
+        Flags::try_parse_from(arguments).map_err(|error| ConfigError::ParseFile {
+            path,
+            message: first_line(&error.to_string()),
+        })
+    }
+}
+
+/// The TOML file's settings as `--name value` arguments.
+fn file_arguments(path: &Path, placement_given: bool) -> Result<Vec<OsString>, ConfigError> {
+    let parse_error = |message: String| ConfigError::ParseFile {
+        path: path.to_owned(),
+        message,
+    };
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
         path: path.to_owned(),
         source,
     })?;
-    toml::from_str(&text).map_err(|error| ConfigError::ParseFile {
-        path: path.to_owned(),
-        message: error.to_string(),
-    })
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|error| parse_error(error.to_string()))?;
+    let mut arguments = Vec::new();
+    for (key, value) in table {
+        let name = key.replace('_', "-");
+        if name == "config" {
+            return Err(parse_error("a config file cannot name another".to_owned()));
+        }
+        if placement_given && (name == "threads" || name == "cores") {
+            continue;
+        }
+        let text = match value {
+            toml::Value::Array(items) => items
+                .iter()
+                .map(scalar_text)
+                .collect::<Option<Vec<_>>>()
+                .map(|items| items.join(",")),
+            scalar => scalar_text(&scalar),
+        }
+        .ok_or_else(|| parse_error(format!("{key}: expected a number, string, boolean or list")))?;
+        arguments.push(OsString::from(format!("--{name}")));
+        arguments.push(OsString::from(text));
+    }
+    Ok(arguments)
+}
+
+fn scalar_text(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(text) => Some(text.clone()),
+        toml::Value::Integer(number) => Some(number.to_string()),
+        toml::Value::Float(number) => Some(number.to_string()),
+        toml::Value::Boolean(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+/// clap's messages end with usage lines; a config file error needs only the first, without
+/// clap's `error: ` prefix (its `--name` is the file's `name`).
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or_default();
+    line.strip_prefix("error: ").unwrap_or(line).to_owned()
 }
 
 /// Parses `1234`, `512MiB`, `4GiB`, `64kb`, `1G` (units are powers of 1024, case-insensitive,
@@ -301,13 +436,11 @@ mod tests {
     use super::*;
 
     fn resolve(arguments: &[&str]) -> Result<Config, ConfigError> {
-        let flags =
-            Flags::try_parse_from(std::iter::once("ferrite").chain(arguments.iter().copied()))
-                .map_err(|error| ConfigError::ParseFile {
-                    path: PathBuf::new(),
-                    message: error.to_string(),
-                })?;
-        Config::resolve(flags)
+        let command_line: Vec<OsString> = std::iter::once("ferrite")
+            .chain(arguments.iter().copied())
+            .map(OsString::from)
+            .collect();
+        Config::resolve(Flags::over_config_file(&command_line)?)
     }
 
     #[test]
@@ -318,6 +451,8 @@ mod tests {
         assert_eq!(config.memcache_port, Some(11211));
         assert_eq!(config.memory_bytes, MEMORY_BYTES_DEFAULT);
         assert_eq!(config.data_file, None);
+        assert_eq!(config.tiering(), Tiering::Dram);
+        assert_eq!(config.compress_ratio_min_percent, 125);
         assert_eq!(config.io, IoChoice::Auto);
         assert_eq!(config.placement, ShardPlacement::AllCpus);
     }
@@ -386,6 +521,44 @@ mod tests {
             Err(ConfigError::NothingToServe)
         ));
         assert!(resolve(&["--io", "kqueue"]).is_err());
+        assert!(
+            resolve(&["--data-size", "1GiB"]).is_err(),
+            "a file tier needs a file"
+        );
+        assert!(matches!(
+            resolve(&["--data-file", "x", "--data-size", "1MiB"]),
+            Err(ConfigError::DataSize(_))
+        ));
+        assert!(matches!(
+            resolve(&["--compress-ratio", "0.5"]),
+            Err(ConfigError::CompressRatio(_))
+        ));
+    }
+
+    #[test]
+    fn a_data_size_makes_the_file_a_tier_behind_dram() {
+        let file_only = resolve(&["--data-file", "x.dat"]).unwrap();
+        assert_eq!(file_only.tiering(), Tiering::File);
+        let tiered = resolve(&[
+            "--memory",
+            "256MiB",
+            "--data-file",
+            "x.dat",
+            "--data-size",
+            "2GiB",
+            "--cold-admission",
+            "all",
+            "--compress-ratio",
+            "1.5",
+        ])
+        .unwrap();
+        assert_eq!(tiered.tiering(), Tiering::Tiered);
+        assert_eq!(
+            (tiered.memory_bytes, tiered.data_size_bytes),
+            (256 << 20, Some(2 << 30))
+        );
+        assert_eq!(tiered.cold_admission, AdmissionChoice::All);
+        assert_eq!(tiered.compress_ratio_min_percent, 150);
     }
 
     #[test]
@@ -394,16 +567,28 @@ mod tests {
             std::env::temp_dir().join(format!("ferrite-config-test-{}.toml", std::process::id()));
         std::fs::write(
             &path,
-            "port = 7001\nmemory = \"32MiB\"\nthreads = 1\nio = \"epoll\"\nmax-clients = 5\n",
+            "port = 7001\nmemory = \"32MiB\"\ncores = [0]\nio = \"epoll\"\nmax_clients = 5\n",
         )
         .unwrap();
         let path_text = path.to_str().unwrap();
         let config = resolve(&["--config", path_text, "--port", "7002"]).unwrap();
         assert_eq!(config.resp_port, Some(7002));
         assert_eq!(config.memory_bytes, 32 << 20);
-        assert_eq!(config.placement, ShardPlacement::Threads(1));
+        assert_eq!(config.placement, ShardPlacement::Cpus(vec![0]));
         assert_eq!(config.io, IoChoice::Epoll);
         assert_eq!(config.clients_max, 5);
+        // threads on the command line replaces the file's cores rather than conflicting.
+        let config = resolve(&["--config", path_text, "--threads", "2"]).unwrap();
+        assert_eq!(config.placement, ShardPlacement::Threads(2));
+        std::fs::write(&path, "memory = 16777216\ncores = [0, 1]\n").unwrap();
+        let config = resolve(&["--config", path_text]).unwrap();
+        assert_eq!(config.memory_bytes, 16 << 20);
+        assert_eq!(config.placement, ShardPlacement::Cpus(vec![0, 1]));
+        std::fs::write(&path, "port = \"many\"\n").unwrap();
+        assert!(matches!(
+            resolve(&["--config", path_text]),
+            Err(ConfigError::ParseFile { .. })
+        ));
         std::fs::write(&path, "prot = 7001\n").unwrap();
         let error = resolve(&["--config", path_text]).unwrap_err();
         assert!(error.to_string().contains("prot"), "{error}");

@@ -4,8 +4,10 @@ use clap::Parser;
 use datapath::config::{Config, Flags};
 
 fn main() -> std::process::ExitCode {
-    let flags = Flags::parse();
-    let config = match Config::resolve(flags) {
+    let command_line: Vec<_> = std::env::args_os().collect();
+    // --help, --version and malformed flags end here, with clap's own message and exit code.
+    Flags::parse_from(&command_line);
+    let config = match Flags::over_config_file(&command_line).and_then(Config::resolve) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("ferrite: {error}");
