@@ -148,6 +148,7 @@ fn sum_figures(outcomes: &[Outcome<'_>]) -> ShardFigures {
             sum.connections_total += figures.connections_total;
             sum.hits += figures.hits;
             sum.misses += figures.misses;
+            sum.tier.add(&figures.tier);
         }
     }
     sum
@@ -197,6 +198,14 @@ pub(super) fn encode(request: &StatsRequest, outcomes: &[Outcome<'_>], out: &mut
                     number(&format!("latency_{}_{name}_us", family.name()), value);
                 }
             }
+            for (name, value) in figures
+                .tier
+                .lines()
+                .into_iter()
+                .filter(|_| figures.tier.tiered())
+            {
+                number(name, value);
+            }
         }
         StatsKind::Settings => {
             number("maxbytes", figures.bytes_limit);
@@ -205,6 +214,9 @@ pub(super) fn encode(request: &StatsRequest, outcomes: &[Outcome<'_>], out: &mut
             number("item_size_max", request.item_size_max);
             reply::stat(out, "evictions", b"on");
             reply::stat(out, "cas_enabled", b"yes");
+            if figures.tier.tiered() {
+                reply::stat_number(out, "tier_cold_maxbytes", figures.tier.cold_bytes_limit);
+            }
             for (name, value) in &request.observe_settings {
                 reply::stat(out, name, value.as_bytes());
             }

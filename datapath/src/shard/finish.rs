@@ -293,6 +293,7 @@ fn sum_figures(outcomes: &[Outcome<'_>]) -> ShardFigures {
             total.segments_total += figures.segments_total;
             total.segments_free += figures.segments_free;
             total.segments_in_use += figures.segments_in_use;
+            total.tier.add(&figures.tier);
         }
     }
     total
@@ -312,9 +313,16 @@ fn info_text(request: &InfoRequest, figures: &ShardFigures, merged: &Merged) -> 
     if request.memory {
         let _ = write!(
             text,
-            "# Memory\r\nused_memory:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:segment-eviction\r\n\r\n",
+            "# Memory\r\nused_memory:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:segment-eviction\r\n",
             figures.bytes_used, figures.bytes_limit
         );
+        if figures.tier.tiered() {
+            // The lines above are the DRAM tier's; these the file tier's.
+            for (name, value) in figures.tier.lines() {
+                let _ = write!(text, "{name}:{value}\r\n");
+            }
+        }
+        text.push_str("\r\n");
     }
     if request.stats {
         let _ = write!(
