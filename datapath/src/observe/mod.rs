@@ -9,7 +9,8 @@
 //!
 //! Latency is measured from the moment a read batch reached the shard to the moment a
 //! command's reply was queued (or, for a key owned by another shard, its request was posted):
-//! one clock read per read batch and one per command. With `--observability off` no clock is
+//! one clock read per command, plus one for the first batch of a loop tick (the batches after it
+//! start when the previous command ended). With `--observability off` no clock is
 //! read, no histogram, slow log, hot-key sketch or anomaly window is kept; the counters stay.
 
 pub mod anomaly;
@@ -304,6 +305,8 @@ pub struct Observer {
     enabled: bool,
     pub counters: Counters,
     calls: Box<[CallStats]>,
+    /// Each command's family, by [`CommandId::index`] (looked up once, not per command).
+    families: Box<[Family]>,
     latency: Vec<Histogram<u64>>,
     /// Every command's latency in the current anomaly window.
     window_latency: Histogram<u64>,
@@ -313,6 +316,9 @@ pub struct Observer {
     detector: Detector,
     /// When the read batch being processed reached the shard (None when timing is off).
     batch_started: Option<Instant>,
+    /// The last clock reading of this loop tick: a batch that follows work in the same tick
+    /// starts when that work ended, without a clock read of its own.
+    tick_clock: Option<Instant>,
 }
 
 impl Observer {
@@ -322,6 +328,9 @@ impl Observer {
             enabled: settings.enabled,
             counters: Counters::default(),
             calls: vec![CallStats::default(); CommandId::count()].into_boxed_slice(),
+            families: (0..CommandId::count())
+                .map(|index| CommandId::from_index(index).family())
+                .collect(),
             latency: Family::ALL.iter().map(|_| latency_histogram()).collect(),
             window_latency: latency_histogram(),
             window: WindowStart::default(),
@@ -334,14 +343,22 @@ impl Observer {
             ),
             detector: Detector::default(),
             batch_started: None,
+            tick_clock: None,
         }
     }
 
-    /// A read batch reached the shard: the commands parsed from it are timed from now.
+    /// A read batch reached the shard: the commands parsed from it are timed from now (or
+    /// from the end of the previous command, when the shard went on from it in the same tick).
     pub fn begin_batch(&mut self) {
         if self.enabled {
-            self.batch_started = Some(Instant::now());
+            let now = *self.tick_clock.get_or_insert_with(Instant::now);
+            self.batch_started = Some(now);
         }
+    }
+
+    /// The loop tick ended: the next batch may have waited, so it reads the clock again.
+    pub fn end_tick(&mut self) {
+        self.tick_clock = None;
     }
 
     /// A command was run (its reply queued or its requests posted): counts it, times it, and
@@ -357,9 +374,11 @@ impl Observer {
         let Some(started) = self.batch_started else {
             return;
         };
-        let duration_ns = (started.elapsed().as_nanos() as u64).max(1);
+        let now = Instant::now();
+        self.tick_clock = Some(now);
+        let duration_ns = (now.duration_since(started).as_nanos() as u64).max(1);
         calls.time_ns += duration_ns;
-        self.latency[id.family() as usize].saturating_record(duration_ns);
+        self.latency[self.families[id.index()] as usize].saturating_record(duration_ns);
         self.window_latency.saturating_record(duration_ns);
         if self.slowlog.is_slow(duration_ns) {
             let unix_seconds = crate::shard::now_ms() / 1000;

@@ -729,6 +729,7 @@ impl Shard {
             self.process(index);
         }
         self.core.post_outbox(wake);
+        self.core.observe.end_tick();
     }
 
     /// Stop: no more input is parsed on any connection; what is owed is still delivered.

@@ -242,3 +242,19 @@ def test_metrics_endpoint_answers_only_get_metrics(ferrite_server):
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/other", timeout=READ_TIMEOUT_S)
     assert error.value.code == 404
+
+
+def test_grafana_dashboard_uses_only_exported_metrics(ferrite_server):
+    import json
+    import re
+
+    from conftest import REPO
+
+    server = start(ferrite_server)
+    client(server).get("k")  # at least one sample of every labelled family
+    exported = {name for name, _ in scrape(server)}
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "ferrite.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"\bferrite_[a-z_]+", target["expr"])}
+    used |= set(re.findall(r"\bferrite_[a-z_]+", dashboard["templating"]["list"][0]["query"]))
+    assert used and used <= exported, used - exported
