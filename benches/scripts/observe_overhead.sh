@@ -84,8 +84,10 @@ for round in $(seq "$REPEAT"); do
 done
 
 log "raw rows: $csv"
-echo "| op | observability | ops/s (median) | p50 µs | p99 µs | server CPU µs per op | ops/s overhead | CPU per op overhead |"
+echo "| op | observability | ops/s (median) | p50 µs | p99 µs | server CPU µs per op | ops/s, on vs off | server CPU per op, on vs off |"
 echo "|---|---|---|---|---|---|---|---|"
+# The overhead columns are medians of the rounds' paired ratios (on and off ran back to back in
+# each round), which cancel most of what the machine's other load does to a round.
 tail -n +2 "$csv" | awk -F, '
     function median(list, n,   sorted, i, j, t) {
         for (i = 1; i <= n; i++) sorted[i] = list[i]
@@ -96,22 +98,27 @@ tail -n +2 "$csv" | awk -F, '
     }
     {
         key = $2 FS $1; n = ++count[key]
-        ops[key, n] = $4; p50[key, n] = $5; p99[key, n] = $6
-        cpu[key, n] = $7
+        ops[key, n] = $4; p50[key, n] = $5; p99[key, n] = $6; cpu[key, n] = $7
         if (!($2 in seen)) { seen[$2] = 1; order[++ops_count] = $2 }
     }
     END {
         for (i = 1; i <= ops_count; i++) {
+            op = order[i]
             for (m = 1; m <= 2; m++) {
-                mode = m == 1 ? "on" : "off"; key = order[i] FS mode; n = count[key]
+                mode = m == 1 ? "on" : "off"; key = op FS mode; n = count[key]
                 for (k = 1; k <= n; k++) { a[k] = ops[key, k]; b[k] = p50[key, k]; c[k] = p99[key, k]; d[k] = cpu[key, k] }
                 o[mode] = median(a, n); q50[mode] = median(b, n); q99[mode] = median(c, n); u[mode] = median(d, n)
             }
+            n = count[op FS "on"]
+            for (k = 1; k <= n; k++) {
+                r1[k] = ops[op FS "on", k] / ops[op FS "off", k]
+                r2[k] = cpu[op FS "off", k] > 0 ? cpu[op FS "on", k] / cpu[op FS "off", k] : 1
+            }
+            ops_change = sprintf("%+.1f %%", (median(r1, n) - 1) * 100)
+            cpu_change = sprintf("%+.1f %%", (median(r2, n) - 1) * 100)
             for (m = 1; m <= 2; m++) {
                 mode = m == 1 ? "on" : "off"
-                overhead = mode == "on" ? sprintf("%+.1f %%", (o["off"] - o["on"]) / o["off"] * 100) : "-"
-                cpu_overhead = mode == "on" && u["off"] > 0 ? sprintf("%+.1f %%", (u["on"] - u["off"]) / u["off"] * 100) : "-"
-                printf "| %s | %s | %.0f | %.0f | %.0f | %.2f | %s | %s |\n", order[i], mode, o[mode], q50[mode], q99[mode], u[mode], overhead, cpu_overhead
+                printf "| %s | %s | %.0f | %.0f | %.0f | %.2f | %s | %s |\n", op, mode, o[mode], q50[mode], q99[mode], u[mode], mode == "on" ? ops_change : "-", mode == "on" ? cpu_change : "-"
             }
         }
     }'

@@ -258,3 +258,25 @@ def test_grafana_dashboard_uses_only_exported_metrics(ferrite_server):
             for name in re.findall(r"\bferrite_[a-z_]+", target["expr"])}
     used |= set(re.findall(r"\bferrite_[a-z_]+", dashboard["templating"]["list"][0]["query"]))
     assert used and used <= exported, used - exported
+
+
+def test_recovery_and_expiry_figures(ferrite_server, tmp_path):
+    data = str(tmp_path / "ferrite.data")
+    flags = ("--threads", "1", "--data-file", data, "--sync", "no")
+    first = start(ferrite_server, *flags)
+    r = client(first)
+    for n in range(5):
+        assert r.set(f"kept:{n}", "v")
+    assert first.stop() == 0
+    second = start(ferrite_server, *flags)
+    samples = scrape(second)
+    assert metric(samples, "ferrite_recovery_items_restored") == 5
+    assert metric(samples, "ferrite_recovery_items_corrupt") == 0
+    r = client(second)
+    assert r.set("short", "v", px=50)
+    time.sleep(0.2)
+    assert r.get("short") is None
+    samples = scrape(second)
+    assert metric(samples, "ferrite_expired_items_total") == 1
+    assert metric(samples, "ferrite_keyspace_misses_total") == 1
+    assert r.info("ferrite")["recovery_items_restored"] == 5
