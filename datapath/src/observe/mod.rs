@@ -110,6 +110,27 @@ const MEMCACHE_COMMANDS: [(&str, Family); 25] = [
     ("mc_mn", Family::Other),
 ];
 
+/// The position of `name` in [`MEMCACHE_COMMANDS`] (evaluated at compile time; a name missing
+/// from the list fails the build).
+const fn memcache_index(name: &str) -> usize {
+    let name = name.as_bytes();
+    let mut index = 0;
+    while index < MEMCACHE_COMMANDS.len() {
+        let known = MEMCACHE_COMMANDS[index].0.as_bytes();
+        if known.len() == name.len() {
+            let mut byte = 0;
+            while byte < name.len() && known[byte] == name[byte] {
+                byte += 1;
+            }
+            if byte == name.len() {
+                return index;
+            }
+        }
+        index += 1;
+    }
+    panic!("a memcached command missing from MEMCACHE_COMMANDS");
+}
+
 /// Which command ran: an index over the RESP table, then the memcached commands, then one
 /// slot for unknown RESP commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -136,45 +157,42 @@ impl CommandId {
     }
 
     pub fn memcache(command: &MemcacheCommand<'_>) -> CommandId {
-        let name = match command {
-            MemcacheCommand::Get { cas: false, .. } => "mc_get",
-            MemcacheCommand::Get { cas: true, .. } => "mc_gets",
-            MemcacheCommand::GetAndTouch { cas: false, .. } => "mc_gat",
-            MemcacheCommand::GetAndTouch { cas: true, .. } => "mc_gats",
+        // Names are looked up when compiling, not per command.
+        let index = match command {
+            MemcacheCommand::Get { cas: false, .. } => const { memcache_index("mc_get") },
+            MemcacheCommand::Get { cas: true, .. } => const { memcache_index("mc_gets") },
+            MemcacheCommand::GetAndTouch { cas: false, .. } => const { memcache_index("mc_gat") },
+            MemcacheCommand::GetAndTouch { cas: true, .. } => const { memcache_index("mc_gats") },
             MemcacheCommand::Store { mode, .. } => match mode {
-                StoreMode::Set => "mc_set",
-                StoreMode::Add => "mc_add",
-                StoreMode::Replace => "mc_replace",
-                StoreMode::Append => "mc_append",
-                StoreMode::Prepend => "mc_prepend",
-                StoreMode::Cas { .. } => "mc_cas",
+                StoreMode::Set => const { memcache_index("mc_set") },
+                StoreMode::Add => const { memcache_index("mc_add") },
+                StoreMode::Replace => const { memcache_index("mc_replace") },
+                StoreMode::Append => const { memcache_index("mc_append") },
+                StoreMode::Prepend => const { memcache_index("mc_prepend") },
+                StoreMode::Cas { .. } => const { memcache_index("mc_cas") },
             },
             MemcacheCommand::Arithmetic {
                 decrement: false, ..
-            } => "mc_incr",
+            } => const { memcache_index("mc_incr") },
             MemcacheCommand::Arithmetic {
                 decrement: true, ..
-            } => "mc_decr",
-            MemcacheCommand::Delete { .. } => "mc_delete",
-            MemcacheCommand::Touch { .. } => "mc_touch",
-            MemcacheCommand::FlushAll { .. } => "mc_flush_all",
-            MemcacheCommand::Version => "mc_version",
-            MemcacheCommand::Verbosity { .. } => "mc_verbosity",
-            MemcacheCommand::Quit => "mc_quit",
-            MemcacheCommand::Stats { .. } => "mc_stats",
+            } => const { memcache_index("mc_decr") },
+            MemcacheCommand::Delete { .. } => const { memcache_index("mc_delete") },
+            MemcacheCommand::Touch { .. } => const { memcache_index("mc_touch") },
+            MemcacheCommand::FlushAll { .. } => const { memcache_index("mc_flush_all") },
+            MemcacheCommand::Version => const { memcache_index("mc_version") },
+            MemcacheCommand::Verbosity { .. } => const { memcache_index("mc_verbosity") },
+            MemcacheCommand::Quit => const { memcache_index("mc_quit") },
+            MemcacheCommand::Stats { .. } => const { memcache_index("mc_stats") },
             MemcacheCommand::Meta { kind, .. } => match kind {
-                MetaKind::Get => "mc_mg",
-                MetaKind::Set => "mc_ms",
-                MetaKind::Delete => "mc_md",
-                MetaKind::Arithmetic => "mc_ma",
-                MetaKind::Debug => "mc_me",
+                MetaKind::Get => const { memcache_index("mc_mg") },
+                MetaKind::Set => const { memcache_index("mc_ms") },
+                MetaKind::Delete => const { memcache_index("mc_md") },
+                MetaKind::Arithmetic => const { memcache_index("mc_ma") },
+                MetaKind::Debug => const { memcache_index("mc_me") },
             },
-            MemcacheCommand::MetaNoop => "mc_mn",
+            MemcacheCommand::MetaNoop => const { memcache_index("mc_mn") },
         };
-        let index = MEMCACHE_COMMANDS
-            .iter()
-            .position(|(known, _)| *known == name)
-            .expect("every memcached command has a name in the list");
         CommandId((COMMANDS.len() + index) as u16)
     }
 
