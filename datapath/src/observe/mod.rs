@@ -476,6 +476,31 @@ impl Observer {
         };
     }
 
+    /// A CONFIG SET change: the slow log's settings are kept here.
+    pub fn configure(&mut self, change: &crate::tunables::Change) {
+        match change {
+            crate::tunables::Change::SlowlogSlowerThan(micros) => {
+                self.slowlog.set_slower_than_us(*micros)
+            }
+            crate::tunables::Change::SlowlogMaxLen(length) => self.slowlog.set_len_max(*length),
+            _ => {}
+        }
+    }
+
+    /// The CONFIG GET pairs of the settings kept here.
+    pub fn settings_pairs(&self) -> [(String, String); 2] {
+        [
+            (
+                "slowlog-log-slower-than".to_owned(),
+                self.slowlog.slower_than_us().to_string(),
+            ),
+            (
+                "slowlog-max-len".to_owned(),
+                self.slowlog.len_max().to_string(),
+            ),
+        ]
+    }
+
     pub fn reset(&mut self, scope: ResetScope) {
         self.slowlog.reset();
         if scope == ResetScope::Slowlog {

@@ -112,6 +112,29 @@ impl SlowLog {
     pub fn reset(&mut self) {
         self.entries.clear();
     }
+
+    pub fn slower_than_us(&self) -> i64 {
+        self.slower_than_us
+    }
+
+    pub fn len_max(&self) -> usize {
+        self.len_max
+    }
+
+    /// CONFIG SET slowlog-log-slower-than.
+    pub fn set_slower_than_us(&mut self, slower_than_us: i64) {
+        self.slower_than_us = slower_than_us;
+    }
+
+    /// CONFIG SET slowlog-max-len: the oldest entries beyond it go at once.
+    pub fn set_len_max(&mut self, len_max: usize) {
+        assert!(
+            len_max <= LEN_MAX_LIMIT,
+            "CONFIG SET checks the slow log length"
+        );
+        self.len_max = len_max;
+        self.entries.truncate(len_max);
+    }
 }
 
 /// Passwords never reach the log: AUTH and HELLO keep only their name, CONFIG only its name and

@@ -157,6 +157,7 @@ impl Core {
                     self.shared.clients_max.store(*clients, Ordering::Relaxed);
                 }
                 self.tunables.apply(change);
+                self.observe.configure(change);
                 return Outcome::Stored { cas: 0 };
             }
             Op::ResetStats(scope) => {

@@ -146,6 +146,15 @@ def test_slowlog_threshold_keeps_fast_commands_out(ferrite_server):
     for _ in range(10):
         r.set("k", "v")
     assert r.execute_command("SLOWLOG", "LEN") == 0
+    # CONFIG SET reaches every shard; the CONFIG SET itself is the first command logged.
+    assert r.config_set("slowlog-log-slower-than", 0)
+    r.set("k", "v")
+    assert r.execute_command("SLOWLOG", "LEN") == 2
+    assert r.config_get("slowlog-*") == {"slowlog-log-slower-than": "0", "slowlog-max-len": "128"}
+    assert r.config_set("slowlog-max-len", 1)
+    assert r.execute_command("SLOWLOG", "LEN") == 1
+    with pytest.raises(redis.ResponseError, match="slowlog-max-len"):
+        r.config_set("slowlog-max-len", 100_001)
 
 
 def test_planted_hot_key_is_found_everywhere(ferrite_server):
