@@ -82,5 +82,5 @@ pub use layout::{ItemUse, ACCESS_TICK_MS, FORMAT_VERSION, KEY_BYTES_MAX};
 pub use segments::TTL_BUCKETS;
 pub use store::{
     Condition, Expiry, ExpiryState, ItemView, Items, Mark, ReadOptions, RecoveryReport, SetOptions,
-    SetResult, SetStatus, Stats, Store, COMPRESS_SAVING_DIVISOR,
+    SetResult, SetStatus, Stats, Store, COMPRESS_SAVING_DIVISOR, PREFETCH_KEYS_MAX,
 };
