@@ -123,8 +123,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .into_iter()
         .unzip();
     let server_info = format!(
-        "io_backend:{}\r\noffload:{offload_name}\r\narena:{}\r\ntcp_port:{}\r\nmemcache_port:{}\r\nbind:{}\r\nrdma:{rdma_info}\r\n",
+        "io_backend:{}\r\noffload:{offload_name}\r\ntiering:{}\r\narena:{}\r\ntcp_port:{}\r\nmemcache_port:{}\r\nbind:{}\r\nrdma:{rdma_info}\r\n",
         backend.name(),
+        store_settings.tiering().name(),
         store_settings.describe(),
         config.resp_port.unwrap_or(0),
         config.memcache_port.unwrap_or(0),
@@ -439,6 +440,11 @@ fn settings(config: &Config, shard_count: usize, backend: Backend) -> Vec<(Strin
         ("appendfsync", config.sync.name().to_owned()),
         ("io-threads", shard_count.to_string()),
         ("ferrite-io", backend.name().to_owned()),
+        ("ferrite-tiering", config.tiering().name().to_owned()),
+        (
+            "ferrite-data-size",
+            config.data_size_bytes.unwrap_or(0).to_string(),
+        ),
         (
             "ferrite-data-file",
             config

@@ -313,3 +313,59 @@ fn a_client_that_never_reads_is_cut_off_with_memory_bounded() {
         server.stop();
     }
 }
+
+#[test]
+fn one_request_owed_more_than_the_limit_disconnects_its_client() {
+    const VALUE_BYTES: usize = 512 * 1024;
+    const COPIES: usize = 600; // 300 MiB of reply, over OWED_BYTES_MAX (256 MiB)
+    for backend in BACKENDS {
+        let server = Server::start(&["--threads", "2", "--io", backend]);
+        let mut admin = server.client();
+        let value = "v".repeat(VALUE_BYTES);
+        assert_eq!(reply_text(&mut admin, &["SET", "big", &value]), "+OK\r\n");
+        let mut greedy = server.client();
+        let mut argv: Vec<&[u8]> = vec![b"MGET"];
+        argv.extend(std::iter::repeat_n(&b"big"[..], COPIES));
+        greedy.send_command(&argv);
+        assert!(greedy.closed_by_server(), "{backend}");
+        // A smaller one is answered in full.
+        let mut modest = server.client();
+        modest.send_command(&argv[..11]);
+        let reply = modest.read_reply();
+        assert_eq!(reply.len(), 5 + 10 * (VALUE_BYTES + 11), "{backend}");
+        assert_eq!(reply_text(&mut admin, &["PING"]), "+PONG\r\n", "{backend}");
+        server.stop();
+    }
+}
+
+#[test]
+fn memcached_connections_over_max_clients_are_refused_with_memcached_words() {
+    let memcache_port = free_port();
+    let port_text = memcache_port.to_string();
+    let server = Server::start(&[
+        "--threads",
+        "1",
+        "--memcache-port",
+        &port_text,
+        "--max-clients",
+        "1",
+    ]);
+    // The harness's own connection (made to see the server listen) may not be closed yet.
+    let started = Instant::now();
+    let _admitted = loop {
+        let mut client = Memcache::connect(memcache_port);
+        if client.ask("version\r\n", "\r\n").starts_with("VERSION ") {
+            break client;
+        }
+        assert!(started.elapsed() < CUT_OFF_DEADLINE, "never admitted");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut refused = Memcache::connect(memcache_port);
+    let mut reply = String::new();
+    refused
+        .stream
+        .read_to_string(&mut reply)
+        .expect("read until closed");
+    assert_eq!(reply, "SERVER_ERROR Too many open connections\r\n");
+    server.stop();
+}

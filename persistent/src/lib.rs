@@ -74,7 +74,9 @@ mod store;
 
 pub use arena::{Arena, DramArena, FileArena, SyncHandle};
 pub use config::{
-    ArenaConfig, FlushPolicy, OwnerTag, StoreConfig, COMPRESS_MIN_BYTES_DEFAULT,
+    Admission, ArenaConfig, ColdTierConfig, FlushPolicy, OwnerTag, StoreConfig,
+    COLD_COMPRESS_MIN_BYTES_DEFAULT, COMPRESS_MIN_BYTES_DEFAULT,
+    COMPRESS_RATIO_MIN_PERCENT_DEFAULT, COMPRESS_RATIO_MIN_PERCENT_MIN, PROMOTE_WINDOW_MS_DEFAULT,
     SEGMENT_BYTES_ALIGN, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
 pub use error::StoreError;
@@ -82,5 +84,5 @@ pub use layout::{ItemUse, ACCESS_TICK_MS, FORMAT_VERSION, KEY_BYTES_MAX};
 pub use segments::TTL_BUCKETS;
 pub use store::{
     Condition, Expiry, ExpiryState, ItemView, Items, Mark, ReadOptions, RecoveryReport, SetOptions,
-    SetResult, SetStatus, Stats, Store, COMPRESS_SAVING_DIVISOR, PREFETCH_KEYS_MAX,
+    SetResult, SetStatus, Stats, Store, TierStats, PREFETCH_KEYS_MAX, PROMOTION_FILTER_SLOTS,
 };

@@ -15,12 +15,12 @@ use std::path::PathBuf;
 pub use glob::glob_match;
 pub use op::*;
 use persistent::{
-    ExpiryState, FlushPolicy, Mark, OwnerTag, ReadOptions, SetOptions, SetStatus, Store,
-    StoreConfig, StoreError,
+    Admission, ColdTierConfig, ExpiryState, FlushPolicy, Mark, OwnerTag, ReadOptions, SetOptions,
+    SetStatus, Store, StoreConfig, StoreError,
 };
 use platform::offload::{Offload, SoftwareOffload};
 
-use crate::config::{Config, OffloadChoice, SyncChoice};
+use crate::config::{AdmissionChoice, Config, OffloadChoice, SyncChoice, Tiering};
 
 /// The owner tag a shard's file carries: magic, shard index, shard count, and the version of
 /// the key-to-shard function ([`crate::shard::owner_of`]).
@@ -36,8 +36,13 @@ pub const VERILATOR_NOT_BUILT: &str =
 /// How each shard's store is set up.
 #[derive(Clone, Debug)]
 pub struct StoreSettings {
+    /// DRAM per shard, or the file's size per shard when the file holds every item.
     pub memory_bytes: u64,
     pub data_file: Option<PathBuf>,
+    /// Tiered: the file tier's size per shard (`memory_bytes` is then the DRAM tier's).
+    pub data_size_bytes: Option<u64>,
+    pub cold_admission: AdmissionChoice,
+    pub compress_ratio_min_percent: u32,
     pub sync: SyncChoice,
     pub offload: OffloadChoice,
 }
@@ -47,20 +52,57 @@ impl StoreSettings {
         StoreSettings {
             memory_bytes: config.memory_bytes / shard_count as u64,
             data_file: config.data_file.clone(),
+            data_size_bytes: config
+                .data_size_bytes
+                .map(|bytes| bytes / shard_count as u64),
+            cold_admission: config.cold_admission,
+            compress_ratio_min_percent: config.compress_ratio_min_percent,
             sync: config.sync,
             offload: config.offload,
         }
     }
 
+    /// A DRAM store of `memory_bytes` per shard with the software engine and every other
+    /// setting at its default (for benches and tests).
+    pub fn dram(memory_bytes: u64) -> StoreSettings {
+        StoreSettings {
+            memory_bytes,
+            data_file: None,
+            data_size_bytes: None,
+            cold_admission: AdmissionChoice::Fetched,
+            compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
+            sync: SyncChoice::Everysec,
+            offload: OffloadChoice::Software,
+        }
+    }
+
+    pub fn tiering(&self) -> Tiering {
+        match (&self.data_file, self.data_size_bytes) {
+            (None, _) => Tiering::Dram,
+            (Some(_), None) => Tiering::File,
+            (Some(_), Some(_)) => Tiering::Tiered,
+        }
+    }
+
     pub fn describe(&self) -> String {
-        match &self.data_file {
-            Some(path) => format!(
+        match (&self.data_file, self.data_size_bytes) {
+            (Some(path), Some(data_size)) => format!(
+                "tiered: DRAM ({} bytes per shard) over file {}.N ({data_size} bytes per shard)",
+                self.memory_bytes,
+                path.display(),
+            ),
+            (Some(path), None) => format!(
                 "file {}.N ({} bytes per shard)",
                 path.display(),
                 self.memory_bytes
             ),
-            None => format!("DRAM ({} bytes per shard)", self.memory_bytes),
+            (None, _) => format!("DRAM ({} bytes per shard)", self.memory_bytes),
         }
+    }
+
+    /// Bytes of each shard's file: the file tier's size when tiered, else the whole store's.
+    pub fn file_bytes(&self) -> u64 {
+        self.data_size_bytes.unwrap_or(self.memory_bytes)
     }
 
     /// The file of shard `shard` (PATH.0, PATH.1, ...), when items live in files.
@@ -83,10 +125,21 @@ impl StoreSettings {
 
     pub fn store_config(&self, shard: usize, shard_count: usize) -> StoreConfig {
         let bytes = self.memory_bytes as usize;
-        let mut config = match self.shard_file(shard) {
-            Some(path) => StoreConfig::file(path, bytes),
-            None => StoreConfig::dram(bytes),
+        let mut config = match (self.shard_file(shard), self.data_size_bytes) {
+            (Some(path), Some(data_size)) => StoreConfig {
+                cold: Some(ColdTierConfig {
+                    admission: match self.cold_admission {
+                        AdmissionChoice::Fetched => Admission::Fetched,
+                        AdmissionChoice::All => Admission::All,
+                    },
+                    ..ColdTierConfig::new(path, data_size as usize)
+                }),
+                ..StoreConfig::dram(bytes)
+            },
+            (Some(path), None) => StoreConfig::file(path, bytes),
+            (None, _) => StoreConfig::dram(bytes),
         };
+        config.compress_ratio_min_percent = self.compress_ratio_min_percent;
         config.owner = owner_tag(shard, shard_count);
         // Once a second is the server's syncer thread's job, not the shard's (see `sync_handle`).
         config.flush = match self.sync {
@@ -94,6 +147,22 @@ impl StoreSettings {
             SyncChoice::Always => FlushPolicy::Always,
         };
         config
+    }
+
+    /// The configuration of shard `shard`'s file alone (the cold tier when tiered), for
+    /// re-homing items between files.
+    pub fn file_config(&self, shard: usize, shard_count: usize) -> Option<StoreConfig> {
+        let config = self.store_config(shard, shard_count);
+        match config.cold {
+            Some(cold) => Some(StoreConfig {
+                compress_min_bytes: Some(cold.compress_min_bytes),
+                flush: config.flush,
+                owner: config.owner,
+                compress_ratio_min_percent: config.compress_ratio_min_percent,
+                ..StoreConfig::file(cold.path, cold.bytes)
+            }),
+            None => self.data_file.is_some().then_some(config),
+        }
     }
 }
 
@@ -180,8 +249,16 @@ impl Executor {
         now_ms: u64,
     ) -> Result<Executor, String> {
         let config = settings.store_config(shard, shard_count);
-        let store = Store::open(&config, Box::new(SoftwareOffload), now_ms)
-            .map_err(|error| error.to_string())?;
+        let store = match config.cold {
+            Some(_) => Store::open_tiered(
+                &config,
+                settings.offload_engine()?,
+                settings.offload_engine()?,
+                now_ms,
+            ),
+            None => Store::open(&config, settings.offload_engine()?, now_ms),
+        }
+        .map_err(|error| error.to_string())?;
         Ok(Executor::with_store(store))
     }
 
@@ -408,7 +485,9 @@ impl Executor {
             },
             Op::Stats => {
                 let stats = self.store().stats();
+                let tier = self.store().tier_stats().map(TierFigures::from);
                 Outcome::Figures(ShardFigures {
+                    tier: tier.unwrap_or_default(),
                     items: stats.items,
                     bytes_used: stats.bytes_used,
                     bytes_limit: stats.bytes_limit,
@@ -750,6 +829,10 @@ mod tests {
         let settings = StoreSettings {
             memory_bytes: 8 << 20,
             data_file: None,
+            data_size_bytes: None,
+            cold_admission: AdmissionChoice::Fetched,
+            compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
+            sync: SyncChoice::Everysec,
             offload: OffloadChoice::Verilator,
         };
         let error = settings.offload_engine().err().expect("must refuse");
@@ -761,6 +844,9 @@ mod tests {
         let settings = StoreSettings {
             memory_bytes: 8 << 20,
             data_file: Some(PathBuf::from("dir/items")),
+            data_size_bytes: None,
+            cold_admission: AdmissionChoice::Fetched,
+            compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
             sync: SyncChoice::Everysec,
             offload: OffloadChoice::Software,
         };

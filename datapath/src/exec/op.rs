@@ -435,6 +435,88 @@ pub struct ShardFigures {
     pub hits: u64,
     pub misses: u64,
     pub remote_requests: u64,
+    /// A tiered store's cold tier and the moves between tiers (all zero otherwise).
+    pub tier: TierFigures,
+}
+
+/// One shard's tiered-store figures (see `persistent::TierStats`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TierFigures {
+    pub cold_items: u64,
+    pub cold_bytes_used: u64,
+    pub cold_bytes_limit: u64,
+    pub cold_hits: u64,
+    pub cold_evicted_items: u64,
+    pub demoted_items: u64,
+    pub rejected_items: u64,
+    pub promoted_items: u64,
+    pub compressed_items: u64,
+    pub compressed_raw_bytes: u64,
+    pub compressed_stored_bytes: u64,
+    pub compress_skipped: u64,
+    pub corrupt_items: u64,
+}
+
+impl From<persistent::TierStats> for TierFigures {
+    fn from(stats: persistent::TierStats) -> TierFigures {
+        TierFigures {
+            cold_items: stats.cold.items,
+            cold_bytes_used: stats.cold.bytes_used,
+            cold_bytes_limit: stats.cold.bytes_limit,
+            cold_hits: stats.cold_hits,
+            cold_evicted_items: stats.cold.evicted_items,
+            demoted_items: stats.demoted_items,
+            rejected_items: stats.rejected_items,
+            promoted_items: stats.promoted_items,
+            compressed_items: stats.cold.compressed_items,
+            compressed_raw_bytes: stats.cold.compressed_raw_bytes,
+            compressed_stored_bytes: stats.cold.compressed_stored_bytes,
+            compress_skipped: stats.cold.compress_skipped,
+            corrupt_items: stats.cold.corrupt_items,
+        }
+    }
+}
+
+impl TierFigures {
+    pub fn add(&mut self, other: &TierFigures) {
+        self.cold_items += other.cold_items;
+        self.cold_bytes_used += other.cold_bytes_used;
+        self.cold_bytes_limit += other.cold_bytes_limit;
+        self.cold_hits += other.cold_hits;
+        self.cold_evicted_items += other.cold_evicted_items;
+        self.demoted_items += other.demoted_items;
+        self.rejected_items += other.rejected_items;
+        self.promoted_items += other.promoted_items;
+        self.compressed_items += other.compressed_items;
+        self.compressed_raw_bytes += other.compressed_raw_bytes;
+        self.compressed_stored_bytes += other.compressed_stored_bytes;
+        self.compress_skipped += other.compress_skipped;
+        self.corrupt_items += other.corrupt_items;
+    }
+
+    /// Whether these are a tiered store's (a cold tier has a size).
+    pub fn tiered(&self) -> bool {
+        self.cold_bytes_limit > 0
+    }
+
+    /// `name:value` lines (INFO) or `STAT name value` pairs (memcached), one per figure.
+    pub fn lines(&self) -> [(&'static str, u64); 13] {
+        [
+            ("tier_cold_keys", self.cold_items),
+            ("tier_cold_used_memory", self.cold_bytes_used),
+            ("tier_cold_maxmemory", self.cold_bytes_limit),
+            ("tier_cold_hits", self.cold_hits),
+            ("tier_cold_evicted_keys", self.cold_evicted_items),
+            ("tier_demoted_keys", self.demoted_items),
+            ("tier_admission_rejected_keys", self.rejected_items),
+            ("tier_promoted_keys", self.promoted_items),
+            ("tier_compressed_keys", self.compressed_items),
+            ("tier_compressed_raw_bytes", self.compressed_raw_bytes),
+            ("tier_compressed_stored_bytes", self.compressed_stored_bytes),
+            ("tier_compress_skipped", self.compress_skipped),
+            ("tier_corrupt_keys", self.corrupt_items),
+        ]
+    }
 }
 
 /// What an [`Op`] produced.

@@ -472,9 +472,7 @@ impl Shard {
                 continue;
             };
             tracing::debug!(shard = self.core.id, client = conn.client_id, peer = %conn.peer, reason, "closing client");
-            conn.abort = true;
-            conn.input_closed = true;
-            conn.input = Vec::new();
+            conn.cut_off();
             if !conn.in_dirty_list {
                 conn.in_dirty_list = true;
                 self.dirty.push(index as u32);
@@ -575,7 +573,7 @@ impl Shard {
                 conn.last_progress_ms = now;
             }
         }
-        if !conn.output.is_empty() || conn.close_after_output {
+        if !conn.output.is_empty() || conn.close_after_output || conn.abort {
             self.mark_dirty(index);
         }
     }
@@ -592,7 +590,7 @@ impl Shard {
         if consumed > 0 {
             conn.last_progress_ms = now_ms();
         }
-        if !conn.output.is_empty() || conn.close_after_output {
+        if !conn.output.is_empty() || conn.close_after_output || conn.abort {
             self.mark_dirty(index);
         }
     }
@@ -676,6 +674,8 @@ impl Shard {
                     if !conn.output.is_empty() {
                         self.mark_dirty(ticket.conn);
                     }
+                } else if conn.abort {
+                    self.mark_dirty(ticket.conn);
                 }
             }
         }
