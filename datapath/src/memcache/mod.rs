@@ -37,6 +37,7 @@ pub use finish::{encode, Finish};
 
 use persistent::PREFETCH_KEYS_MAX;
 
+use crate::observe::CommandId;
 use crate::protocol::memcache::{parse, reply, Command, Error, Limits, Parsed};
 use crate::shard::conn::Conn;
 use crate::shard::{now_ms, Core};
@@ -108,11 +109,15 @@ pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) 
             }
             core.commands += 1;
             conn.commands += 1;
+            let id = CommandId::memcache(&command);
             if conn.authenticated {
                 lower::run(core, conn_index, conn, command, now);
             } else {
                 authenticate(core, conn, command);
             }
+            let request = &input[offset..offset + consumed];
+            core.observe
+                .command_done(id, conn, || request_words(request));
             offset += consumed;
         }
         match end {
@@ -126,6 +131,7 @@ pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) 
                 if conn.paused() || conn.input_closed {
                     break;
                 }
+                core.observe.counters.protocol_errors += 1;
                 reply::error(conn.reply_buffer(), kind);
                 if kind.closes_connection() {
                     close_after_reply(conn);
@@ -168,6 +174,18 @@ fn prefetch<'a>(core: &Core, batch: &'a [Option<(Command<'a>, usize)>]) {
         }
     }
     core.executor.prefetch(keys[..count].iter().copied());
+}
+
+/// A request's command line split into words, for the slow log (the data block is left out).
+fn request_words(request: &[u8]) -> Vec<&[u8]> {
+    let line = request
+        .split(|&byte| byte == b'\n')
+        .next()
+        .unwrap_or(request);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.split(|&byte| byte == b' ')
+        .filter(|word| !word.is_empty())
+        .collect()
 }
 
 /// Discards up to `available` bytes of a refused data block; returns how many.
