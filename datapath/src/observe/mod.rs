@@ -241,7 +241,8 @@ pub struct Counters {
     pub protocol_errors: u64,
     /// Messages posted to other shards (each carries every request and reply of one tick).
     pub mail_sent: u64,
-    /// Writes that stored an item.
+    /// SET-family writes (memcached's storage commands included) that stored an item; a SET
+    /// with GET, which answers the old value, is not counted.
     pub sets: u64,
     /// Keys deleted by a delete command.
     pub deletes: u64,
@@ -413,7 +414,7 @@ impl Observer {
     /// An op ran on this shard's store: count writes and deletes, sample its key.
     pub fn op_done(&mut self, op: &Op<'_>, outcome: &Outcome<'_>) {
         match (op, outcome) {
-            (_, Outcome::Stored { .. }) => self.counters.sets += 1,
+            (Op::Set { .. }, Outcome::Stored { .. }) => self.counters.sets += 1,
             (Op::Delete { .. }, Outcome::Integer(deleted)) => {
                 self.counters.deletes += *deleted as u64
             }
