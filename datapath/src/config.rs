@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use thiserror::Error;
@@ -20,6 +21,11 @@ pub const MEMORY_BYTES_DEFAULT: u64 = 1 << 30;
 pub const MEMORY_BYTES_MIN: u64 = 8 << 20;
 /// Open client connections per process, all shards together, when none is given.
 pub const CLIENTS_MAX_DEFAULT: usize = 10_000;
+/// How long an RDMA link is busy-polled after its last completion when none is given.
+pub const RDMA_BUSY_POLL_DEFAULT: Duration = crate::io::rdma::BUSY_POLL_DEFAULT;
+/// The longest busy-poll window accepted: beyond a few milliseconds a shard would spin for an
+/// idle client as long as a sleep-and-wake costs many times over.
+pub const RDMA_BUSY_POLL_MAX: Duration = Duration::from_millis(10);
 
 /// Which event loop drives the sockets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -67,6 +73,10 @@ pub struct Flags {
     /// RDMA device to serve on (e.g. rxe0, mlx5_0) (default: the first with an active port).
     #[arg(long, value_name = "NAME")]
     pub rdma_device: Option<String>,
+    /// Microseconds an RDMA link that had completions is polled again before its shard arms the
+    /// completion fd and may sleep; 0 turns busy polling off (default 50, at most 10000).
+    #[arg(long, value_name = "MICROSECONDS")]
+    pub rdma_busy_poll_us: Option<u64>,
     /// Number of shard threads, one per core, cores taken NUMA node by node (default: every
     /// core this process may use).
     #[arg(long, value_name = "N", conflicts_with = "cores")]
@@ -119,6 +129,8 @@ pub struct Config {
     /// None when the RDMA transport is off.
     pub rdma_port: Option<u16>,
     pub rdma_device: Option<String>,
+    /// How long an RDMA link is busy-polled after its last completion (zero: never).
+    pub rdma_busy_poll: Duration,
     pub placement: ShardPlacement,
     pub memory_bytes: u64,
     pub data_file: Option<PathBuf>,
@@ -149,6 +161,8 @@ pub enum ConfigError {
     NoClients,
     #[error("both ports are 0: nothing to serve")]
     NothingToServe,
+    #[error("rdma-busy-poll-us: {0} µs is above the maximum of {max} µs", max = RDMA_BUSY_POLL_MAX.as_micros())]
+    BusyPollTooLong(u64),
 }
 
 impl Config {
@@ -175,6 +189,14 @@ impl Config {
         if resp_port.is_none() && memcache_port.is_none() {
             return Err(ConfigError::NothingToServe);
         }
+        let rdma_busy_poll = flags
+            .rdma_busy_poll_us
+            .map_or(RDMA_BUSY_POLL_DEFAULT, Duration::from_micros);
+        if rdma_busy_poll > RDMA_BUSY_POLL_MAX {
+            return Err(ConfigError::BusyPollTooLong(
+                rdma_busy_poll.as_micros() as u64
+            ));
+        }
         let clients_max = flags.max_clients.unwrap_or(CLIENTS_MAX_DEFAULT);
         if clients_max == 0 {
             return Err(ConfigError::NoClients);
@@ -185,6 +207,7 @@ impl Config {
             memcache_port,
             rdma_port: flags.rdma_port.and_then(port_or_off),
             rdma_device: flags.rdma_device,
+            rdma_busy_poll,
             placement,
             memory_bytes,
             data_file: flags.data_file,
@@ -388,6 +411,19 @@ mod tests {
             Err(ConfigError::NothingToServe)
         ));
         assert!(resolve(&["--io", "kqueue"]).is_err());
+        assert!(matches!(
+            resolve(&["--rdma-busy-poll-us", "10001"]),
+            Err(ConfigError::BusyPollTooLong(10001))
+        ));
+    }
+
+    #[test]
+    fn rdma_busy_polling_has_a_default_and_can_be_turned_off() {
+        assert_eq!(resolve(&[]).unwrap().rdma_busy_poll, RDMA_BUSY_POLL_DEFAULT);
+        let off = resolve(&["--rdma-busy-poll-us", "0"]).unwrap();
+        assert_eq!(off.rdma_busy_poll, Duration::ZERO);
+        let longest = resolve(&["--rdma-busy-poll-us", "10000"]).unwrap();
+        assert_eq!(longest.rdma_busy_poll, RDMA_BUSY_POLL_MAX);
     }
 
     #[test]
