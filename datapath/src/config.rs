@@ -74,7 +74,7 @@ pub struct Flags {
     #[arg(long, value_name = "NAME")]
     pub rdma_device: Option<String>,
     /// Microseconds an RDMA link that had completions is polled again before its shard arms the
-    /// completion fd and may sleep; 0 turns busy polling off (default 50, at most 10000).
+    /// completion fd and may sleep; 0 turns busy polling off (default 0, at most 10000).
     #[arg(long, value_name = "MICROSECONDS")]
     pub rdma_busy_poll_us: Option<u64>,
     /// Number of shard threads, one per core, cores taken NUMA node by node (default: every
@@ -418,10 +418,10 @@ mod tests {
     }
 
     #[test]
-    fn rdma_busy_polling_has_a_default_and_can_be_turned_off() {
-        assert_eq!(resolve(&[]).unwrap().rdma_busy_poll, RDMA_BUSY_POLL_DEFAULT);
-        let off = resolve(&["--rdma-busy-poll-us", "0"]).unwrap();
-        assert_eq!(off.rdma_busy_poll, Duration::ZERO);
+    fn rdma_busy_polling_is_off_unless_asked_for() {
+        assert_eq!(resolve(&[]).unwrap().rdma_busy_poll, Duration::ZERO);
+        let on = resolve(&["--rdma-busy-poll-us", "50"]).unwrap();
+        assert_eq!(on.rdma_busy_poll, Duration::from_micros(50));
         let longest = resolve(&["--rdma-busy-poll-us", "10000"]).unwrap();
         assert_eq!(longest.rdma_busy_poll, RDMA_BUSY_POLL_MAX);
     }

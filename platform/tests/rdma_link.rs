@@ -179,13 +179,15 @@ fn a_migrated_link_reports_to_its_new_channel() {
     let mut owning = Events::new().unwrap();
     let owner_address = owning.address();
     let (handover, inbox) = std::sync::mpsc::channel();
+    let (owner_done, owner_finished) = std::sync::mpsc::channel();
     let accepting = thread::spawn(move || {
         let _listener = listener;
         let started = Instant::now();
         let mut migrated = None;
-        // Keep reading the listening channel after the handover: nothing of the link may come.
-        while started.elapsed() < Duration::from_secs(3) || migrated.is_none() {
-            assert!(started.elapsed() < DEADLINE, "no connect request");
+        // Keep reading the listening channel until the owner has seen the link end: nothing of
+        // the link may come here.
+        while owner_finished.try_recv().is_err() {
+            assert!(started.elapsed() < DEADLINE, "the owner never finished");
             match listening.next_event().unwrap() {
                 Some(Event::Request(mut request)) => {
                     assert!(migrated.is_none(), "a second request");
@@ -213,7 +215,10 @@ fn a_migrated_link_reports_to_its_new_channel() {
             );
             match owning.next_event().unwrap() {
                 Some(Event::Established(event_id)) if event_id == id => established = true,
-                Some(Event::Disconnected(event_id)) if event_id == id => return established,
+                Some(Event::Disconnected(event_id)) if event_id == id => {
+                    owner_done.send(()).unwrap();
+                    return established;
+                }
                 Some(_) => panic!("unexpected event on the owner's channel"),
                 None => {}
             }

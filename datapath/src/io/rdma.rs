@@ -28,9 +28,9 @@
 //!
 //! Busy polling: after a wake-up that found completions, a link's completion queue is polled
 //! again every loop iteration, without arming its completion fd, until it has been idle for the
-//! busy-poll window (`--rdma-busy-poll-us`, [`BUSY_POLL_DEFAULT`]); only then is the fd armed and
-//! the shard may sleep. A busy link thus costs no interrupt, no fd read and no wake-up per
-//! message; an idle one costs nothing. A window of 0 turns it off (arm after every poll).
+//! busy-poll window (`--rdma-busy-poll-us`); only then is the fd armed and the shard may sleep.
+//! A busy link thus costs no interrupt, no fd read and no wake-up per message; an idle one costs
+//! nothing. A window of 0 (the default, [`BUSY_POLL_DEFAULT`]) arms after every poll.
 //!
 //! Limits: links are bounded by the server's client limit (the same `--max-clients` as TCP);
 //! each link holds [`LINK_CONFIG`]'s buffers (`receive_buffers` + `send_slots` messages of
@@ -64,8 +64,10 @@ pub const LINK_CONFIG: LinkConfig = LinkConfig {
 };
 
 /// How long a link that found completions keeps being polled without a wake-up once it goes
-/// quiet. Chosen by measurement in the soft-RoCE VMs (README, `## RDMA (RoCEv2)`).
-pub const BUSY_POLL_DEFAULT: Duration = Duration::from_micros(50);
+/// quiet, by default: off. Measured in the soft-RoCE VMs (README, `## RDMA (RoCEv2)`), a 50 µs
+/// window lost more often than it won, since there the "NIC" is the kernel on the same CPUs the
+/// spinning shard takes from it; on a hardware NIC with spare cores it may pay: measure.
+pub const BUSY_POLL_DEFAULT: Duration = Duration::ZERO;
 
 /// Connect requests waiting in one shard's handover queue; beyond this they are rejected (the
 /// shard is not keeping up, and the listener's own backlog is of the same order).
