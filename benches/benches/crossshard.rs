@@ -12,7 +12,6 @@ use std::os::fd::RawFd;
 use std::thread;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use datapath::config::OffloadChoice;
 use datapath::exec::{Executor, Op, Outcome, StoreSettings};
 use datapath::mailbox::{Address, Mailbox};
 use datapath::shard::{Mail, RemoteReply, RemoteRequest, Ticket};
@@ -39,11 +38,7 @@ fn wait_readable(fd: RawFd) {
 
 /// The owner shard: executes every request it is mailed and mails the outcomes back.
 fn owner(mailbox: Mailbox<Mail>, reply_to: Address<Mail>, sleep: bool) {
-    let settings = StoreSettings {
-        memory_bytes: 64 << 20,
-        data_file: None,
-        offload: OffloadChoice::Software,
-    };
+    let settings = StoreSettings::dram(64 << 20);
     let mut executor = Executor::open(&settings, 1, 2, 1).expect("DRAM store");
     for n in 0..KEYS {
         let op = Op::Set {

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+
+use crate::access::Secret;
+use crate::tunables::{Tunables, IDLE_TIMEOUT_SECS_DEFAULT, STALL_TIMEOUT_SECS_DEFAULT};
 use thiserror::Error;
 
 /// The RESP port when none is given (Redis' own).
@@ -26,6 +29,10 @@ pub const RDMA_BUSY_POLL_DEFAULT: Duration = crate::io::rdma::BUSY_POLL_DEFAULT;
 /// The longest busy-poll window accepted: beyond a few milliseconds a shard would spin for an
 /// idle client as long as a sleep-and-wake costs many times over.
 pub const RDMA_BUSY_POLL_MAX: Duration = Duration::from_millis(10);
+/// The least raw/compressed ratio for which a cold value is kept compressed, when none is given.
+pub const COMPRESS_RATIO_DEFAULT: f64 = 1.25;
+/// `--compress-ratio` is refused above this (no LZ4 block of a cache value reaches it anyway).
+pub const COMPRESS_RATIO_MAX: f64 = 100.0;
 
 /// Which event loop drives the sockets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -45,6 +52,61 @@ pub enum OffloadChoice {
     Software,
     /// The Verilog RTL simulated by Verilator (needs the `verilator` cargo feature).
     Verilator,
+}
+
+/// Which live items a tiered store moves from DRAM to its cold tier when it reclaims a DRAM
+/// segment (the others are dropped, as eviction would).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AdmissionChoice {
+    /// Items read at least once while in DRAM: one-hit wonders never cost a cold write.
+    Fetched,
+    /// Every live item.
+    All,
+}
+
+/// Where items live, from `--memory`, `--data-file` and `--data-size`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tiering {
+    /// `--memory` of DRAM; nothing survives a restart.
+    Dram,
+    /// `--data-file` of `--memory` bytes: every segment in the mapped file.
+    File,
+    /// `--memory` of DRAM (hot) over `--data-file` of `--data-size` bytes (cold).
+    Tiered,
+}
+
+impl Tiering {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tiering::Dram => "dram",
+            Tiering::File => "file",
+            Tiering::Tiered => "tiered",
+        }
+    }
+}
+
+/// When writes to the file tier reach the disk. A process crash loses nothing in any mode (the
+/// page cache outlives the process); they differ on power loss or a kernel crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SyncChoice {
+    /// Leave write-back to the kernel: a power loss loses what it had not written yet.
+    No,
+    /// fdatasync every file once a second from a background thread, so shards never wait for
+    /// the disk: a power loss loses about the last second.
+    Everysec,
+    /// msync before a write is acknowledged: a power loss loses nothing acknowledged (slow).
+    Always,
+}
+
+impl SyncChoice {
+    /// The name the flag takes (and CONFIG GET appendfsync shows).
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncChoice::No => "no",
+            SyncChoice::Everysec => "everysec",
+            SyncChoice::Always => "always",
+        }
+    }
 }
 
 /// The command line. Every field is optional so that a config file can supply it.
@@ -91,6 +153,21 @@ pub struct Flags {
     /// survive restarts; without it items live in DRAM only.
     #[arg(long, value_name = "PATH")]
     pub data_file: Option<PathBuf>,
+    /// With --data-file: size of the file tier, all shards together, and --memory becomes a DRAM
+    /// tier in front of it (the hot items; the others are demoted to the file, LZ4-compressed
+    /// when that pays). Without it the file holds every item in --memory bytes.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, requires = "data_file")]
+    pub data_size: Option<u64>,
+    /// Tiered store: which items leave DRAM for the file (default fetched: read at least once).
+    #[arg(long, value_enum, value_name = "RULE")]
+    pub cold_admission: Option<AdmissionChoice>,
+    /// Tiered store: keep a cold value LZ4-compressed only if raw/compressed reaches this
+    /// ratio (default 1.25).
+    #[arg(long, value_name = "RATIO")]
+    pub compress_ratio: Option<f64>,
+    /// When file-tier writes reach the disk: no, everysec (default) or always.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub sync: Option<SyncChoice>,
     /// Event loop: io_uring, epoll, or auto (io_uring when the kernel offers it).
     #[arg(long, value_enum, value_name = "BACKEND")]
     pub io: Option<IoChoice>,
@@ -100,6 +177,17 @@ pub struct Flags {
     /// Most client connections open at once, all shards together (default 10000).
     #[arg(long, value_name = "N")]
     pub max_clients: Option<usize>,
+    /// Password clients must give before any other command: RESP `AUTH`, memcached's
+    /// authentication `set` (default: none; binding beyond loopback without one logs a warning).
+    #[arg(long, value_name = "PASSWORD")]
+    pub requirepass: Option<String>,
+    /// Close a client idle (no input, no replies owed) for this many seconds; 0 never (default 0).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Close a client that holds a partial request, or leaves its replies unread, for this many
+    /// seconds without progress; 0 never (default 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub stall_timeout: Option<u64>,
     /// TOML file with any of these settings (same names, dashes or underscores, e.g.
     /// `memory = "4GiB"`, `cores = [0, 2]`); flags on the command line win.
     #[arg(long, value_name = "FILE")]
@@ -119,7 +207,7 @@ pub enum ShardPlacement {
 }
 
 /// The resolved configuration the server runs with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub bind: IpAddr,
     /// None when RESP is off.
@@ -134,9 +222,17 @@ pub struct Config {
     pub placement: ShardPlacement,
     pub memory_bytes: u64,
     pub data_file: Option<PathBuf>,
+    /// The file tier's size when tiered (`--data-size`).
+    pub data_size_bytes: Option<u64>,
+    pub cold_admission: AdmissionChoice,
+    /// `--compress-ratio` in percent (1.25 → 125).
+    pub compress_ratio_min_percent: u32,
+    pub sync: SyncChoice,
     pub io: IoChoice,
     pub offload: OffloadChoice,
     pub clients_max: usize,
+    /// The settings CONFIG SET may change later.
+    pub tunables: Tunables,
     pub log_level: String,
 }
 
@@ -153,6 +249,10 @@ pub enum ConfigError {
     ParseFile { path: PathBuf, message: String },
     #[error("memory: {0}")]
     Memory(String),
+    #[error("data-size: {0}")]
+    DataSize(String),
+    #[error("compress-ratio: {0}")]
+    CompressRatio(String),
     #[error("threads and cores are both set; give one")]
     ThreadsAndCores,
     #[error("threads must be at least 1")]
@@ -166,6 +266,14 @@ pub enum ConfigError {
 }
 
 impl Config {
+    pub fn tiering(&self) -> Tiering {
+        match (&self.data_file, self.data_size_bytes) {
+            (None, _) => Tiering::Dram,
+            (Some(_), None) => Tiering::File,
+            (Some(_), Some(_)) => Tiering::Tiered,
+        }
+    }
+
     /// Resolves the settings (command line over config file, see [`Flags::over_config_file`])
     /// over the defaults.
     pub fn resolve(flags: Flags) -> Result<Config, ConfigError> {
@@ -201,6 +309,17 @@ impl Config {
         if clients_max == 0 {
             return Err(ConfigError::NoClients);
         }
+        if let Some(data_size) = flags.data_size.filter(|&bytes| bytes < MEMORY_BYTES_MIN) {
+            return Err(ConfigError::DataSize(format!(
+                "{data_size} bytes is below the minimum of {MEMORY_BYTES_MIN} bytes"
+            )));
+        }
+        let compress_ratio = flags.compress_ratio.unwrap_or(COMPRESS_RATIO_DEFAULT);
+        if !(1.0..=COMPRESS_RATIO_MAX).contains(&compress_ratio) {
+            return Err(ConfigError::CompressRatio(format!(
+                "{compress_ratio} is not between 1 and {COMPRESS_RATIO_MAX}"
+            )));
+        }
         Ok(Config {
             bind: flags.bind.unwrap_or(IpAddr::from([127, 0, 0, 1])),
             resp_port,
@@ -211,9 +330,21 @@ impl Config {
             placement,
             memory_bytes,
             data_file: flags.data_file,
+            data_size_bytes: flags.data_size,
+            cold_admission: flags.cold_admission.unwrap_or(AdmissionChoice::Fetched),
+            compress_ratio_min_percent: (compress_ratio * 100.0).round() as u32,
+            sync: flags.sync.unwrap_or(SyncChoice::Everysec),
             io: flags.io.unwrap_or(IoChoice::Auto),
             offload: flags.offload.unwrap_or(OffloadChoice::Software),
             clients_max,
+            tunables: Tunables {
+                requirepass: flags
+                    .requirepass
+                    .filter(|password| !password.is_empty())
+                    .map(|password| Secret::new(password.as_bytes())),
+                idle_timeout_secs: flags.timeout.unwrap_or(IDLE_TIMEOUT_SECS_DEFAULT),
+                stall_timeout_secs: flags.stall_timeout.unwrap_or(STALL_TIMEOUT_SECS_DEFAULT),
+            },
             log_level: flags.log_level.unwrap_or_else(|| "info".to_owned()),
         })
     }
@@ -343,6 +474,8 @@ mod tests {
         assert_eq!(config.memcache_port, Some(11211));
         assert_eq!(config.memory_bytes, MEMORY_BYTES_DEFAULT);
         assert_eq!(config.data_file, None);
+        assert_eq!(config.tiering(), Tiering::Dram);
+        assert_eq!(config.compress_ratio_min_percent, 125);
         assert_eq!(config.io, IoChoice::Auto);
         assert_eq!(config.placement, ShardPlacement::AllCpus);
     }
@@ -415,6 +548,18 @@ mod tests {
             resolve(&["--rdma-busy-poll-us", "10001"]),
             Err(ConfigError::BusyPollTooLong(10001))
         ));
+        assert!(
+            resolve(&["--data-size", "1GiB"]).is_err(),
+            "a file tier needs a file"
+        );
+        assert!(matches!(
+            resolve(&["--data-file", "x", "--data-size", "1MiB"]),
+            Err(ConfigError::DataSize(_))
+        ));
+        assert!(matches!(
+            resolve(&["--compress-ratio", "0.5"]),
+            Err(ConfigError::CompressRatio(_))
+        ));
     }
 
     #[test]
@@ -424,6 +569,32 @@ mod tests {
         assert_eq!(on.rdma_busy_poll, Duration::from_micros(50));
         let longest = resolve(&["--rdma-busy-poll-us", "10000"]).unwrap();
         assert_eq!(longest.rdma_busy_poll, RDMA_BUSY_POLL_MAX);
+    }
+
+    #[test]
+    fn a_data_size_makes_the_file_a_tier_behind_dram() {
+        let file_only = resolve(&["--data-file", "x.dat"]).unwrap();
+        assert_eq!(file_only.tiering(), Tiering::File);
+        let tiered = resolve(&[
+            "--memory",
+            "256MiB",
+            "--data-file",
+            "x.dat",
+            "--data-size",
+            "2GiB",
+            "--cold-admission",
+            "all",
+            "--compress-ratio",
+            "1.5",
+        ])
+        .unwrap();
+        assert_eq!(tiered.tiering(), Tiering::Tiered);
+        assert_eq!(
+            (tiered.memory_bytes, tiered.data_size_bytes),
+            (256 << 20, Some(2 << 30))
+        );
+        assert_eq!(tiered.cold_admission, AdmissionChoice::All);
+        assert_eq!(tiered.compress_ratio_min_percent, 150);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! (RESP commands → [`exec::Op`]), [`exec`] (ops on the store), [`mailbox`] (cross-shard
 //! messages), [`protocol`] (pure parsers and encoders).
 
+pub mod access;
 pub mod commands;
 pub mod config;
 pub mod exec;
@@ -23,3 +24,5 @@ pub mod protocol;
 pub mod rehome;
 pub mod server;
 pub mod shard;
+pub mod syncer;
+pub mod tunables;

@@ -91,7 +91,7 @@ fn layout_matches(
         return Ok(false);
     }
     for (shard, path) in files.iter().enumerate() {
-        let config = settings.store_config(shard, shard_count);
+        let config = file_config(settings, shard, shard_count);
         let store = match Store::open(&config, Box::new(SoftwareOffload), now_ms) {
             Ok(store) => store,
             Err(persistent::StoreError::GeometryMismatch { .. }) => {
@@ -124,7 +124,7 @@ fn rehome(
     );
     let mut targets = Vec::with_capacity(shard_count);
     for shard in 0..shard_count {
-        let config = settings.store_config(shard, shard_count);
+        let config = file_config(settings, shard, shard_count);
         targets.push(
             Store::open(&config, Box::new(SoftwareOffload), now_ms)
                 .map_err(|error| error.to_string())?,
@@ -159,7 +159,7 @@ fn rehome(
         failure = Some(format!(
             "{moved} items do not fit {shard_count} shards of {} bytes ({evicted} would be evicted): give more --memory, \
              or start with --threads {old_shards} as the files were written",
-            settings.memory_bytes
+            settings.file_bytes()
         ));
     }
     if let Some(message) = failure {
@@ -194,6 +194,13 @@ fn rehome(
         old_shards,
         items: moved,
     })
+}
+
+/// Shard `shard`'s file (the cold tier of a tiered store) as a store of its own.
+fn file_config(settings: &StoreSettings, shard: usize, shard_count: usize) -> StoreConfig {
+    settings
+        .file_config(shard, shard_count)
+        .expect("re-homing runs only with a data file")
 }
 
 /// Opens a shard file as it is (its own size), whatever this run's memory setting.
@@ -262,6 +269,10 @@ mod tests {
         StoreSettings {
             memory_bytes,
             data_file: Some(directory.join("items")),
+            data_size_bytes: None,
+            cold_admission: crate::config::AdmissionChoice::Fetched,
+            compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
+            sync: crate::config::SyncChoice::Everysec,
             offload: crate::config::OffloadChoice::Software,
         }
     }

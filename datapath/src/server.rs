@@ -11,13 +11,15 @@ use platform::kernel::{probe_io_uring, IoUringSupport};
 use platform::topology::{pin_current_thread, ChosenCpu, Topology};
 use thiserror::Error;
 
-use crate::config::{Config, IoChoice, ShardPlacement};
+use crate::config::{Config, IoChoice, ShardPlacement, SyncChoice};
 use crate::exec::{Executor, StoreSettings};
 use crate::io::listener::{self, Listener};
 use crate::io::rdma::RdmaPort;
 use crate::mailbox::{Address, Mailbox};
 use crate::shard::conn::Protocol;
 use crate::shard::{now_ms, Mail, Shard, Shared};
+use crate::syncer::Syncer;
+use persistent::SyncHandle;
 
 /// How often the main thread, waiting for a signal, checks that every shard thread still runs.
 const SIGNAL_WAIT: Duration = Duration::from_millis(200);
@@ -108,6 +110,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         }
     }
 
+    warn_if_exposed(&config);
     let (rdma, rdma_info) = rdma_ports(&config, shard_count)?;
     let mut rdma = rdma.into_iter();
     let signals = block_stop_signals().map_err(ServerError::Signals)?;
@@ -121,8 +124,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .into_iter()
         .unzip();
     let server_info = format!(
-        "io_backend:{}\r\noffload:{offload_name}\r\narena:{}\r\ntcp_port:{}\r\nmemcache_port:{}\r\nbind:{}\r\nrdma:{rdma_info}\r\n",
+        "io_backend:{}\r\noffload:{offload_name}\r\ntiering:{}\r\narena:{}\r\ntcp_port:{}\r\nmemcache_port:{}\r\nbind:{}\r\nrdma:{rdma_info}\r\n",
         backend.name(),
+        store_settings.tiering().name(),
         store_settings.describe(),
         config.resp_port.unwrap_or(0),
         config.memcache_port.unwrap_or(0),
@@ -130,7 +134,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     );
     let shared = Arc::new(Shared {
         shard_count,
-        clients_max: config.clients_max,
+        clients_max: AtomicUsize::new(config.clients_max),
         clients: AtomicUsize::new(0),
         next_client_id: AtomicU64::new(1),
         stopping: AtomicBool::new(false),
@@ -144,7 +148,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         addresses,
     });
 
-    let (ready_sender, ready_receiver) = mpsc::channel::<Result<usize, ServerError>>();
+    let (ready_sender, ready_receiver) = mpsc::channel::<Result<Option<SyncHandle>, ServerError>>();
     let mut threads: Vec<JoinHandle<Result<(), ServerError>>> = Vec::with_capacity(shard_count);
     for (id, (mailbox, cpu)) in mailboxes.into_iter().zip(cpus.iter().copied()).enumerate() {
         let shard_shared = Arc::clone(&shared);
@@ -183,16 +187,30 @@ pub fn run(config: Config) -> Result<(), ServerError> {
 
     let mut ready = 0;
     let mut first_error = None;
+    let mut files = Vec::new();
     for answer in ready_receiver.iter().take(shard_count) {
         match answer {
-            Ok(_) => ready += 1,
+            Ok(file) => {
+                ready += 1;
+                files.extend(file);
+            }
             Err(error) => {
                 first_error.get_or_insert(error);
                 break;
             }
         }
     }
-    if ready == shard_count {
+    let syncer = match Syncer::start(files) {
+        Ok(syncer) => syncer,
+        Err(error) => {
+            first_error.get_or_insert(ServerError::Shard {
+                shard: usize::MAX,
+                message: format!("cannot start the sync thread: {error}"),
+            });
+            None
+        }
+    };
+    if ready == shard_count && first_error.is_none() {
         if let Some(port) = config.resp_port {
             tracing::info!(
                 backend = backend.name(),
@@ -203,6 +221,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         wait_for_stop(&signals, &threads);
     }
     stop_all(&shared);
+    if let Some(syncer) = syncer {
+        syncer.stop();
+    }
     for handle in threads {
         match handle.join() {
             Ok(Ok(())) => {}
@@ -271,7 +292,7 @@ fn shard_main(
     shared: Arc<Shared>,
     mailbox: Mailbox<Mail>,
     rdma: Option<RdmaPort>,
-    ready: mpsc::Sender<Result<usize, ServerError>>,
+    ready: mpsc::Sender<Result<Option<SyncHandle>, ServerError>>,
 ) -> Result<(), ServerError> {
     let pinned = pin_current_thread(cpu.cpu);
     if pinned {
@@ -288,9 +309,15 @@ fn shard_main(
             "could not pin to the CPU; the scheduler places this shard"
         );
     }
-    let setup = || -> Result<(Executor, Vec<Listener>), ServerError> {
+    let setup = || -> Result<(Executor, Vec<Listener>, Option<SyncHandle>), ServerError> {
         let executor = Executor::open(&store_settings, id, shared.shard_count, now_ms())
             .map_err(|message| ServerError::Shard { shard: id, message })?;
+        let sync = match store_settings.sync {
+            SyncChoice::Everysec => executor
+                .sync_handle()
+                .map_err(|message| ServerError::Shard { shard: id, message })?,
+            SyncChoice::No | SyncChoice::Always => None,
+        };
         if let (Some(report), Some(path)) =
             (executor.recovery_report(), store_settings.shard_file(id))
         {
@@ -328,17 +355,17 @@ fn shard_main(
             })?;
             listeners.push(listener);
         }
-        Ok((executor, listeners))
+        Ok((executor, listeners, sync))
     };
-    let (executor, listeners) = match setup() {
+    let (executor, listeners, sync) = match setup() {
         Ok(parts) => parts,
         Err(error) => {
             let _ = ready.send(Err(error));
             return Ok(());
         }
     };
-    let _ = ready.send(Ok(id));
-    let mut shard = Shard::new(id, shared, executor, mailbox);
+    let _ = ready.send(Ok(sync));
+    let mut shard = Shard::new(id, shared, executor, mailbox, config.tunables.clone());
     let result = match backend {
         Backend::Epoll => crate::io::epoll::run(&mut shard, listeners, rdma),
         Backend::Uring => crate::io::uring::run(&mut shard, listeners, rdma),
@@ -393,19 +420,34 @@ fn choose_backend(choice: IoChoice) -> Result<Backend, ServerError> {
     }
 }
 
+/// Redis' protected-mode idea: serving beyond loopback with no password is allowed, loudly.
+fn warn_if_exposed(config: &Config) {
+    if !config.bind.is_loopback() && config.tunables.requirepass.is_none() {
+        tracing::warn!(
+            bind = %config.bind,
+            "SECURITY WARNING: listening beyond loopback with no password: anyone who can reach \
+             this address can read, change and flush every item; set --requirepass or bind 127.0.0.1"
+        );
+    }
+}
+
 fn settings(config: &Config, shard_count: usize, backend: Backend) -> Vec<(String, String)> {
     let pairs = [
         ("bind", config.bind.to_string()),
         ("port", config.resp_port.unwrap_or(0).to_string()),
         ("maxmemory", config.memory_bytes.to_string()),
         ("maxmemory-policy", "allkeys-lru".to_owned()),
-        ("maxclients", config.clients_max.to_string()),
         ("databases", "1".to_owned()),
         ("save", String::new()),
         ("appendonly", "no".to_owned()),
-        ("timeout", "0".to_owned()),
+        ("appendfsync", config.sync.name().to_owned()),
         ("io-threads", shard_count.to_string()),
         ("ferrite-io", backend.name().to_owned()),
+        ("ferrite-tiering", config.tiering().name().to_owned()),
+        (
+            "ferrite-data-size",
+            config.data_size_bytes.unwrap_or(0).to_string(),
+        ),
         (
             "ferrite-data-file",
             config

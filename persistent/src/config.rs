@@ -18,6 +18,17 @@ pub const SEGMENT_BYTES_MAX: usize = 1 << SEGMENT_OFFSET_BITS;
 /// A sensible `compress_min_bytes`: below a few KiB LZ4 rarely saves enough to pay for the
 /// decompression on every read.
 pub const COMPRESS_MIN_BYTES_DEFAULT: usize = 4096;
+/// A compressed value is kept only when it is at least this many times smaller than the raw one,
+/// in percent (125 = 1.25x, a fifth saved): below that the decompression on every read costs
+/// more than the memory saved is worth.
+pub const COMPRESS_RATIO_MIN_PERCENT_DEFAULT: u32 = 125;
+/// The smallest useful ratio: 100 % keeps blocks that save nothing.
+pub const COMPRESS_RATIO_MIN_PERCENT_MIN: u32 = 100;
+/// Demoted values of at least this many bytes are tried with LZ4 in the cold tier: shorter ones
+/// rarely reach the ratio (an LZ4 block of a short value is mostly literals).
+pub const COLD_COMPRESS_MIN_BYTES_DEFAULT: usize = 128;
+/// A cold item read twice within this window is promoted back to DRAM.
+pub const PROMOTE_WINDOW_MS_DEFAULT: u64 = 60_000;
 
 /// Where the segments live.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,9 +81,54 @@ pub struct StoreConfig {
     /// Recorded in a new file's superblock; see [`crate::Store::set_owner`].
     pub owner: OwnerTag,
     /// Values of at least this many bytes are stored LZ4-compressed (through the offload
-    /// engine) when that saves at least 1/8 of them, and decompressed on read. `None` (the
-    /// default) stores every value raw, so reads borrow straight from the segment.
+    /// engine) when that reaches `compress_ratio_min_percent`, and decompressed on read. `None`
+    /// (the default) stores every value raw, so reads borrow straight from the segment.
     pub compress_min_bytes: Option<usize>,
+    /// The least raw/compressed ratio, in percent, for which a compressed value is kept
+    /// (default [`COMPRESS_RATIO_MIN_PERCENT_DEFAULT`]); applies to this store and its cold tier.
+    pub compress_ratio_min_percent: u32,
+    /// `Some`: this store (whose arena must then be DRAM) is the hot tier over a cold tier in a
+    /// memory-mapped file; see [`ColdTierConfig`].
+    pub cold: Option<ColdTierConfig>,
+}
+
+/// Which items leave the hot tier for the cold one when their DRAM segment is reclaimed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Admission {
+    /// Every live item (used at shutdown whatever the policy, so a restart keeps everything).
+    All,
+    /// Only items read at least once while in DRAM: an item written and never read (a
+    /// "one-hit wonder") is dropped instead of costing a cold write.
+    #[default]
+    Fetched,
+}
+
+/// The cold tier of a tiered store: a file-backed store the hot DRAM tier demotes its oldest
+/// segments' live items into, instead of evicting them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColdTierConfig {
+    pub path: PathBuf,
+    pub bytes: usize,
+    /// Demoted values of at least this many bytes are LZ4-compressed when that reaches the
+    /// store's `compress_ratio_min_percent` (default [`COLD_COMPRESS_MIN_BYTES_DEFAULT`]).
+    pub compress_min_bytes: usize,
+    pub admission: Admission,
+    /// A cold item read a second time within this many ms of the first read moves back to
+    /// DRAM (default [`PROMOTE_WINDOW_MS_DEFAULT`]); 0 never promotes.
+    pub promote_window_ms: u64,
+}
+
+impl ColdTierConfig {
+    /// A cold tier of `bytes` at `path` with the default policies.
+    pub fn new(path: impl Into<PathBuf>, bytes: usize) -> ColdTierConfig {
+        ColdTierConfig {
+            path: path.into(),
+            bytes,
+            compress_min_bytes: COLD_COMPRESS_MIN_BYTES_DEFAULT,
+            admission: Admission::default(),
+            promote_window_ms: PROMOTE_WINDOW_MS_DEFAULT,
+        }
+    }
 }
 
 impl StoreConfig {
@@ -84,7 +140,31 @@ impl StoreConfig {
             flush: FlushPolicy::default(),
             owner: OwnerTag::default(),
             compress_min_bytes: None,
+            compress_ratio_min_percent: COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
+            cold: None,
         }
+    }
+
+    /// A tiered store: `memory_bytes` of DRAM over a cold tier of `cold_bytes` at `path`.
+    pub fn tiered(memory_bytes: usize, path: impl Into<PathBuf>, cold_bytes: usize) -> StoreConfig {
+        StoreConfig {
+            cold: Some(ColdTierConfig::new(path, cold_bytes)),
+            ..StoreConfig::dram(memory_bytes)
+        }
+    }
+
+    /// The configuration of the cold tier's own store (`None` when not tiered).
+    pub(crate) fn cold_store(&self) -> Option<StoreConfig> {
+        let cold = self.cold.as_ref()?;
+        Some(StoreConfig {
+            arena: ArenaConfig::File {
+                path: cold.path.clone(),
+                bytes: cold.bytes,
+            },
+            compress_min_bytes: Some(cold.compress_min_bytes),
+            cold: None,
+            ..self.clone()
+        })
     }
 
     /// A file store of `bytes` at `path` with default segments.
@@ -109,6 +189,15 @@ impl StoreConfig {
                 "segment_bytes {segment_bytes} must be a multiple of {SEGMENT_BYTES_ALIGN} \
                  between {SEGMENT_BYTES_MIN} and {SEGMENT_BYTES_MAX}"
             ));
+        }
+        if self.compress_ratio_min_percent < COMPRESS_RATIO_MIN_PERCENT_MIN {
+            return invalid(format!(
+                "compress_ratio_min_percent {} is below {COMPRESS_RATIO_MIN_PERCENT_MIN}",
+                self.compress_ratio_min_percent
+            ));
+        }
+        if self.cold.is_some() && !matches!(self.arena, ArenaConfig::Dram { .. }) {
+            return invalid("a tiered store's hot tier must be DRAM".to_owned());
         }
         let bytes = self.arena.bytes();
         let segment_count = bytes.saturating_sub(SUPERBLOCK_BYTES) / segment_bytes;

@@ -21,13 +21,16 @@
 //!  16 check u64 (CRC-64/XZ of bytes 0..16)  24 write_offset u32  28 padding u32
 //!
 //! item (byte-packed, no alignment):
-//!   0 crc64 u64     CRC-64/XZ of item bytes 9..end, xor a seal of (segment generation,
+//!   0 crc64 u64     CRC-64/XZ of item bytes 11..end, xor a seal of (segment generation,
 //!                   form with bits 6-7 cleared): see `item_crc64`
 //!   8 form u8       bits 0-1 encoding (0 raw, 1 LZ4), bit 2 flags present,
 //!                   bit 3 expiry present, bits 4-5 zero,
 //!                   bits 6-7 liveness: 00 live, 11 dead (deleted, overwritten or expired),
 //!                   01 or 10 damaged
-//!   9 key_len       LEB128, at most 3 bytes
+//!   9 usage u16     how the item has been used, rewritten in place (outside the CRC):
+//!                   bits 0-12 last access (unix minutes mod 8192), bit 13 fetched,
+//!                   bit 14 stale, bit 15 win token handed out: see [`ItemUse`]
+//!  11 key_len       LEB128, at most 3 bytes
 //!     stored_len    LEB128, at most 4 bytes: the value's length as stored
 //!     [raw_len]     LEB128, only when LZ4: the value's length once decompressed
 //!     [flags u32]   only when bit 2
@@ -37,17 +40,20 @@
 //!
 //! Why the item looks like this: the CRC is the seal (an item is valid only once its CRC matches,
 //! so a torn write is never served); the segment generation inside the CRC makes a stale item
-//! left over from a segment's previous life fail its check; the two liveness bits are the only
-//! bits ever written after the seal, outside the CRC, so deletes and overwrites are recorded in
-//! place and travel with the item (nothing deleted comes back, whichever segment is evicted
-//! first), and one flipped bit makes them "damaged", never "live" again. The CAS is not stored:
-//! it is `generation << 24 | offset`, unique for every write ever made to the store. A plain
-//! item (no flags, no expiry, key and value under 128 bytes) has an 11-byte header.
+//! left over from a segment's previous life fail its check; the two liveness bits and the usage
+//! word are the only bytes ever written after the seal, outside the CRC. The liveness bits
+//! record deletes and overwrites in place so they travel with the item (nothing deleted comes
+//! back, whichever segment is evicted first), and one flipped bit makes them "damaged", never
+//! "live" again. The usage word only describes a live item (memcached's fetched, stale and
+//! win-token bits and a coarse last access; memcached itself does not keep them across
+//! restarts): nothing in it can make a dead item live. The CAS is not stored: it is
+//! `generation << 24 | offset`, unique for every write ever made to the store. A plain item (no
+//! flags, no expiry, key and value under 128 bytes) has a 13-byte header.
 
 use platform::offload::Offload;
 
-/// Bumped on any change to the bytes drawn above.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped on any change to the bytes drawn above (2: the item's usage word).
+pub const FORMAT_VERSION: u32 = 2;
 /// The first eight bytes of a store file.
 pub const MAGIC: [u8; 8] = *b"FERRSTOR";
 /// Room reserved for the superblock at the start of the arena: one page, so segments start page
@@ -62,8 +68,20 @@ const SUPERBLOCK_CRC_OFFSET: usize = 72;
 pub(crate) const SEGMENT_MAGIC: u32 = u32::from_le_bytes(*b"SEG1");
 /// Bytes at the start of each segment before its first item.
 pub const SEGMENT_HEADER_BYTES: usize = 32;
-/// Fixed part of an item header: crc64, form.
-pub(crate) const ITEM_PREFIX_BYTES: usize = 9;
+/// Fixed part of an item header: crc64, form, usage.
+pub(crate) const ITEM_PREFIX_BYTES: usize = 11;
+/// Where the usage word sits in an item.
+const ITEM_USAGE_OFFSET: usize = 9;
+/// The coarse clock of the last-access field: one tick a minute (memcached itself refreshes an
+/// item's access time at most once a minute).
+pub const ACCESS_TICK_MS: u64 = 60_000;
+/// Bits of the last-access field: ticks wrap after 8192 minutes (5.7 days), so an item idle for
+/// longer reads as idle for its age modulo that.
+const ACCESS_TICK_BITS: u32 = 13;
+const USAGE_ACCESS_MASK: u16 = (1 << ACCESS_TICK_BITS) - 1;
+const USAGE_FETCHED: u16 = 1 << 13;
+const USAGE_STALE: u16 = 1 << 14;
+const USAGE_WIN_TOKEN: u16 = 1 << 15;
 /// The largest item header: prefix, key_len (3), stored_len (4), raw_len (4), flags, expiry.
 pub const ITEM_HEADER_BYTES_MAX: usize = ITEM_PREFIX_BYTES + 3 + 4 + 4 + 4 + 8;
 /// Keys longer than this are refused (the LEB128 key length stays within 3 bytes).
@@ -297,6 +315,78 @@ pub enum Encoding {
 pub(crate) struct ItemPrefix {
     pub crc64: [u8; 8],
     pub form: u8,
+    pub usage: [u8; 2],
+}
+
+/// How an item has been used: what memcached's meta protocol reports (`h`, `l`, `X`, `W`/`Z`)
+/// and what an admission rule may look at. Kept in the item's usage word, rewritten in place.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ItemUse {
+    /// Read at least once since it was written.
+    pub fetched: bool,
+    /// Marked stale (memcached `md I`, or `ms I` with an older CAS): still served, flagged.
+    pub stale: bool,
+    /// A client has been handed the right to recache it (memcached's win token, `W`).
+    pub win_token: bool,
+    /// The last access (write or fetch), in [`ACCESS_TICK_MS`] ticks modulo 2^13.
+    access_tick: u16,
+}
+
+impl ItemUse {
+    /// A fresh item's usage: written (accessed) at `now_ms`, nothing else.
+    pub fn written_at(now_ms: u64) -> ItemUse {
+        ItemUse {
+            access_tick: access_tick(now_ms),
+            ..ItemUse::default()
+        }
+    }
+
+    /// Milliseconds since the last access, to the tick (rounded down).
+    pub fn idle_ms(&self, now_ms: u64) -> u64 {
+        let ticks = access_tick(now_ms).wrapping_sub(self.access_tick) & USAGE_ACCESS_MASK;
+        u64::from(ticks) * ACCESS_TICK_MS
+    }
+
+    /// This usage after a fetch at `now_ms`.
+    pub fn fetched_at(self, now_ms: u64) -> ItemUse {
+        ItemUse {
+            fetched: true,
+            access_tick: access_tick(now_ms),
+            ..self
+        }
+    }
+
+    fn word(self) -> u16 {
+        let mut word = self.access_tick & USAGE_ACCESS_MASK;
+        if self.fetched {
+            word |= USAGE_FETCHED;
+        }
+        if self.stale {
+            word |= USAGE_STALE;
+        }
+        if self.win_token {
+            word |= USAGE_WIN_TOKEN;
+        }
+        word
+    }
+
+    fn from_word(word: u16) -> ItemUse {
+        ItemUse {
+            fetched: word & USAGE_FETCHED != 0,
+            stale: word & USAGE_STALE != 0,
+            win_token: word & USAGE_WIN_TOKEN != 0,
+            access_tick: word & USAGE_ACCESS_MASK,
+        }
+    }
+}
+
+fn access_tick(now_ms: u64) -> u16 {
+    ((now_ms / ACCESS_TICK_MS) & u64::from(USAGE_ACCESS_MASK)) as u16
+}
+
+/// Rewrites the usage word of the item at the start of `item` in place.
+pub(crate) fn write_usage(item: &mut [u8], usage: ItemUse) {
+    item[ITEM_USAGE_OFFSET..ITEM_USAGE_OFFSET + 2].copy_from_slice(&usage.word().to_le_bytes());
 }
 
 /// An item's header, parsed: offsets are relative to the item's first byte.
@@ -305,6 +395,7 @@ pub(crate) struct ItemHeader {
     /// Total bytes of the item, header included.
     pub len: usize,
     pub dead: bool,
+    pub usage: ItemUse,
     pub encoding: Encoding,
     pub flags: u32,
     /// Absolute unix ms; 0 = never.
@@ -343,6 +434,12 @@ impl ItemHeader {
             1 => Encoding::Lz4,
             _ => return None,
         };
+        let usage_word = u16::from_le_bytes(
+            bytes
+                .get(ITEM_USAGE_OFFSET..ITEM_USAGE_OFFSET + 2)?
+                .try_into()
+                .ok()?,
+        );
         let mut cursor = ITEM_PREFIX_BYTES;
         let key_len = read_leb128(bytes, &mut cursor, LEB128_KEY_BYTES_MAX)?;
         let stored_len = read_leb128(bytes, &mut cursor, LEB128_LEN_BYTES_MAX)?;
@@ -373,6 +470,7 @@ impl ItemHeader {
         Some(ItemHeader {
             len,
             dead: form & FORM_DEAD != 0,
+            usage: ItemUse::from_word(usage_word),
             encoding,
             flags,
             expiry_ms,
@@ -414,7 +512,7 @@ pub(crate) const fn dead_byte_offset() -> usize {
 /// Odd, so multiplying by it is a bijection on u64.
 const SEAL_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
 
-/// An item's checksum: the CRC-64 of everything after the form byte (one contiguous run, the
+/// An item's checksum: the CRC-64 of everything after the usage word (one contiguous run, the
 /// engine's fast case), xored with a seal that mixes in the segment's generation and the form
 /// byte without its liveness bits. The seal is injective in (generation < 2^40, form), so an
 /// item from another generation or with another form never matches.
@@ -436,6 +534,7 @@ pub(crate) struct NewItem<'a> {
     pub flags: u32,
     /// Absolute unix ms; 0 = never.
     pub expiry_ms: u64,
+    pub usage: ItemUse,
 }
 
 impl NewItem<'_> {
@@ -477,6 +576,7 @@ impl NewItem<'_> {
             form |= FORM_EXPIRY;
         }
         out[ITEM_FORM_OFFSET] = form;
+        write_usage(out, self.usage);
         let mut cursor = ITEM_PREFIX_BYTES;
         write_leb128(out, &mut cursor, self.key.len());
         write_leb128(out, &mut cursor, self.stored_len());
@@ -568,6 +668,7 @@ mod tests {
         assert_eq!(offset_of!(SegmentHeader, write_offset), 24);
         assert_eq!(size_of::<ItemPrefix>(), ITEM_PREFIX_BYTES);
         assert_eq!(offset_of!(ItemPrefix, form), ITEM_FORM_OFFSET);
+        assert_eq!(offset_of!(ItemPrefix, usage), ITEM_USAGE_OFFSET);
     }
 
     #[test]
@@ -633,6 +734,7 @@ mod tests {
             raw_len: 300,
             flags: 0xDEAD_BEEF,
             expiry_ms: 1_700_000_000_123,
+            usage: ItemUse::written_at(1_700_000_000_000),
         };
         let mut out = vec![0u8; item.encoded_len()];
         item.write(&mut out, 5, &mut engine);
@@ -658,7 +760,7 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_item_has_an_eleven_byte_header() {
+    fn a_plain_item_has_a_thirteen_byte_header() {
         let item = NewItem {
             key: b"0123456789abcdef",
             value_parts: &[&[0u8; 100]],
@@ -666,8 +768,52 @@ mod tests {
             raw_len: 100,
             flags: 0,
             expiry_ms: 0,
+            usage: ItemUse::default(),
         };
-        assert_eq!(item.encoded_len() - 116, 11);
+        assert_eq!(item.encoded_len() - 116, 13);
+    }
+
+    #[test]
+    fn the_usage_word_is_rewritten_in_place_outside_the_checksum() {
+        let mut engine = SoftwareOffload;
+        // On a tick boundary, so the next 59 999 ms read as idle for 0.
+        let written_ms = 28_333_333 * ACCESS_TICK_MS;
+        let item = NewItem {
+            key: b"k",
+            value_parts: &[b"value"],
+            encoding: Encoding::Raw,
+            raw_len: 5,
+            flags: 0,
+            expiry_ms: 0,
+            usage: ItemUse::written_at(written_ms),
+        };
+        let mut out = vec![0u8; item.encoded_len()];
+        item.write(&mut out, 3, &mut engine);
+        let header = ItemHeader::parse(&out).unwrap();
+        assert_eq!(header.usage, ItemUse::written_at(written_ms));
+        assert!(!header.usage.fetched && !header.usage.stale && !header.usage.win_token);
+        assert_eq!(header.usage.idle_ms(written_ms + 59_999), 0);
+        assert_eq!(
+            header.usage.idle_ms(written_ms + 3 * ACCESS_TICK_MS),
+            3 * ACCESS_TICK_MS
+        );
+        let later_ms = written_ms + 10 * ACCESS_TICK_MS;
+        let mut usage = header.usage.fetched_at(later_ms);
+        usage.stale = true;
+        usage.win_token = true;
+        write_usage(&mut out, usage);
+        let reread = ItemHeader::parse(&out).unwrap();
+        assert_eq!(reread.usage, usage);
+        assert!(reread.usage.fetched && reread.usage.stale && reread.usage.win_token);
+        assert_eq!(reread.usage.idle_ms(later_ms), 0);
+        assert!(!reread.dead);
+        assert!(
+            verify(&out, &reread, 3, &mut engine),
+            "usage is outside the checksum"
+        );
+        // The clock wraps: an item idle for 8192 minutes reads as just used.
+        let wrapped_ms = later_ms + (1 << ACCESS_TICK_BITS) * ACCESS_TICK_MS;
+        assert_eq!(reread.usage.idle_ms(wrapped_ms), 0);
     }
 
     #[test]
@@ -680,6 +826,7 @@ mod tests {
             raw_len: 5,
             flags: 1,
             expiry_ms: 2,
+            usage: ItemUse::default(),
         };
         let mut out = vec![0u8; item.encoded_len()];
         item.write(&mut out, 1, &mut engine);
@@ -688,8 +835,8 @@ mod tests {
         }
         out[ITEM_FORM_OFFSET] |= 0b0001_0000;
         assert_eq!(ItemHeader::parse(&out), None);
-        let mut endless = vec![0u8; 20];
-        endless[9..14].fill(0xFF);
+        let mut endless = vec![0u8; 22];
+        endless[ITEM_PREFIX_BYTES..ITEM_PREFIX_BYTES + 5].fill(0xFF);
         assert_eq!(ItemHeader::parse(&endless), None);
     }
 }

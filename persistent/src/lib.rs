@@ -37,7 +37,8 @@
 //!
 //! | store call | memcached | Redis |
 //! |---|---|---|
-//! | [`Store::get`] | get, gets (`cas`), mg | GET, EXISTS ([`Store::contains`]) |
+//! | [`Store::get`] | get, gets (`cas`) | GET, EXISTS ([`Store::contains`]) |
+//! | [`Store::read`] + [`ReadOptions`], [`Store::mark`], [`Store::invalidate`] | mg (`h l u R N`, `W X Z`), md I, ms I | — |
 //! | [`Store::set`] + [`Condition`], [`Expiry`], `return_previous` | set, add, replace, cas, ms | SET NX/XX/KEEPTTL/GET/PX/PXAT, GETSET, SETNX |
 //! | [`Store::append`], [`Store::prepend`] | append, prepend | APPEND (set when `None`) |
 //! | [`Store::delete`] | delete | DEL, UNLINK |
@@ -73,13 +74,15 @@ mod store;
 
 pub use arena::{Arena, DramArena, FileArena, SyncHandle};
 pub use config::{
-    ArenaConfig, FlushPolicy, OwnerTag, StoreConfig, COMPRESS_MIN_BYTES_DEFAULT,
+    Admission, ArenaConfig, ColdTierConfig, FlushPolicy, OwnerTag, StoreConfig,
+    COLD_COMPRESS_MIN_BYTES_DEFAULT, COMPRESS_MIN_BYTES_DEFAULT,
+    COMPRESS_RATIO_MIN_PERCENT_DEFAULT, COMPRESS_RATIO_MIN_PERCENT_MIN, PROMOTE_WINDOW_MS_DEFAULT,
     SEGMENT_BYTES_ALIGN, SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
 pub use error::StoreError;
-pub use layout::{FORMAT_VERSION, KEY_BYTES_MAX};
+pub use layout::{ItemUse, ACCESS_TICK_MS, FORMAT_VERSION, KEY_BYTES_MAX};
 pub use segments::TTL_BUCKETS;
 pub use store::{
-    Condition, Expiry, ExpiryState, ItemView, Items, RecoveryReport, SetOptions, SetResult,
-    SetStatus, Stats, Store, COMPRESS_SAVING_DIVISOR,
+    Condition, Expiry, ExpiryState, ItemView, Items, Mark, ReadOptions, RecoveryReport, SetOptions,
+    SetResult, SetStatus, Stats, Store, TierStats, PROMOTION_FILTER_SLOTS,
 };

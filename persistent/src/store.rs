@@ -1,19 +1,26 @@
 //! [`Store`]: the operations, on top of segments, index and arena.
+//!
+//! A store may be the hot (DRAM) tier of a tiered store: it then owns its cold tier, another
+//! `Store` on a memory-mapped file, and the `tier` module moves items between the two.
+
+mod tier;
 
 use crate::arena::{Arena, DramArena, LockedFile, SyncHandle};
-use crate::config::{ArenaConfig, FlushPolicy, Geometry, OwnerTag, StoreConfig};
+use crate::config::{Admission, ArenaConfig, FlushPolicy, Geometry, OwnerTag, StoreConfig};
 use crate::error::StoreError;
 use crate::hash::{hash_key, random_seed};
 use crate::index::{Index, Location};
 use crate::layout::{
-    self, Encoding, ItemHeader, NewItem, SegmentHeader, SegmentState, Superblock, SuperblockError,
-    FORMAT_VERSION, ITEM_HEADER_BYTES_MAX, KEY_BYTES_MAX, SEGMENT_HEADER_BYTES,
+    self, Encoding, ItemHeader, ItemUse, NewItem, SegmentHeader, SegmentState, Superblock,
+    SuperblockError, FORMAT_VERSION, ITEM_HEADER_BYTES_MAX, KEY_BYTES_MAX, SEGMENT_HEADER_BYTES,
     SEGMENT_OFFSET_BITS, SUPERBLOCK_BYTES,
 };
 use crate::segments::{ttl_bucket, SegmentMeta, Segments, TTL_BUCKETS};
 use platform::offload::{compress_bound, Offload};
 use std::borrow::Cow;
 use std::os::unix::fs::FileExt;
+use tier::ColdTier;
+pub use tier::{TierStats, PROMOTION_FILTER_SLOTS};
 
 /// Everysec flushes at most this often.
 const EVERYSEC_INTERVAL_MS: u64 = 1000;
@@ -22,13 +29,18 @@ const EVERYSEC_INTERVAL_MS: u64 = 1000;
 const SCAN_BUCKETS_PER_KEY_MAX: usize = 10;
 /// RANDOMKEY gives up after this many picks that landed on expired items.
 const RANDOM_KEY_ATTEMPTS_MAX: usize = 16;
-/// Generations have 40 bits so `generation << 24 | offset` fits a u64 CAS.
-const GENERATION_MAX: u64 = (1 << (64 - SEGMENT_OFFSET_BITS)) - 1;
+/// Generations have 39 bits so `generation << 24 | offset` fits a u64 CAS below its top bit,
+/// which tells a cold tier's CAS values from the hot tier's ([`COLD_CAS_BIT`]).
+const GENERATION_MAX: u64 = (1 << (63 - SEGMENT_OFFSET_BITS)) - 1;
+/// Set in every CAS a cold tier hands out, so the two tiers of a store never give two items
+/// the same CAS.
+const COLD_CAS_BIT: u64 = 1 << 63;
+/// Set in the SCAN cursors of a tiered store's second pass, over its cold tier (index cursors
+/// stay below 2^26).
+pub const COLD_SCAN_BIT: u64 = 1 << 62;
 /// Recovery touches the index buckets of this many items before inserting them: enough
 /// overlapping cache misses to hide most of the memory latency.
 const RECOVERY_INDEX_BATCH: usize = 32;
-/// A compressed value is kept only if it is at least 1/8 smaller than the raw one.
-pub const COMPRESS_SAVING_DIVISOR: usize = 8;
 /// Decimal digits of the longest u64 / i64 (with sign) counter value.
 const COUNTER_DIGITS_MAX: usize = 20;
 
@@ -43,6 +55,46 @@ pub struct ItemView<'a> {
     pub cas: u64,
     /// Absolute unix ms, `None` = never expires.
     pub expiry_ms: Option<u64>,
+    /// The item's usage as this read found it (before the read's own fetch is recorded).
+    pub usage: ItemUse,
+    /// This read handed out the item's win token ([`ReadOptions::claim_win`]).
+    pub won: bool,
+}
+
+/// How a read records itself in the item's usage ([`Store::read`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Record the read: the item becomes fetched and its last access is now (the usage word is
+    /// rewritten at most once a tick per item). memcached `mg u` and `me` read without it.
+    pub touch: bool,
+    /// Hand out the win token (memcached `W`) unless someone holds it already, when the item is
+    /// stale or expires within `recache_within_ms` (memcached `R`).
+    pub claim_win: bool,
+    pub recache_within_ms: Option<u64>,
+}
+
+impl ReadOptions {
+    /// A plain read ([`Store::get`]): recorded, no win token.
+    pub const FETCH: ReadOptions = ReadOptions {
+        touch: true,
+        claim_win: false,
+        recache_within_ms: None,
+    };
+    /// A look that leaves no trace.
+    pub const PEEK: ReadOptions = ReadOptions {
+        touch: false,
+        claim_win: false,
+        recache_within_ms: None,
+    };
+}
+
+/// In-place changes to an item's usage ([`Store::mark`]); its CAS does not change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// Flag the item stale (memcached `ms I` storing under an older CAS).
+    Stale,
+    /// Record that a client holds the win token (memcached `mg N` creating the item).
+    WinToken,
 }
 
 /// When a write goes ahead.
@@ -141,7 +193,9 @@ pub struct RecoveryReport {
 /// Counters and gauges for INFO / stats.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Keys in the index (expired keys count until a read or their segment's expiry drops them).
+    /// Keys in the index, of both tiers in a tiered store (expired keys count until a read or
+    /// their segment's expiry drops them). Every other figure is of this store's own arena (the
+    /// hot tier); [`Store::tier_stats`] has the cold tier's.
     pub items: u64,
     /// Bytes written into segments in use (headers, dead items and free tails included).
     pub bytes_used: u64,
@@ -155,6 +209,14 @@ pub struct Stats {
     pub evicted_segments: u64,
     pub expired_items: u64,
     pub expired_segments: u64,
+    /// Items found corrupt when read (checksum or LZ4 block wrong): dropped, never served.
+    pub corrupt_items: u64,
+    /// Values stored LZ4-compressed, and the bytes they had raw and have stored.
+    pub compressed_items: u64,
+    pub compressed_raw_bytes: u64,
+    pub compressed_stored_bytes: u64,
+    /// Values tried with LZ4 and stored raw because the block missed the ratio.
+    pub compress_skipped: u64,
 }
 
 // A store moves to its shard's thread once: it must stay `Send` (and is never `Sync`).
@@ -190,6 +252,17 @@ pub struct Store {
     /// Reused buffer of recovery (items of one segment waiting to be indexed).
     recovery_pending: Vec<(Location, u64, usize, usize)>,
     closed: bool,
+    /// The least raw/compressed ratio (percent) for which a compressed value is kept.
+    compress_ratio_min_percent: u32,
+    /// 0, or [`COLD_CAS_BIT`] in a cold tier: ored into every CAS handed out.
+    cas_tag: u64,
+    /// Check every item's CRC-64 when it is read (a cold tier: its bytes come from a file that
+    /// may have been damaged while the store ran).
+    verify_reads: bool,
+    /// The latest `now_ms` any call passed: the time of a shutdown's demotions.
+    now_ms_last: u64,
+    /// The cold tier when this store is the hot tier of a tiered store.
+    cold: Option<Box<ColdTier>>,
 }
 
 /// The key of the item at `location`, if it parses.
@@ -258,8 +331,45 @@ fn parse_i64(value: &[u8]) -> Option<i64> {
 impl Store {
     /// Opens a store: a fresh DRAM arena, a new file, or an existing file whose items are
     /// recovered (see [`Store::recovery_report`]). The file is locked until the store is
-    /// closed or dropped.
+    /// closed or dropped. A tiered configuration needs an engine per tier: see
+    /// [`Store::open_tiered`].
     pub fn open(
+        config: &StoreConfig,
+        offload: Box<dyn Offload>,
+        now_ms: u64,
+    ) -> Result<Store, StoreError> {
+        if config.cold.is_some() {
+            return Err(StoreError::Config {
+                reason: "a tiered store needs an offload engine per tier (Store::open_tiered)"
+                    .to_owned(),
+            });
+        }
+        Store::open_tier(config, offload, now_ms)
+    }
+
+    /// Opens a tiered store (`config.cold` set): a fresh DRAM hot tier over the cold tier's
+    /// file, recovered as [`Store::open`] recovers a file. Each tier has its own engine (an
+    /// engine is owned by one store); the cold tier's compresses and decompresses.
+    pub fn open_tiered(
+        config: &StoreConfig,
+        hot_offload: Box<dyn Offload>,
+        cold_offload: Box<dyn Offload>,
+        now_ms: u64,
+    ) -> Result<Store, StoreError> {
+        let (Some(cold_config), Some(tier)) = (config.cold_store(), config.cold.as_ref()) else {
+            return Err(StoreError::Config {
+                reason: "open_tiered needs a cold tier in the configuration".to_owned(),
+            });
+        };
+        let mut cold = Store::open_tier(&cold_config, cold_offload, now_ms)?;
+        cold.cas_tag = COLD_CAS_BIT;
+        cold.verify_reads = true;
+        let mut hot = Store::open_tier(config, hot_offload, now_ms)?;
+        hot.cold = Some(Box::new(ColdTier::new(cold, tier)));
+        Ok(hot)
+    }
+
+    fn open_tier(
         config: &StoreConfig,
         mut offload: Box<dyn Offload>,
         now_ms: u64,
@@ -315,6 +425,11 @@ impl Store {
             scratch: Vec::new(),
             recovery_pending: Vec::new(),
             closed: false,
+            compress_ratio_min_percent: config.compress_ratio_min_percent,
+            cas_tag: 0,
+            verify_reads: false,
+            now_ms_last: now_ms,
+            cold: None,
         };
         store.sync_each_write =
             store.flush_policy == FlushPolicy::Always && store.arena.path().is_some();
@@ -333,9 +448,12 @@ impl Store {
         Ok(store)
     }
 
-    /// What opening found.
+    /// What opening found (in a tiered store: in the cold tier's file).
     pub fn recovery_report(&self) -> &RecoveryReport {
-        &self.report
+        match &self.cold {
+            Some(tier) => &tier.store.report,
+            None => &self.report,
+        }
     }
 
     /// The largest key + value a write accepts: what one segment holds after the largest item
@@ -346,12 +464,19 @@ impl Store {
 
     /// Records a new owner tag in the superblock (after re-homing items to a new shard layout).
     pub fn set_owner(&mut self, owner: OwnerTag) -> Result<(), StoreError> {
+        if let Some(tier) = &mut self.cold {
+            tier.store.set_owner(owner)?;
+        }
         self.superblock.owner = owner.0;
         self.write_superblock()
     }
 
+    /// The owner tag (in a tiered store: the cold tier's file's).
     pub fn owner(&self) -> OwnerTag {
-        OwnerTag(self.superblock.owner)
+        match &self.cold {
+            Some(tier) => tier.store.owner(),
+            None => OwnerTag(self.superblock.owner),
+        }
     }
 
     fn segment_start(&self, segment: u32) -> usize {
@@ -374,6 +499,10 @@ impl Store {
     /// of everything written (only its dirty pages are written back, and the medium is flushed
     /// once rather than once per range).
     fn commit(&mut self) -> Result<(), StoreError> {
+        if let Some(tier) = &mut self.cold {
+            // Demotions and cold deletes this call made.
+            tier.store.commit()?;
+        }
         match self.dirty.take() {
             Some((start, end)) => self
                 .arena
@@ -408,6 +537,7 @@ impl Store {
 
     /// Runs a delayed flush_all once its time has come.
     fn before_operation(&mut self, now_ms: u64) {
+        self.now_ms_last = self.now_ms_last.max(now_ms);
         if self.flush_all_at_ms.is_some_and(|at_ms| at_ms <= now_ms) {
             self.flush_all_now();
         }
@@ -421,7 +551,25 @@ impl Store {
             self.stats.expired_items += 1;
             return None;
         }
+        if self.verify_reads && !self.verify(location, &header) {
+            self.drop_corrupt(hash, location);
+            return None;
+        }
         Some((location, header))
+    }
+
+    /// Whether the item at `location` still matches its CRC-64.
+    fn verify(&mut self, location: Location, header: &ItemHeader) -> bool {
+        let generation = self.segments.meta(location.segment).generation;
+        let start = self.segment_start(location.segment) + location.offset as usize;
+        let item = &self.arena.bytes()[start..start + header.len];
+        layout::verify(item, header, generation, self.offload.as_mut())
+    }
+
+    /// Counts and drops an item that failed its check or whose value does not decode.
+    fn drop_corrupt(&mut self, hash: u64, location: Location) {
+        self.stats.corrupt_items += 1;
+        self.unlink(hash, location);
     }
 
     fn find(&self, key: &[u8], hash: u64) -> Option<(Location, ItemHeader)> {
@@ -445,13 +593,16 @@ impl Store {
     }
 
     fn cas(&self, location: Location) -> u64 {
-        cas_of(
-            self.segments.meta(location.segment).generation,
-            location.offset,
-        )
+        self.cas_tag
+            | cas_of(
+                self.segments.meta(location.segment).generation,
+                location.offset,
+            )
     }
 
-    /// Appends the item's decoded value to `out`; false if an LZ4 value does not decode.
+    /// Appends the item's decoded value to `out`; false if an LZ4 value does not decode into
+    /// the length its header gives (itself bounded by the largest item, so a damaged header
+    /// never makes it allocate more).
     fn decode_value_into(
         &mut self,
         location: Location,
@@ -466,6 +617,9 @@ impl Store {
                 true
             }
             Encoding::Lz4 => {
+                if header.raw_len > self.item_bytes_max() {
+                    return false;
+                }
                 let base = out.len();
                 out.resize(base + header.raw_len, 0);
                 let decoded = self.offload.decompress(stored, &mut out[base..]);
@@ -540,11 +694,17 @@ impl Store {
         }
     }
 
-    fn evict_oldest(&mut self) {
+    /// Reclaims the oldest segment: its live items move to the cold tier (as its admission rule
+    /// says) in a tiered store, and are dropped otherwise.
+    fn evict_oldest(&mut self, now_ms: u64) {
         let oldest = self
             .segments
             .oldest()
             .expect("a store with no free segment has one in use");
+        if let Some(admission) = self.cold.as_ref().map(|tier| tier.admission) {
+            self.demote_segment(oldest, admission, now_ms);
+            return;
+        }
         self.stats.evicted_items += self.drop_segment_items(oldest);
         self.stats.evicted_segments += 1;
         self.release_segment(oldest);
@@ -565,7 +725,7 @@ impl Store {
         let segment = match self.segments.take_free() {
             Some(segment) => segment,
             None => {
-                self.evict_oldest();
+                self.evict_oldest(now_ms);
                 self.segments.take_free().expect("eviction frees a segment")
             }
         };
@@ -655,8 +815,12 @@ impl Store {
                 && item_at(bytes, segments, geometry, candidate)
                     .is_some_and(|(header, item)| header.key(item) == key)
         });
-        if let Some(previous) = previous {
-            self.mark_dead(previous);
+        match previous {
+            Some(previous) => self.mark_dead(previous),
+            // A key new to the hot tier may still be in the cold one (or have been demoted
+            // there while this write reserved its room): the older copy goes.
+            None if self.cold.is_some() => self.forget_cold(key),
+            None => {}
         }
         self.grow_index_if_full();
         location
@@ -680,16 +844,55 @@ impl Store {
         });
     }
 
-    /// The item for `key`, unless missing or expired.
+    /// The item for `key`, unless missing or expired; the read is recorded in its usage.
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<ItemView<'_>> {
+        self.read(key, now_ms, ReadOptions::FETCH)
+    }
+
+    /// The item for `key`, unless missing or expired, its usage updated as `options` say.
+    /// [`ItemView::usage`] is the usage found, before this read.
+    pub fn read(&mut self, key: &[u8], now_ms: u64, options: ReadOptions) -> Option<ItemView<'_>> {
         self.before_operation(now_ms);
         let hash = self.hash(key);
-        let (location, header) = self.find_live(key, hash, now_ms)?;
+        let Some((location, header)) = self.find_live(key, hash, now_ms) else {
+            return self.read_cold(key, hash, now_ms, options);
+        };
+        self.read_found(hash, location, header, options, now_ms)
+    }
+
+    /// A read of the live item at `location`: records it in the item's usage as `options` say.
+    fn read_found(
+        &mut self,
+        hash: u64,
+        location: Location,
+        header: ItemHeader,
+        options: ReadOptions,
+        now_ms: u64,
+    ) -> Option<ItemView<'_>> {
+        let usage = header.usage;
+        let recache_due = |within_ms: u64| {
+            header.expiry_ms != 0 && header.expiry_ms < now_ms.saturating_add(within_ms)
+        };
+        let won = options.claim_win
+            && !usage.win_token
+            && (usage.stale || options.recache_within_ms.is_some_and(recache_due));
+        let mut next = if options.touch {
+            usage.fetched_at(now_ms)
+        } else {
+            usage
+        };
+        next.win_token |= won;
+        if next != usage {
+            // Not noted for msync: usage is advisory and memcached does not keep it either.
+            let start = self.segment_start(location.segment) + location.offset as usize;
+            layout::write_usage(&mut self.arena.bytes_mut()[start..], next);
+        }
         let value = match header.encoding {
             Encoding::Raw => None,
             Encoding::Lz4 => {
-                let mut value = Vec::with_capacity(header.raw_len);
+                let mut value = Vec::with_capacity(header.raw_len.min(self.item_bytes_max()));
                 if !self.decode_value_into(location, &header, &mut value) {
+                    self.drop_corrupt(hash, location);
                     return None;
                 }
                 Some(value)
@@ -703,7 +906,72 @@ impl Store {
             flags: header.flags,
             cas,
             expiry_ms: (header.expiry_ms != 0).then_some(header.expiry_ms),
+            usage,
+            won,
         })
+    }
+
+    /// Changes the usage of `key`'s item in place (its CAS stays); false when it is missing.
+    pub fn mark(&mut self, key: &[u8], mark: Mark, now_ms: u64) -> bool {
+        self.before_operation(now_ms);
+        let hash = self.hash(key);
+        let Some((location, header)) = self.find_live(key, hash, now_ms) else {
+            return match &mut self.cold {
+                Some(tier) => tier.store.mark(key, mark, now_ms),
+                None => false,
+            };
+        };
+        let mut usage = header.usage;
+        match mark {
+            Mark::Stale => usage.stale = true,
+            Mark::WinToken => usage.win_token = true,
+        }
+        let start = self.segment_start(location.segment) + location.offset as usize;
+        layout::write_usage(&mut self.arena.bytes_mut()[start..], usage);
+        true
+    }
+
+    /// memcached `md I`: rewrites `key`'s item (so its CAS changes) marked stale, with its win
+    /// token free again for the next reader, and with `expiry_ms` when given (a time not after
+    /// `now_ms` deletes it). Returns the new CAS (0 when deleted); `None` when missing.
+    pub fn invalidate(
+        &mut self,
+        key: &[u8],
+        expiry_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        self.before_operation(now_ms);
+        let hash = self.hash(key);
+        self.fault_in(key, hash, now_ms);
+        let Some((location, header)) = self.find_live(key, hash, now_ms) else {
+            self.commit()?;
+            return Ok(None);
+        };
+        let expiry_ms = expiry_ms.unwrap_or(header.expiry_ms);
+        if expiry_ms != 0 && expiry_ms <= now_ms {
+            self.unlink(hash, location);
+            self.commit()?;
+            return Ok(Some(0));
+        }
+        let mut stored = std::mem::take(&mut self.scratch);
+        stored.clear();
+        stored.extend_from_slice(header.stored_value(self.item_bytes(location, &header)));
+        let mut usage = header.usage;
+        usage.stale = true;
+        usage.win_token = false;
+        let item = NewItem {
+            key,
+            value_parts: &[&stored],
+            encoding: header.encoding,
+            raw_len: header.raw_len,
+            flags: header.flags,
+            expiry_ms,
+            usage,
+        };
+        let location = self.write_item(hash, &item, now_ms);
+        self.scratch = stored;
+        self.commit()?;
+        Ok(Some(self.cas(location)))
     }
 
     /// Whether `key` holds a live item.
@@ -711,6 +979,10 @@ impl Store {
         self.before_operation(now_ms);
         let hash = self.hash(key);
         self.find_live(key, hash, now_ms).is_some()
+            || self
+                .cold
+                .as_mut()
+                .is_some_and(|tier| tier.store.contains(key, now_ms))
     }
 
     /// Writes `value` under `key` as `options` say. Never fails for lack of memory: older
@@ -725,6 +997,21 @@ impl Store {
         self.before_operation(now_ms);
         self.check_sizes(key, value.len())?;
         let hash = self.hash(key);
+        let needs_existing = options.condition != Condition::Always
+            || options.return_previous
+            || options.expiry == Expiry::Keep;
+        // Only a write that depends on the old item brings it in from the cold tier; a plain
+        // overwrite just drops the cold copy (in `write_item`).
+        let moved = match needs_existing {
+            true => self.fault_in(key, hash, now_ms),
+            false => None,
+        };
+        let condition = match (options.condition, moved) {
+            (Condition::IfCas(cas), Some((cold_cas, hot_cas))) if cas == cold_cas => {
+                Condition::IfCas(hot_cas)
+            }
+            (condition, _) => condition,
+        };
         let existing = self.find_live(key, hash, now_ms);
         let previous = match (options.return_previous, existing) {
             (true, Some((location, header))) => {
@@ -734,7 +1021,7 @@ impl Store {
             }
             _ => None,
         };
-        let blocked = match (options.condition, existing) {
+        let blocked = match (condition, existing) {
             (Condition::IfAbsent, Some(_)) | (Condition::IfPresent, None) => {
                 Some(SetStatus::NotStored)
             }
@@ -757,23 +1044,19 @@ impl Store {
             if let Some((location, _)) = existing {
                 self.unlink(hash, location);
             }
+            self.forget_cold(key);
             0
         } else {
-            let mut compressed = std::mem::take(&mut self.scratch);
-            let (stored, encoding) = match self.compress(value, &mut compressed) {
-                true => (&compressed[..], Encoding::Lz4),
-                false => (value, Encoding::Raw),
-            };
             let item = NewItem {
                 key,
-                value_parts: &[stored],
-                encoding,
+                value_parts: &[value],
+                encoding: Encoding::Raw,
                 raw_len: value.len(),
                 flags: options.flags,
                 expiry_ms,
+                usage: ItemUse::written_at(now_ms),
             };
-            let location = self.write_item(hash, &item, now_ms);
-            self.scratch = compressed;
+            let location = self.write_value(hash, item, now_ms);
             self.cas(location)
         };
         self.commit()?;
@@ -783,8 +1066,26 @@ impl Store {
         })
     }
 
+    /// Writes `item`, whose value is one raw part, LZ4-compressed when that pays.
+    fn write_value(&mut self, hash: u64, item: NewItem, now_ms: u64) -> Location {
+        let value = item.value_parts[0];
+        let mut compressed = std::mem::take(&mut self.scratch);
+        let (stored, encoding) = match self.compress(value, &mut compressed) {
+            true => (&compressed[..], Encoding::Lz4),
+            false => (value, Encoding::Raw),
+        };
+        let item = NewItem {
+            value_parts: &[stored],
+            encoding,
+            ..item
+        };
+        let location = self.write_item(hash, &item, now_ms);
+        self.scratch = compressed;
+        location
+    }
+
     /// LZ4-compresses `value` into `out` when compression is on, the value is long enough and
-    /// the block saves at least 1/[`COMPRESS_SAVING_DIVISOR`] of it.
+    /// the block reaches the configured ratio (raw length / block length).
     fn compress(&mut self, value: &[u8], out: &mut Vec<u8>) -> bool {
         if self
             .compress_min_bytes
@@ -794,12 +1095,19 @@ impl Store {
         }
         out.clear();
         out.resize(compress_bound(value.len()), 0);
+        let ratio_percent = self.compress_ratio_min_percent as usize;
         match self.offload.compress(value, out) {
-            Ok(len) if len <= value.len() - value.len() / COMPRESS_SAVING_DIVISOR => {
+            Ok(len) if len * ratio_percent <= value.len() * 100 => {
                 out.truncate(len);
+                self.stats.compressed_items += 1;
+                self.stats.compressed_raw_bytes += value.len() as u64;
+                self.stats.compressed_stored_bytes += len as u64;
                 true
             }
-            _ => false,
+            _ => {
+                self.stats.compress_skipped += 1;
+                false
+            }
         }
     }
 
@@ -807,9 +1115,13 @@ impl Store {
     pub fn delete(&mut self, key: &[u8], now_ms: u64) -> Result<bool, StoreError> {
         self.before_operation(now_ms);
         let hash = self.hash(key);
+        let cold = match &mut self.cold {
+            Some(tier) => tier.store.delete(key, now_ms)?,
+            None => false,
+        };
         let Some((location, _)) = self.find_live(key, hash, now_ms) else {
             self.commit()?;
-            return Ok(false);
+            return Ok(cold);
         };
         self.unlink(hash, location);
         self.commit()?;
@@ -846,6 +1158,7 @@ impl Store {
     ) -> Result<Option<usize>, StoreError> {
         self.before_operation(now_ms);
         let hash = self.hash(key);
+        self.fault_in(key, hash, now_ms);
         let Some((location, header)) = self.find_live(key, hash, now_ms) else {
             self.commit()?;
             return Ok(None);
@@ -867,6 +1180,7 @@ impl Store {
                 raw_len: new_len,
                 flags: header.flags,
                 expiry_ms: header.expiry_ms,
+                usage: ItemUse::written_at(now_ms),
             };
             self.write_item(hash, &item, now_ms);
         }
@@ -891,6 +1205,7 @@ impl Store {
             raw_len: value.len(),
             flags: header.flags,
             expiry_ms: header.expiry_ms,
+            usage: ItemUse::written_at(now_ms),
         };
         self.write_item(hash, &item, now_ms);
     }
@@ -936,6 +1251,7 @@ impl Store {
     ) -> Result<Option<u64>, StoreError> {
         self.before_operation(now_ms);
         let hash = self.hash(key);
+        self.fault_in(key, hash, now_ms);
         let Some((location, header)) = self.find_live(key, hash, now_ms) else {
             self.commit()?;
             return Ok(None);
@@ -958,6 +1274,7 @@ impl Store {
     pub fn incr_i64(&mut self, key: &[u8], delta: i64, now_ms: u64) -> Result<i64, StoreError> {
         self.before_operation(now_ms);
         let hash = self.hash(key);
+        self.fault_in(key, hash, now_ms);
         let (current, header) = match self.find_live(key, hash, now_ms) {
             None => (0, None),
             Some((location, header)) => {
@@ -983,6 +1300,7 @@ impl Store {
                     raw_len: text.len(),
                     flags: 0,
                     expiry_ms: 0,
+                    usage: ItemUse::written_at(now_ms),
                 };
                 self.write_item(hash, &item, now_ms);
             }
@@ -996,7 +1314,10 @@ impl Store {
         self.before_operation(now_ms);
         let hash = self.hash(key);
         match self.find_live(key, hash, now_ms) {
-            None => ExpiryState::Missing,
+            None => match &mut self.cold {
+                Some(tier) => tier.store.expiry(key, now_ms),
+                None => ExpiryState::Missing,
+            },
             Some((_, header)) if header.expiry_ms == 0 => ExpiryState::Never,
             Some((_, header)) => ExpiryState::At(header.expiry_ms),
         }
@@ -1013,6 +1334,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         self.before_operation(now_ms);
         let hash = self.hash(key);
+        self.fault_in(key, hash, now_ms);
         let Some((location, header)) = self.find_live(key, hash, now_ms) else {
             self.commit()?;
             return Ok(false);
@@ -1031,6 +1353,7 @@ impl Store {
                 raw_len: header.raw_len,
                 flags: header.flags,
                 expiry_ms,
+                usage: header.usage,
             };
             self.write_item(hash, &item, now_ms);
             self.scratch = stored;
@@ -1061,6 +1384,9 @@ impl Store {
     /// Deletes every item now.
     pub fn flush_all(&mut self, now_ms: u64) -> Result<(), StoreError> {
         self.before_operation(now_ms);
+        if let Some(tier) = &mut self.cold {
+            tier.store.flush_all(now_ms)?;
+        }
         self.flush_all_now();
         self.commit()
     }
@@ -1072,17 +1398,20 @@ impl Store {
         if at_ms <= now_ms {
             return self.flush_all(now_ms);
         }
+        if let Some(tier) = &mut self.cold {
+            tier.store.flush_all_at(at_ms, now_ms)?;
+        }
         self.flush_all_at_ms = Some(at_ms);
         Ok(())
     }
 
-    /// Keys in the index (expired ones count until they are dropped).
+    /// Keys in the index, of both tiers (expired ones count until they are dropped).
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.index.len() + self.cold.as_ref().map_or(0, |tier| tier.store.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.index.len() == 0
+        self.len() == 0
     }
 
     pub fn stats(&self) -> Stats {
@@ -1093,7 +1422,7 @@ impl Store {
             .map(|segment| self.segments.meta(segment).write_offset as u64)
             .sum();
         Stats {
-            items: self.index.len() as u64,
+            items: self.len() as u64,
             bytes_used,
             bytes_limit: (self.geometry.segment_bytes * self.geometry.segment_count) as u64,
             index_bytes: self.index.bytes() as u64,
@@ -1107,12 +1436,39 @@ impl Store {
     /// Visits live keys from `cursor` (0 to start) until at least `count` were visited or the
     /// table ends; returns the cursor to continue from (0 = done). A key present from the first
     /// call to the last is visited exactly once, whatever is written in between.
+    ///
+    /// A tiered store scans its hot tier, then its cold one (cursors of the second pass have
+    /// [`COLD_SCAN_BIT`] set); a key that moves between tiers during the scan may be missed or
+    /// visited twice.
     pub fn scan(
         &self,
         cursor: u64,
         count: usize,
         now_ms: u64,
         mut visit: impl FnMut(&[u8]),
+    ) -> u64 {
+        if cursor & COLD_SCAN_BIT != 0 {
+            let Some(tier) = &self.cold else {
+                return 0;
+            };
+            let next = tier
+                .store
+                .scan(cursor & !COLD_SCAN_BIT, count, now_ms, visit);
+            return if next == 0 { 0 } else { next | COLD_SCAN_BIT };
+        }
+        let next = self.scan_tier(cursor, count, now_ms, &mut visit);
+        match (next, &self.cold) {
+            (0, Some(_)) => COLD_SCAN_BIT,
+            _ => next,
+        }
+    }
+
+    fn scan_tier(
+        &self,
+        cursor: u64,
+        count: usize,
+        now_ms: u64,
+        visit: &mut impl FnMut(&[u8]),
     ) -> u64 {
         if self.flush_all_at_ms.is_some_and(|at_ms| at_ms <= now_ms) {
             // A delayed flush_all is due: nothing is left to visit.
@@ -1141,14 +1497,37 @@ impl Store {
     }
 
     /// A random live key (Redis RANDOMKEY). Expired keys it lands on are dropped, as Redis does.
+    /// A tiered store picks the tier in proportion to the keys each holds.
     pub fn random_key(&mut self, now_ms: u64) -> Option<Vec<u8>> {
         self.before_operation(now_ms);
+        let random = self.next_random();
+        let hot_len = self.index.len() as u64;
+        let Some(tier) = &mut self.cold else {
+            return self.random_own_key(now_ms);
+        };
+        let total = hot_len + tier.store.len() as u64;
+        if total > 0 && random % total >= hot_len {
+            if let Some(key) = tier.store.random_key(now_ms) {
+                return Some(key);
+            }
+        }
+        if let Some(key) = self.random_own_key(now_ms) {
+            return Some(key);
+        }
+        self.cold.as_mut()?.store.random_key(now_ms)
+    }
+
+    /// xorshift64*: cheap, and no dependency for a number that needs no quality.
+    fn next_random(&mut self) -> u64 {
+        self.random_state ^= self.random_state >> 12;
+        self.random_state ^= self.random_state << 25;
+        self.random_state ^= self.random_state >> 27;
+        self.random_state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn random_own_key(&mut self, now_ms: u64) -> Option<Vec<u8>> {
         for _ in 0..RANDOM_KEY_ATTEMPTS_MAX {
-            // xorshift64*: cheap, and no dependency for a number that needs no quality.
-            self.random_state ^= self.random_state >> 12;
-            self.random_state ^= self.random_state << 25;
-            self.random_state ^= self.random_state >> 27;
-            let random = self.random_state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            let random = self.next_random();
             let location = self.index.random_location(random)?;
             let (header, item) =
                 item_at(self.arena.bytes(), &self.segments, self.geometry, location)?;
@@ -1162,9 +1541,11 @@ impl Store {
         None
     }
 
-    /// Every live item, segment by segment (for re-homing items to another shard).
+    /// Every live item, segment by segment (for re-homing items to another shard); a tiered
+    /// store's hot tier first, then its cold one.
     pub fn items(&mut self, now_ms: u64) -> Items<'_> {
         self.before_operation(now_ms);
+        let item_bytes_max = self.item_bytes_max();
         let segments = self
             .segments
             .in_use()
@@ -1184,6 +1565,13 @@ impl Store {
             next_segment: 0,
             offset: SEGMENT_HEADER_BYTES,
             now_ms,
+            cas_tag: self.cas_tag,
+            verify: self.verify_reads,
+            item_bytes_max,
+            next_tier: self
+                .cold
+                .as_mut()
+                .map(|tier| Box::new(tier.store.items(now_ms))),
         }
     }
 
@@ -1191,6 +1579,9 @@ impl Store {
     /// `EverySec` flushes the file once a second. Call it every few hundred ms.
     pub fn tick(&mut self, now_ms: u64) -> Result<(), StoreError> {
         self.before_operation(now_ms);
+        if let Some(tier) = &mut self.cold {
+            tier.store.tick(now_ms)?;
+        }
         self.expire_segments(now_ms);
         self.commit()?;
         if self.flush_policy == FlushPolicy::EverySec
@@ -1201,8 +1592,12 @@ impl Store {
         Ok(())
     }
 
-    /// A handle that syncs the file from another thread (`None` in DRAM); see [`SyncHandle`].
+    /// A handle that syncs the file (a tiered store's cold tier's) from another thread (`None`
+    /// in DRAM); see [`SyncHandle`].
     pub fn sync_handle(&self) -> Result<Option<SyncHandle>, StoreError> {
+        if let Some(tier) = &self.cold {
+            return tier.store.sync_handle();
+        }
         match (self.arena.file(), self.arena.path()) {
             (Some(file), Some(path)) => SyncHandle::new(file, path).map(Some),
             _ => Ok(None),
@@ -1211,6 +1606,13 @@ impl Store {
 
     /// Forces everything written so far to the medium (msync); a no-op in DRAM.
     pub fn flush_to_media(&mut self, now_ms: u64) -> Result<(), StoreError> {
+        if let Some(tier) = &mut self.cold {
+            tier.store.flush_to_media(now_ms)?;
+        }
+        self.flush_own(now_ms)
+    }
+
+    fn flush_own(&mut self, now_ms: u64) -> Result<(), StoreError> {
         let len = self.geometry.arena_bytes();
         if let Err(source) = self.arena.flush(0, len) {
             return Err(self.file_error("msync", source));
@@ -1219,7 +1621,9 @@ impl Store {
         Ok(())
     }
 
-    /// Flushes everything, marks the file clean and unlocks it.
+    /// Flushes everything, marks the file clean and unlocks it. A tiered store first moves
+    /// every live item of its hot tier to the cold one (whatever the admission rule), so a
+    /// restart finds them all.
     pub fn close(mut self) -> Result<(), StoreError> {
         self.shutdown()
     }
@@ -1229,7 +1633,13 @@ impl Store {
             return Ok(());
         }
         self.closed = true;
-        self.flush_to_media(self.flushed_at_ms)?;
+        if self.cold.is_some() {
+            self.demote_all();
+        }
+        if let Some(tier) = &mut self.cold {
+            tier.store.shutdown()?;
+        }
+        self.flush_own(self.flushed_at_ms)?;
         self.superblock.clean = 1;
         self.write_superblock()
     }
@@ -1513,6 +1923,13 @@ pub struct Items<'a> {
     next_segment: usize,
     offset: usize,
     now_ms: u64,
+    cas_tag: u64,
+    /// Check each item's CRC-64 (a cold tier).
+    verify: bool,
+    /// No LZ4 value decodes to more than this.
+    item_bytes_max: usize,
+    /// The cold tier's items, after these.
+    next_tier: Option<Box<Items<'a>>>,
 }
 
 impl<'a> Iterator for Items<'a> {
@@ -1520,7 +1937,10 @@ impl<'a> Iterator for Items<'a> {
 
     fn next(&mut self) -> Option<ItemView<'a>> {
         loop {
-            let &(start, write_offset, generation) = self.segments.get(self.next_segment)?;
+            let Some(&(start, write_offset, generation)) = self.segments.get(self.next_segment)
+            else {
+                return self.next_tier.as_mut()?.next();
+            };
             let bytes: &'a [u8] = &self.bytes[start..start + write_offset];
             let Some(header) = bytes.get(self.offset..).and_then(ItemHeader::parse) else {
                 self.next_segment += 1;
@@ -1533,9 +1953,15 @@ impl<'a> Iterator for Items<'a> {
             if header.dead || header.is_expired(self.now_ms) {
                 continue;
             }
+            if self.verify && !layout::verify(item, &header, generation, self.offload) {
+                continue;
+            }
             let value = match header.encoding {
                 Encoding::Raw => Cow::Borrowed(header.stored_value(item)),
                 Encoding::Lz4 => {
+                    if header.raw_len > self.item_bytes_max {
+                        continue;
+                    }
                     let mut value = vec![0u8; header.raw_len];
                     if self
                         .offload
@@ -1551,8 +1977,10 @@ impl<'a> Iterator for Items<'a> {
                 key: header.key(item),
                 value,
                 flags: header.flags,
-                cas: cas_of(generation, offset),
+                cas: self.cas_tag | cas_of(generation, offset),
                 expiry_ms: (header.expiry_ms != 0).then_some(header.expiry_ms),
+                usage: header.usage,
+                won: false,
             });
         }
     }

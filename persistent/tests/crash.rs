@@ -6,8 +6,11 @@
 //! must hold exactly that state or the state after the in-flight operation: no value that was
 //! never written, no deleted key back, no acknowledged write missing (a process crash keeps the
 //! page cache, so this holds under every flush policy), and no item reported corrupt.
+//!
+//! Then the same on a tiered store (a small DRAM tier over the file): a crash loses what only
+//! the DRAM tier held, so a key may also be missing, but never holds an older or deleted value.
 
-use persistent::{FlushPolicy, SetOptions, Store, StoreConfig};
+use persistent::{Admission, ColdTierConfig, FlushPolicy, SetOptions, Store, StoreConfig};
 use platform::offload::SoftwareOffload;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -16,6 +19,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const ROUNDS: u64 = 40;
+/// Rounds of the tiered configuration.
+const TIERED_ROUNDS: u64 = 20;
+/// The tiered store's DRAM tier: eight segments, a fraction of what the keys need, so items
+/// keep moving to the file.
+const HOT_BYTES: usize = 4096 + 8 * SEGMENT_BYTES;
 const KEYS: u64 = 300;
 const SEGMENT_BYTES: usize = 64 << 10;
 /// Room for every key many times over, so nothing is ever evicted.
@@ -89,10 +97,33 @@ fn config(path: &Path) -> StoreConfig {
     }
 }
 
+fn open(path: &Path, tiered: bool) -> Store {
+    if !tiered {
+        return Store::open(&config(path), Box::new(SoftwareOffload), START_MS)
+            .expect("open the store");
+    }
+    let config = StoreConfig {
+        segment_bytes: SEGMENT_BYTES,
+        flush: FlushPolicy::EverySec,
+        // The child never reads: every item is admitted, so the file sees every kind of write.
+        cold: Some(ColdTierConfig {
+            admission: Admission::All,
+            ..ColdTierConfig::new(path, ARENA_BYTES)
+        }),
+        ..StoreConfig::dram(HOT_BYTES)
+    };
+    Store::open_tiered(
+        &config,
+        Box::new(SoftwareOffload),
+        Box::new(SoftwareOffload),
+        START_MS,
+    )
+    .expect("open the tiered store")
+}
+
 /// The child: runs operations `first..` of sequence `seed`, printing the count done after each.
-fn child(path: &Path, seed: u64, first: u64) {
-    let mut store = Store::open(&config(path), Box::new(SoftwareOffload), START_MS)
-        .expect("child opens the store");
+fn child(path: &Path, tiered: bool, seed: u64, first: u64) {
+    let mut store = open(path, tiered);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for done in 0..CHILD_OPERATIONS_MAX {
@@ -129,18 +160,23 @@ fn read_state(store: &mut Store) -> HashMap<u64, Vec<u8>> {
         .collect()
 }
 
-fn parent() {
-    let path: PathBuf = std::env::temp_dir().join(format!("ferrite-crash-{}", std::process::id()));
+fn parent(tiered: bool) {
+    let name = if tiered { "tiered" } else { "file" };
+    let rounds = if tiered { TIERED_ROUNDS } else { ROUNDS };
+    let path: PathBuf =
+        std::env::temp_dir().join(format!("ferrite-crash-{name}-{}", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    let seed = splitmix(std::process::id() as u64 ^ START_MS);
-    println!("crash test: seed {seed:#x}, {ROUNDS} rounds");
+    let seed = splitmix(std::process::id() as u64 ^ START_MS ^ u64::from(tiered));
+    println!("crash test ({name}): seed {seed:#x}, {rounds} rounds");
     let mut state: HashMap<u64, Vec<u8>> = HashMap::new();
     let mut first = 0u64;
     let mut total_operations = 0u64;
-    for round in 0..ROUNDS {
+    let mut found_total = 0;
+    for round in 0..rounds {
         let mut child = Command::new(std::env::current_exe().expect("own path"))
             .arg("--crash-child")
             .arg(&path)
+            .arg(name)
             .arg(seed.to_string())
             .arg(first.to_string())
             .stdout(Stdio::piped())
@@ -172,8 +208,7 @@ fn parent() {
         let mut expected_if_in_flight = expected.clone();
         apply(&mut expected_if_in_flight, &in_flight);
 
-        let mut store = Store::open(&config(&path), Box::new(SoftwareOffload), START_MS)
-            .expect("reopen after the kill");
+        let mut store = open(&path, tiered);
         let report = store.recovery_report().clone();
         let found = read_state(&mut store);
         let context = format!("seed {seed:#x} round {round}: {done} operations after #{first}, in flight {in_flight:?}; {report:?}");
@@ -185,8 +220,10 @@ fn parent() {
         assert_eq!(store.len(), found.len(), "{context}");
         for key in 0..KEYS {
             let got = found.get(&key);
+            // A tiered store may have lost what only its DRAM tier held.
+            let lost = tiered && got.is_none();
             assert!(
-                got == expected.get(&key) || got == expected_if_in_flight.get(&key),
+                lost || got == expected.get(&key) || got == expected_if_in_flight.get(&key),
                 "key {key}: found {:?}, expected {:?} or {:?}; {context}",
                 got.map(
                     |value| String::from_utf8_lossy(&value[..value.len().min(24)]).into_owned()
@@ -204,15 +241,22 @@ fn parent() {
             );
         }
         store.close().expect("close after checking");
+        found_total += found.len();
         state = found;
         first += done + 1;
     }
     let _ = std::fs::remove_file(&path);
     assert!(
-        total_operations > ROUNDS * 100,
+        total_operations > rounds * 100,
         "the children did too little work: {total_operations} operations"
     );
-    println!("crash test: {ROUNDS} kills, {total_operations} operations, every state exact");
+    assert!(
+        found_total > 0,
+        "no key survived any crash: nothing reached the file"
+    );
+    println!(
+        "crash test ({name}): {rounds} kills, {total_operations} operations, every state exact"
+    );
 }
 
 fn main() {
@@ -223,10 +267,14 @@ fn main() {
     {
         Some(position) => {
             let path = PathBuf::from(&arguments[position + 1]);
-            let seed = arguments[position + 2].parse().expect("seed");
-            let first = arguments[position + 3].parse().expect("first operation");
-            child(&path, seed, first);
+            let tiered = arguments[position + 2] == "tiered";
+            let seed = arguments[position + 3].parse().expect("seed");
+            let first = arguments[position + 4].parse().expect("first operation");
+            child(&path, tiered, seed, first);
         }
-        None => parent(),
+        None => {
+            parent(false);
+            parent(true);
+        }
     }
 }

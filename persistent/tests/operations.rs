@@ -1,7 +1,8 @@
 //! The operations on a DRAM store, one behaviour per test.
 
 use persistent::{
-    Condition, Expiry, ExpiryState, SetOptions, SetStatus, Store, StoreConfig, StoreError,
+    Condition, Expiry, ExpiryState, Mark, ReadOptions, SetOptions, SetStatus, Store, StoreConfig,
+    StoreError, ACCESS_TICK_MS,
 };
 use platform::offload::SoftwareOffload;
 use std::collections::HashSet;
@@ -535,4 +536,76 @@ fn impossible_geometries_are_configuration_errors() {
     }
     assert!(store.get(b"key:1999", NOW).is_some());
     assert!(store.stats().evicted_segments > 0);
+}
+
+#[test]
+fn reads_record_fetched_and_last_access_unless_peeking() {
+    let mut store = store();
+    set(&mut store, b"k", b"v");
+    let later = NOW + 5 * ACCESS_TICK_MS;
+    let peeked = store.read(b"k", later, ReadOptions::PEEK).unwrap().usage;
+    assert!(!peeked.fetched);
+    assert_eq!(peeked.idle_ms(later), 5 * ACCESS_TICK_MS);
+    let first = store.get(b"k", later).unwrap().usage;
+    assert_eq!(first, peeked, "a peek leaves no trace");
+    let second = store.get(b"k", later + 1000).unwrap().usage;
+    assert!(second.fetched, "the first get recorded the fetch");
+    assert_eq!(second.idle_ms(later + 1000), 0, "and the access time");
+    // A rewrite is a new item: not fetched yet.
+    set(&mut store, b"k", b"w");
+    assert!(!store.get(b"k", later).unwrap().usage.fetched);
+}
+
+#[test]
+fn the_win_token_goes_to_one_reader_of_a_stale_or_expiring_item() {
+    let mut store = store();
+    set(&mut store, b"k", b"v");
+    let claim = ReadOptions {
+        claim_win: true,
+        ..ReadOptions::FETCH
+    };
+    let read = store.read(b"k", NOW, claim).unwrap();
+    assert!(!read.won, "fresh and never expiring: nothing to win");
+    let before = store.get(b"k", NOW).unwrap().cas;
+    let cas = store.invalidate(b"k", None, NOW).unwrap().unwrap();
+    assert_ne!(cas, before, "invalidation bumps the CAS");
+    let first = store.read(b"k", NOW, claim).unwrap();
+    assert!(first.won && first.usage.stale && !first.usage.win_token);
+    assert_eq!(&*first.value, b"v");
+    let second = store.read(b"k", NOW, claim).unwrap();
+    assert!(!second.won && second.usage.stale && second.usage.win_token);
+    // Invalidated again: the token is free for the next reader.
+    store.invalidate(b"k", None, NOW).unwrap();
+    assert!(store.read(b"k", NOW, claim).unwrap().won);
+    // Recache: a reader wins once the item expires within the window.
+    let options = SetOptions {
+        expiry: Expiry::At(NOW + 30_000),
+        ..SetOptions::default()
+    };
+    store.set(b"r", b"v", &options, NOW).unwrap();
+    let recache = |within_ms| ReadOptions {
+        recache_within_ms: Some(within_ms),
+        ..claim
+    };
+    assert!(!store.read(b"r", NOW, recache(10_000)).unwrap().won);
+    assert!(store.read(b"r", NOW, recache(60_000)).unwrap().won);
+    assert!(!store.read(b"r", NOW, recache(60_000)).unwrap().won);
+    assert_eq!(store.invalidate(b"missing", None, NOW).unwrap(), None);
+    assert_eq!(store.invalidate(b"r", Some(NOW), NOW).unwrap(), Some(0));
+    assert!(
+        store.get(b"r", NOW).is_none(),
+        "an expiry already past deletes"
+    );
+}
+
+#[test]
+fn marks_change_usage_in_place_and_keep_the_cas() {
+    let mut store = store();
+    let cas = set(&mut store, b"k", b"v");
+    assert!(store.mark(b"k", Mark::Stale, NOW));
+    assert!(store.mark(b"k", Mark::WinToken, NOW));
+    assert!(!store.mark(b"missing", Mark::Stale, NOW));
+    let item = store.get(b"k", NOW).unwrap();
+    assert_eq!(item.cas, cas);
+    assert!(item.usage.stale && item.usage.win_token);
 }

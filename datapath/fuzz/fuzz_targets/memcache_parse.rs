@@ -63,7 +63,16 @@ fuzz_target!(|data: &[u8]| {
                 flags,
                 data,
             } => {
-                let item = reply::ItemInfo::default();
+                // The selector's bits pick the item state the reply reports (h, l, W, X, Z).
+                let item = reply::ItemInfo {
+                    hit_before: selector & 2 != 0,
+                    won: selector & 4 != 0,
+                    stale: selector & 8 != 0,
+                    win_sent: selector & 16 != 0,
+                    last_access_seconds: u64::from(selector) * 60,
+                    ttl_seconds: i64::from(selector) - 1,
+                    ..reply::ItemInfo::default()
+                };
                 reply::meta(
                     &mut out,
                     kind,

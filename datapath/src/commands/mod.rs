@@ -14,6 +14,7 @@ use crate::shard::finish::{
     Finish, InfoRequest, TimeUnit, SCAN_LOCAL_CURSOR_MAX, SCAN_SHARD_SHIFT,
 };
 use crate::shard::{now_ms, Core};
+use crate::tunables::Change;
 use args::{is, parse_f64, parse_i64};
 
 /// SCAN's COUNT when none is given (Redis' default).
@@ -59,6 +60,10 @@ pub fn dispatch(
         return;
     };
     conn.last_command = spec.name;
+    if !conn.authenticated && !spec.flags.contains(&"no_auth") {
+        conn.reply().error(crate::access::RESP_NOAUTH.as_bytes());
+        return;
+    }
     if !spec.arity_ok(argv.len()) {
         conn.reply().error_fmt(format_args!(
             "ERR wrong number of arguments for '{}' command",
@@ -318,6 +323,7 @@ impl Run<'_> {
                 reply.bulk((micros % 1_000_000).to_string().as_bytes());
             }
             "hello" => self.hello(argv),
+            "auth" => self.auth(argv),
             "client" => self.client(argv),
             "config" => self.config(argv),
             "command" => self.command_command(argv),
@@ -619,9 +625,37 @@ impl Run<'_> {
             stats: wants("stats"),
             keyspace: wants("keyspace"),
             clients: wants("clients"),
-            clients_max: self.core.shared.clients_max,
+            clients_max: self.core.shared.clients_max(),
         };
         self.every_shard(Finish::Info(Box::new(request)), Op::Stats);
+    }
+
+    /// AUTH [user] password.
+    fn auth(&mut self, argv: &[&[u8]]) {
+        let (user, password) = match argv {
+            [_, password] => (None, *password),
+            [_, user, password] => (Some(*user), *password),
+            _ => return self.error("ERR syntax error"),
+        };
+        match self.authenticate(user, password) {
+            Ok(()) => self.reply().simple(b"OK"),
+            Err(message) => self.error(message),
+        }
+    }
+
+    /// Checks credentials against the shard's password; a wrong guess also logs the connection
+    /// out, as Redis does.
+    fn authenticate(&mut self, user: Option<&[u8]>, password: &[u8]) -> Result<(), &'static str> {
+        let Some(secret) = &self.core.tunables.requirepass else {
+            return Err(crate::access::RESP_AUTH_NOT_CONFIGURED);
+        };
+        let admitted = crate::access::resp_admits(secret, user, password);
+        self.conn.authenticated = admitted;
+        if admitted {
+            Ok(())
+        } else {
+            Err(crate::access::RESP_WRONGPASS)
+        }
     }
 
     fn hello(&mut self, argv: &[&[u8]]) {
@@ -639,9 +673,10 @@ impl Run<'_> {
             index = 2;
         }
         let mut name = None;
+        let mut credentials = None;
         while index < argv.len() {
             if is(argv[index], "AUTH") && index + 2 < argv.len() {
-                // No password is configured: the default user takes any password, as in Redis.
+                credentials = Some((argv[index + 1], argv[index + 2]));
                 index += 3;
             } else if is(argv[index], "SETNAME") && index + 1 < argv.len() {
                 if !valid_client_name(argv[index + 1]) {
@@ -657,6 +692,18 @@ impl Run<'_> {
                     String::from_utf8_lossy(argv[index])
                 ));
             }
+        }
+        match credentials {
+            // With no password set, the default user takes any password, as in Redis.
+            Some((user, password)) if self.core.tunables.requirepass.is_some() => {
+                if let Err(message) = self.authenticate(Some(user), password) {
+                    return self.error(message);
+                }
+            }
+            _ if !self.conn.authenticated => {
+                return self.error(crate::access::RESP_NOAUTH_HELLO);
+            }
+            _ => {}
         }
         self.conn.resp.version = version;
         if name.is_some() {
@@ -729,17 +776,28 @@ impl Run<'_> {
     fn config(&mut self, argv: &[&[u8]]) {
         let sub = argv[1];
         if is(sub, "GET") && argv.len() >= 3 {
+            let changeable = self
+                .core
+                .tunables
+                .pairs()
+                .map(|(name, value)| (name.to_owned(), value));
+            let clients_max = (
+                "maxclients".to_owned(),
+                self.core.shared.clients_max().to_string(),
+            );
             let matched: Vec<(String, String)> = self
                 .core
                 .shared
                 .settings
                 .iter()
+                .cloned()
+                .chain(changeable)
+                .chain([clients_max])
                 .filter(|(name, _)| {
                     argv[2..].iter().any(|pattern| {
                         crate::exec::glob_match(&pattern.to_ascii_lowercase(), name.as_bytes())
                     })
                 })
-                .cloned()
                 .collect();
             let mut reply = self.reply();
             reply.map(matched.len());
@@ -748,11 +806,27 @@ impl Run<'_> {
                 reply.bulk(value.as_bytes());
             }
         } else if is(sub, "SET") && argv.len() >= 4 && argv.len().is_multiple_of(2) {
-            let text = format!(
-                "ERR CONFIG SET failed (possibly related to argument '{}') - can't set immutable config",
-                String::from_utf8_lossy(argv[2])
-            );
-            self.error(&text);
+            // All or nothing: every pair is checked before any shard changes.
+            let mut changes = Vec::with_capacity(argv.len() / 2 - 1);
+            for pair in argv[2..].chunks_exact(2) {
+                match Change::parse(pair[0], pair[1]) {
+                    Ok(change) => changes.push(change),
+                    Err(reason) => {
+                        let text = format!(
+                            "ERR CONFIG SET failed (possibly related to argument '{}') - {reason}",
+                            String::from_utf8_lossy(pair[0])
+                        );
+                        return self.error(&text);
+                    }
+                }
+            }
+            let shards = self.core.shared.shard_count;
+            let parts = changes.into_iter().flat_map(|change| {
+                (0..shards).map(move |shard| (shard, Op::Configure(change.clone())))
+            });
+            let parts: Vec<_> = parts.collect();
+            self.core
+                .run_multi(self.conn_index, self.conn, Finish::Ok, parts.into_iter());
         } else {
             let text = format!(
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",

@@ -83,6 +83,17 @@ pub static COMMANDS: &[Spec] = &[
         "Handshakes with the server."
     ),
     spec!(
+        "auth",
+        -2,
+        ["fast", "no_auth"],
+        0,
+        0,
+        0,
+        "connection",
+        "1.0.0",
+        "Authenticates the connection."
+    ),
+    spec!(
         "select",
         2,
         ["fast"],

@@ -14,10 +14,13 @@ use std::path::PathBuf;
 
 pub use glob::glob_match;
 pub use op::*;
-use persistent::{ExpiryState, OwnerTag, SetOptions, SetStatus, Store, StoreConfig, StoreError};
+use persistent::{
+    Admission, ColdTierConfig, ExpiryState, FlushPolicy, Mark, OwnerTag, ReadOptions, SetOptions,
+    SetStatus, Store, StoreConfig, StoreError,
+};
 use platform::offload::{Offload, SoftwareOffload};
 
-use crate::config::{Config, OffloadChoice};
+use crate::config::{AdmissionChoice, Config, OffloadChoice, SyncChoice, Tiering};
 
 /// The owner tag a shard's file carries: magic, shard index, shard count, and the version of
 /// the key-to-shard function ([`crate::shard::owner_of`]).
@@ -33,8 +36,14 @@ pub const VERILATOR_NOT_BUILT: &str =
 /// How each shard's store is set up.
 #[derive(Clone, Debug)]
 pub struct StoreSettings {
+    /// DRAM per shard, or the file's size per shard when the file holds every item.
     pub memory_bytes: u64,
     pub data_file: Option<PathBuf>,
+    /// Tiered: the file tier's size per shard (`memory_bytes` is then the DRAM tier's).
+    pub data_size_bytes: Option<u64>,
+    pub cold_admission: AdmissionChoice,
+    pub compress_ratio_min_percent: u32,
+    pub sync: SyncChoice,
     pub offload: OffloadChoice,
 }
 
@@ -43,19 +52,57 @@ impl StoreSettings {
         StoreSettings {
             memory_bytes: config.memory_bytes / shard_count as u64,
             data_file: config.data_file.clone(),
+            data_size_bytes: config
+                .data_size_bytes
+                .map(|bytes| bytes / shard_count as u64),
+            cold_admission: config.cold_admission,
+            compress_ratio_min_percent: config.compress_ratio_min_percent,
+            sync: config.sync,
             offload: config.offload,
         }
     }
 
+    /// A DRAM store of `memory_bytes` per shard with the software engine and every other
+    /// setting at its default (for benches and tests).
+    pub fn dram(memory_bytes: u64) -> StoreSettings {
+        StoreSettings {
+            memory_bytes,
+            data_file: None,
+            data_size_bytes: None,
+            cold_admission: AdmissionChoice::Fetched,
+            compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
+            sync: SyncChoice::Everysec,
+            offload: OffloadChoice::Software,
+        }
+    }
+
+    pub fn tiering(&self) -> Tiering {
+        match (&self.data_file, self.data_size_bytes) {
+            (None, _) => Tiering::Dram,
+            (Some(_), None) => Tiering::File,
+            (Some(_), Some(_)) => Tiering::Tiered,
+        }
+    }
+
     pub fn describe(&self) -> String {
-        match &self.data_file {
-            Some(path) => format!(
+        match (&self.data_file, self.data_size_bytes) {
+            (Some(path), Some(data_size)) => format!(
+                "tiered: DRAM ({} bytes per shard) over file {}.N ({data_size} bytes per shard)",
+                self.memory_bytes,
+                path.display(),
+            ),
+            (Some(path), None) => format!(
                 "file {}.N ({} bytes per shard)",
                 path.display(),
                 self.memory_bytes
             ),
-            None => format!("DRAM ({} bytes per shard)", self.memory_bytes),
+            (None, _) => format!("DRAM ({} bytes per shard)", self.memory_bytes),
         }
+    }
+
+    /// Bytes of each shard's file: the file tier's size when tiered, else the whole store's.
+    pub fn file_bytes(&self) -> u64 {
+        self.data_size_bytes.unwrap_or(self.memory_bytes)
     }
 
     /// The file of shard `shard` (PATH.0, PATH.1, ...), when items live in files.
@@ -78,12 +125,44 @@ impl StoreSettings {
 
     pub fn store_config(&self, shard: usize, shard_count: usize) -> StoreConfig {
         let bytes = self.memory_bytes as usize;
-        let mut config = match self.shard_file(shard) {
-            Some(path) => StoreConfig::file(path, bytes),
-            None => StoreConfig::dram(bytes),
+        let mut config = match (self.shard_file(shard), self.data_size_bytes) {
+            (Some(path), Some(data_size)) => StoreConfig {
+                cold: Some(ColdTierConfig {
+                    admission: match self.cold_admission {
+                        AdmissionChoice::Fetched => Admission::Fetched,
+                        AdmissionChoice::All => Admission::All,
+                    },
+                    ..ColdTierConfig::new(path, data_size as usize)
+                }),
+                ..StoreConfig::dram(bytes)
+            },
+            (Some(path), None) => StoreConfig::file(path, bytes),
+            (None, _) => StoreConfig::dram(bytes),
         };
+        config.compress_ratio_min_percent = self.compress_ratio_min_percent;
         config.owner = owner_tag(shard, shard_count);
+        // Once a second is the server's syncer thread's job, not the shard's (see `sync_handle`).
+        config.flush = match self.sync {
+            SyncChoice::No | SyncChoice::Everysec => FlushPolicy::No,
+            SyncChoice::Always => FlushPolicy::Always,
+        };
         config
+    }
+
+    /// The configuration of shard `shard`'s file alone (the cold tier when tiered), for
+    /// re-homing items between files.
+    pub fn file_config(&self, shard: usize, shard_count: usize) -> Option<StoreConfig> {
+        let config = self.store_config(shard, shard_count);
+        match config.cold {
+            Some(cold) => Some(StoreConfig {
+                compress_min_bytes: Some(cold.compress_min_bytes),
+                flush: config.flush,
+                owner: config.owner,
+                compress_ratio_min_percent: config.compress_ratio_min_percent,
+                ..StoreConfig::file(cold.path, cold.bytes)
+            }),
+            None => self.data_file.is_some().then_some(config),
+        }
     }
 }
 
@@ -133,7 +212,23 @@ fn persistent_condition(condition: Condition) -> persistent::Condition {
         Condition::Always => persistent::Condition::Always,
         Condition::IfAbsent => persistent::Condition::IfAbsent,
         Condition::IfPresent => persistent::Condition::IfPresent,
-        Condition::IfCas(cas) => persistent::Condition::IfCas(cas),
+        Condition::IfCas(cas) | Condition::IfCasOrStale(cas) => persistent::Condition::IfCas(cas),
+    }
+}
+
+fn set_outcome(status: SetStatus) -> Outcome<'static> {
+    match status {
+        SetStatus::Stored { cas } => Outcome::Stored { cas },
+        SetStatus::NotStored => Outcome::NotStored,
+        SetStatus::Exists => Outcome::CasMismatch,
+        SetStatus::NotFound => Outcome::Missing,
+    }
+}
+
+fn lifetime_of(expiry_ms: Option<u64>, now: u64) -> Lifetime {
+    match expiry_ms {
+        Some(at) => Lifetime::Ms(at.saturating_sub(now)),
+        None => Lifetime::Forever,
     }
 }
 
@@ -154,8 +249,16 @@ impl Executor {
         now_ms: u64,
     ) -> Result<Executor, String> {
         let config = settings.store_config(shard, shard_count);
-        let store = Store::open(&config, Box::new(SoftwareOffload), now_ms)
-            .map_err(|error| error.to_string())?;
+        let store = match config.cold {
+            Some(_) => Store::open_tiered(
+                &config,
+                settings.offload_engine()?,
+                settings.offload_engine()?,
+                now_ms,
+            ),
+            None => Store::open(&config, settings.offload_engine()?, now_ms),
+        }
+        .map_err(|error| error.to_string())?;
         Ok(Executor::with_store(store))
     }
 
@@ -171,6 +274,14 @@ impl Executor {
         self.store
             .as_mut()
             .expect("the store is open until close()")
+    }
+
+    /// A handle that syncs this shard's file from the server's syncer thread (None in DRAM).
+    pub fn sync_handle(&self) -> Result<Option<persistent::SyncHandle>, String> {
+        match &self.store {
+            Some(store) => store.sync_handle().map_err(|error| error.to_string()),
+            None => Ok(None),
+        }
     }
 
     /// What opening the store found (items restored, corrupt ones skipped).
@@ -200,15 +311,34 @@ impl Executor {
         match op {
             Op::Get { key } => self.get(key, now),
             Op::GetAndExpire { key, expiry } => {
-                let changed = match expiry {
-                    Expiry::Never => self.store().persist(key, now).map(|_| ()),
-                    Expiry::AtMs(at) => self.store().set_expiry(key, Some(*at), now).map(|_| ()),
-                    Expiry::Keep => Ok(()),
-                };
-                if let Err(error) = changed {
+                if let Err(error) = self.change_expiry(key, *expiry, now) {
                     return Outcome::Failed(store_error(error));
                 }
                 self.get(key, now)
+            }
+            Op::MetaGet { key, read } => self.meta_get(key, read, now),
+            Op::MetaArithmetic { key, arithmetic } => self.meta_arithmetic(key, arithmetic, now),
+            Op::Invalidate { key, expiry } => {
+                let expiry_ms = expiry.and_then(|expiry| match expiry {
+                    Expiry::Never => Some(0),
+                    Expiry::AtMs(at) => Some(at),
+                    Expiry::Keep => None,
+                });
+                match self.store().invalidate(key, expiry_ms, now) {
+                    Ok(Some(cas)) => Outcome::Stored { cas },
+                    Ok(None) => Outcome::Missing,
+                    Err(error) => Outcome::Failed(store_error(error)),
+                }
+            }
+            Op::IfCas { cas, op } => {
+                if let Some(key) = op.key() {
+                    match self.store().read(key, now, ReadOptions::PEEK) {
+                        Some(item) if item.cas != *cas => return Outcome::CasMismatch,
+                        // A missing key is the guarded op's to answer (NF, NS, or vivify).
+                        _ => {}
+                    }
+                }
+                self.execute(op, now)
             }
             Op::GetAndDelete { key } => {
                 let Some(item) = self.store().get(key, now) else {
@@ -228,6 +358,9 @@ impl Executor {
                 condition,
                 return_old,
             } => {
+                if let Condition::IfCasOrStale(cas) = condition {
+                    return self.set_or_stale(key, value, *flags, *expiry, *cas, now);
+                }
                 let options = SetOptions {
                     condition: persistent_condition(*condition),
                     expiry: persistent_expiry(*expiry),
@@ -239,12 +372,7 @@ impl Executor {
                         Some(previous) => owned_value(previous, 0, 0),
                         None => Outcome::Missing,
                     },
-                    Ok(result) => match result.status {
-                        SetStatus::Stored { cas } => Outcome::Stored { cas },
-                        SetStatus::NotStored => Outcome::NotStored,
-                        SetStatus::Exists => Outcome::CasMismatch,
-                        SetStatus::NotFound => Outcome::Missing,
-                    },
+                    Ok(result) => set_outcome(result.status),
                     Err(error) => Outcome::Failed(store_error(error)),
                 }
             }
@@ -313,6 +441,10 @@ impl Executor {
                 Ok(()) => Outcome::Stored { cas: 0 },
                 Err(error) => Outcome::Failed(store_error(error)),
             },
+            Op::FlushAt { at_ms } => match self.store().flush_all_at(*at_ms, now) {
+                Ok(()) => Outcome::Stored { cas: 0 },
+                Err(error) => Outcome::Failed(store_error(error)),
+            },
             Op::Scan {
                 cursor,
                 count,
@@ -336,6 +468,8 @@ impl Executor {
                 },
                 None => Outcome::Missing,
             },
+            // The shard applies settings itself (Core::execute); the store has none.
+            Op::Configure(_) => Outcome::Stored { cas: 0 },
             // Shard::deliver_mail answers this from the shard's connections; the store knows none.
             Op::ClientList => Outcome::Keys {
                 cursor: 0,
@@ -343,7 +477,9 @@ impl Executor {
             },
             Op::Stats => {
                 let stats = self.store().stats();
+                let tier = self.store().tier_stats().map(TierFigures::from);
                 Outcome::Figures(ShardFigures {
+                    tier: tier.unwrap_or_default(),
                     items: stats.items,
                     bytes_used: stats.bytes_used,
                     bytes_limit: stats.bytes_limit,
@@ -374,6 +510,173 @@ impl Executor {
                 self.misses += 1;
                 Outcome::Missing
             }
+        }
+    }
+
+    /// Sets the expiry of `key` if it exists (GETEX, gat, mg T).
+    fn change_expiry(&mut self, key: &[u8], expiry: Expiry, now: u64) -> Result<(), StoreError> {
+        match expiry {
+            Expiry::Never => self.store().persist(key, now).map(|_| ()),
+            Expiry::AtMs(at) => self.store().set_expiry(key, Some(at), now).map(|_| ()),
+            Expiry::Keep => Ok(()),
+        }
+    }
+
+    /// memcached `mg`: vivify on a miss, change the expiry, then read, recording the read and
+    /// handing out the win token as `read` says.
+    fn meta_get(&mut self, key: &[u8], read: &MetaRead, now: u64) -> Outcome<'_> {
+        let mut created = false;
+        if let Some(expiry) = read.vivify {
+            let store = self.store();
+            if !store.contains(key, now) {
+                let options = SetOptions {
+                    condition: persistent::Condition::IfAbsent,
+                    expiry: persistent_expiry(expiry),
+                    ..SetOptions::default()
+                };
+                match store.set(key, b"", &options, now) {
+                    Ok(result) if matches!(result.status, SetStatus::Stored { cas } if cas != 0) => {
+                        created = store.mark(key, Mark::WinToken, now);
+                    }
+                    Ok(_) => {}
+                    Err(error) => return Outcome::Failed(store_error(error)),
+                }
+            }
+        }
+        if let Some(expiry) = read.expiry {
+            if let Err(error) = self.change_expiry(key, expiry, now) {
+                return Outcome::Failed(store_error(error));
+            }
+        }
+        let Some(store) = self.store.as_mut() else {
+            return Outcome::Failed(OpError::Storage);
+        };
+        let options = ReadOptions {
+            touch: read.touch,
+            claim_win: read.claim_win,
+            recache_within_ms: read.recache_within_ms,
+        };
+        let Some(item) = store.read(key, now, options) else {
+            self.misses += 1;
+            return Outcome::Missing;
+        };
+        self.hits += 1;
+        let usage = Usage {
+            fetched: item.usage.fetched,
+            stale: item.usage.stale,
+            // The creator's own token was handed out by this request: W, not Z.
+            win_token: item.usage.win_token && !created,
+            idle_ms: item.usage.idle_ms(now),
+        };
+        Outcome::MetaValue(MetaValue {
+            lifetime: lifetime_of(item.expiry_ms, now),
+            value: Value {
+                data: item.value,
+                flags: item.flags,
+                cas: item.cas,
+            },
+            usage,
+            won: item.won || created,
+        })
+    }
+
+    /// memcached `ma`: compare, change, vivify, set the expiry, then report the item.
+    fn meta_arithmetic(
+        &mut self,
+        key: &[u8],
+        arithmetic: &MetaArithmetic,
+        now: u64,
+    ) -> Outcome<'static> {
+        let store = self.store();
+        if let Some(cas) = arithmetic.compare_cas {
+            match store.read(key, now, ReadOptions::PEEK) {
+                Some(item) if item.cas != cas => return Outcome::CasMismatch,
+                _ => {}
+            }
+        }
+        let delta = arithmetic.delta;
+        let changed = if delta >= 0 {
+            store.incr_u64(key, delta.unsigned_abs(), now)
+        } else {
+            store.decr_u64(key, delta.unsigned_abs(), now)
+        };
+        let number = match changed {
+            Ok(Some(number)) => number,
+            Ok(None) => {
+                let Some(expiry) = arithmetic.vivify else {
+                    return Outcome::Missing;
+                };
+                let options = SetOptions {
+                    condition: persistent::Condition::IfAbsent,
+                    expiry: persistent_expiry(expiry),
+                    ..SetOptions::default()
+                };
+                let mut digits = Vec::new();
+                crate::protocol::number::write_u64(&mut digits, arithmetic.initial);
+                match store.set(key, &digits, &options, now) {
+                    Ok(result) if matches!(result.status, SetStatus::Stored { .. }) => {}
+                    Ok(_) => return Outcome::NotStored,
+                    Err(error) => return Outcome::Failed(store_error(error)),
+                }
+                arithmetic.initial
+            }
+            Err(error) => return Outcome::Failed(store_error(error)),
+        };
+        if let Some(expiry) = arithmetic.expiry {
+            if let Err(error) = self.change_expiry(key, expiry, now) {
+                return Outcome::Failed(store_error(error));
+            }
+        }
+        let Some(item) = self.store().read(key, now, ReadOptions::PEEK) else {
+            // The new expiry was already past: the item is gone.
+            return Outcome::Missing;
+        };
+        let mut digits = Vec::new();
+        crate::protocol::number::write_u64(&mut digits, number);
+        Outcome::MetaValue(MetaValue {
+            lifetime: lifetime_of(item.expiry_ms, now),
+            value: Value {
+                data: Cow::Owned(digits),
+                flags: item.flags,
+                cas: item.cas,
+            },
+            usage: Usage::default(),
+            won: false,
+        })
+    }
+
+    /// memcached `ms I C<cas>`: stored when `cas` is the item's CAS, stored and marked stale when
+    /// it is older, refused when newer.
+    fn set_or_stale(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        flags: u32,
+        expiry: Expiry,
+        cas: u64,
+        now: u64,
+    ) -> Outcome<'static> {
+        let store = self.store();
+        let Some(current) = store.read(key, now, ReadOptions::PEEK).map(|item| item.cas) else {
+            return Outcome::Missing;
+        };
+        if cas > current {
+            return Outcome::CasMismatch;
+        }
+        let options = SetOptions {
+            condition: persistent::Condition::IfCas(current),
+            expiry: persistent_expiry(expiry),
+            flags,
+            return_previous: false,
+        };
+        match store.set(key, value, &options, now) {
+            Ok(result) => {
+                if cas < current {
+                    store.mark(key, Mark::Stale, now);
+                }
+                set_outcome(result.status)
+            }
+            Err(error) => Outcome::Failed(store_error(error)),
         }
     }
 
@@ -518,6 +821,10 @@ mod tests {
         let settings = StoreSettings {
             memory_bytes: 8 << 20,
             data_file: None,
+            data_size_bytes: None,
+            cold_admission: AdmissionChoice::Fetched,
+            compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
+            sync: SyncChoice::Everysec,
             offload: OffloadChoice::Verilator,
         };
         let error = settings.offload_engine().err().expect("must refuse");
@@ -529,6 +836,10 @@ mod tests {
         let settings = StoreSettings {
             memory_bytes: 8 << 20,
             data_file: Some(PathBuf::from("dir/items")),
+            data_size_bytes: None,
+            cold_admission: AdmissionChoice::Fetched,
+            compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
+            sync: SyncChoice::Everysec,
             offload: OffloadChoice::Software,
         };
         assert_eq!(settings.shard_file(3), Some(PathBuf::from("dir/items.3")));

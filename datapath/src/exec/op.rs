@@ -29,6 +29,41 @@ pub enum Condition {
     IfPresent,
     /// Only when the item's CAS equals this (memcached cas).
     IfCas(u64),
+    /// memcached `ms I C<cas>`: as [`Condition::IfCas`], and when `cas` is older (lower) than
+    /// the item's, the value is stored all the same but marked stale.
+    IfCasOrStale(u64),
+}
+
+/// A memcached `ma`: every check and change in one op, so they happen in one step on the owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetaArithmetic {
+    /// Added with wrap-around at 2^64 when positive, subtracted stopping at 0 when negative.
+    pub delta: i64,
+    /// `C`: only if the item's CAS is this.
+    pub compare_cas: Option<u64>,
+    /// `T`: the item's new expiry after the change.
+    pub expiry: Option<Expiry>,
+    /// `N`: on a miss, create the item with `initial` and this expiry.
+    pub vivify: Option<Expiry>,
+    /// `J`: the value a vivified item starts at.
+    pub initial: u64,
+}
+
+/// How a memcached `mg` reads its item: every check and change of one `mg` in one op, so they
+/// happen in one step on the owner shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetaRead {
+    /// Record the read (fetched, last access); `mg u` and `me` leave no trace.
+    pub touch: bool,
+    /// Hand out the win token to the first reader of a stale item (`mg`; `me` only looks).
+    pub claim_win: bool,
+    /// `T`: a new expiry, set before the read.
+    pub expiry: Option<Expiry>,
+    /// `N`: on a miss, create an empty item with this expiry and hand this client its win token.
+    pub vivify: Option<Expiry>,
+    /// `R`: hand out the win token when the item expires within this many milliseconds (a stale
+    /// item's token is handed out to the first reader in any case).
+    pub recache_within_ms: Option<u64>,
 }
 
 /// When an expiry change applies (EXPIRE's NX / XX / GT / LT).
@@ -137,6 +172,34 @@ pub enum Op<'a> {
     Count,
     /// Remove every item of this shard.
     Flush,
+    /// Remove every item of this shard written before `at_ms`, once that time comes (memcached
+    /// `flush_all <delay>`).
+    FlushAt {
+        at_ms: u64,
+    },
+    /// memcached `mg` (and `me`): the item with its usage, see [`MetaRead`].
+    MetaGet {
+        key: Cow<'a, [u8]>,
+        read: MetaRead,
+    },
+    /// memcached `ma`: the outcome is a [`Outcome::MetaValue`] holding the new number in
+    /// decimal, with the item's CAS and lifetime.
+    MetaArithmetic {
+        key: Cow<'a, [u8]>,
+        arithmetic: MetaArithmetic,
+    },
+    /// memcached `md I`: keep the item but mark it stale (its CAS changes and its win token is
+    /// free again), with a new expiry when given.
+    Invalidate {
+        key: Cow<'a, [u8]>,
+        expiry: Option<Expiry>,
+    },
+    /// `op`, unless its key holds an item whose CAS is not `cas` ([`Outcome::CasMismatch`]):
+    /// memcached `C` on `md` and `ms` append modes. A missing key is left to `op`.
+    IfCas {
+        cas: u64,
+        op: Box<Op<'a>>,
+    },
     /// Up to `count` keys from this shard's `cursor` matching the glob `pattern`.
     Scan {
         cursor: u64,
@@ -150,6 +213,8 @@ pub enum Op<'a> {
     /// This shard's client connections, one CLIENT LIST line each (answered by the shard, which
     /// knows its connections, not by the store).
     ClientList,
+    /// A CONFIG SET change to this shard's settings (applied by the shard, not the store).
+    Configure(crate::tunables::Change),
 }
 
 impl Op<'_> {
@@ -228,6 +293,23 @@ impl Op<'_> {
             Op::Length { key } => Op::Length { key: own(key) },
             Op::Count => Op::Count,
             Op::Flush => Op::Flush,
+            Op::FlushAt { at_ms } => Op::FlushAt { at_ms },
+            Op::MetaGet { key, read } => Op::MetaGet {
+                key: own(key),
+                read,
+            },
+            Op::MetaArithmetic { key, arithmetic } => Op::MetaArithmetic {
+                key: own(key),
+                arithmetic,
+            },
+            Op::Invalidate { key, expiry } => Op::Invalidate {
+                key: own(key),
+                expiry,
+            },
+            Op::IfCas { cas, op } => Op::IfCas {
+                cas,
+                op: Box::new(op.into_owned()),
+            },
             Op::Scan {
                 cursor,
                 count,
@@ -240,6 +322,7 @@ impl Op<'_> {
             Op::RandomKey => Op::RandomKey,
             Op::Stats => Op::Stats,
             Op::ClientList => Op::ClientList,
+            Op::Configure(change) => Op::Configure(change),
         }
     }
 
@@ -260,13 +343,19 @@ impl Op<'_> {
             | Op::Persist { key }
             | Op::Ttl { key }
             | Op::ExpireTime { key }
-            | Op::Length { key } => Some(key),
+            | Op::Length { key }
+            | Op::MetaGet { key, .. }
+            | Op::MetaArithmetic { key, .. }
+            | Op::Invalidate { key, .. } => Some(key),
+            Op::IfCas { op, .. } => op.key(),
             Op::Count
             | Op::Flush
+            | Op::FlushAt { .. }
             | Op::Scan { .. }
             | Op::RandomKey
             | Op::Stats
-            | Op::ClientList => None,
+            | Op::ClientList
+            | Op::Configure(_) => None,
         }
     }
 }
@@ -298,6 +387,30 @@ pub struct Value<'a> {
     pub cas: u64,
 }
 
+/// What the store keeps about an item's use, as a meta read found it (before its own fetch).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Read before (memcached `h`).
+    pub fetched: bool,
+    /// Marked stale (memcached `X`).
+    pub stale: bool,
+    /// Some client already holds the win token (memcached `Z`).
+    pub win_token: bool,
+    /// Milliseconds since the last access, to the minute (memcached `l`).
+    pub idle_ms: u64,
+}
+
+/// What a [`Op::MetaGet`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetaValue<'a> {
+    pub value: Value<'a>,
+    /// Time to live left, after any change the read made.
+    pub lifetime: Lifetime,
+    pub usage: Usage,
+    /// This read was handed the win token (memcached `W`).
+    pub won: bool,
+}
+
 /// Remaining lifetime of a key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lifetime {
@@ -322,6 +435,88 @@ pub struct ShardFigures {
     pub hits: u64,
     pub misses: u64,
     pub remote_requests: u64,
+    /// A tiered store's cold tier and the moves between tiers (all zero otherwise).
+    pub tier: TierFigures,
+}
+
+/// One shard's tiered-store figures (see `persistent::TierStats`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TierFigures {
+    pub cold_items: u64,
+    pub cold_bytes_used: u64,
+    pub cold_bytes_limit: u64,
+    pub cold_hits: u64,
+    pub cold_evicted_items: u64,
+    pub demoted_items: u64,
+    pub rejected_items: u64,
+    pub promoted_items: u64,
+    pub compressed_items: u64,
+    pub compressed_raw_bytes: u64,
+    pub compressed_stored_bytes: u64,
+    pub compress_skipped: u64,
+    pub corrupt_items: u64,
+}
+
+impl From<persistent::TierStats> for TierFigures {
+    fn from(stats: persistent::TierStats) -> TierFigures {
+        TierFigures {
+            cold_items: stats.cold.items,
+            cold_bytes_used: stats.cold.bytes_used,
+            cold_bytes_limit: stats.cold.bytes_limit,
+            cold_hits: stats.cold_hits,
+            cold_evicted_items: stats.cold.evicted_items,
+            demoted_items: stats.demoted_items,
+            rejected_items: stats.rejected_items,
+            promoted_items: stats.promoted_items,
+            compressed_items: stats.cold.compressed_items,
+            compressed_raw_bytes: stats.cold.compressed_raw_bytes,
+            compressed_stored_bytes: stats.cold.compressed_stored_bytes,
+            compress_skipped: stats.cold.compress_skipped,
+            corrupt_items: stats.cold.corrupt_items,
+        }
+    }
+}
+
+impl TierFigures {
+    pub fn add(&mut self, other: &TierFigures) {
+        self.cold_items += other.cold_items;
+        self.cold_bytes_used += other.cold_bytes_used;
+        self.cold_bytes_limit += other.cold_bytes_limit;
+        self.cold_hits += other.cold_hits;
+        self.cold_evicted_items += other.cold_evicted_items;
+        self.demoted_items += other.demoted_items;
+        self.rejected_items += other.rejected_items;
+        self.promoted_items += other.promoted_items;
+        self.compressed_items += other.compressed_items;
+        self.compressed_raw_bytes += other.compressed_raw_bytes;
+        self.compressed_stored_bytes += other.compressed_stored_bytes;
+        self.compress_skipped += other.compress_skipped;
+        self.corrupt_items += other.corrupt_items;
+    }
+
+    /// Whether these are a tiered store's (a cold tier has a size).
+    pub fn tiered(&self) -> bool {
+        self.cold_bytes_limit > 0
+    }
+
+    /// `name:value` lines (INFO) or `STAT name value` pairs (memcached), one per figure.
+    pub fn lines(&self) -> [(&'static str, u64); 13] {
+        [
+            ("tier_cold_keys", self.cold_items),
+            ("tier_cold_used_memory", self.cold_bytes_used),
+            ("tier_cold_maxmemory", self.cold_bytes_limit),
+            ("tier_cold_hits", self.cold_hits),
+            ("tier_cold_evicted_keys", self.cold_evicted_items),
+            ("tier_demoted_keys", self.demoted_items),
+            ("tier_admission_rejected_keys", self.rejected_items),
+            ("tier_promoted_keys", self.promoted_items),
+            ("tier_compressed_keys", self.compressed_items),
+            ("tier_compressed_raw_bytes", self.compressed_raw_bytes),
+            ("tier_compressed_stored_bytes", self.compressed_stored_bytes),
+            ("tier_compress_skipped", self.compress_skipped),
+            ("tier_corrupt_keys", self.corrupt_items),
+        ]
+    }
 }
 
 /// What an [`Op`] produced.
@@ -329,6 +524,8 @@ pub struct ShardFigures {
 pub enum Outcome<'a> {
     /// The value (for writes with `return_old`: the previous value).
     Value(Value<'a>),
+    /// The item a meta read found, with its usage.
+    MetaValue(MetaValue<'a>),
     /// No such key (for writes with `return_old`: there was no previous value).
     Missing,
     /// A write was done; the item's new CAS.
@@ -364,6 +561,21 @@ impl Outcome<'_> {
                 data: Cow::Owned(data.into_owned()),
                 flags,
                 cas,
+            }),
+            Outcome::MetaValue(MetaValue {
+                value: Value { data, flags, cas },
+                lifetime,
+                usage,
+                won,
+            }) => Outcome::MetaValue(MetaValue {
+                value: Value {
+                    data: Cow::Owned(data.into_owned()),
+                    flags,
+                    cas,
+                },
+                lifetime,
+                usage,
+                won,
             }),
             Outcome::Missing => Outcome::Missing,
             Outcome::Stored { cas } => Outcome::Stored { cas },

@@ -278,6 +278,10 @@ fn write_out(
     let Some(conn) = shard.conn_mut(index) else {
         return Ok(());
     };
+    if conn.abort {
+        close(shard, sockets, index);
+        return Ok(());
+    }
     let mut written = 0;
     let mut failed = false;
     while written < conn.output.len() {

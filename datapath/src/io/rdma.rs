@@ -416,6 +416,10 @@ impl RdmaPort {
         let Some(conn) = shard.conn_mut(index) else {
             return true;
         };
+        if conn.abort {
+            self.close(shard, index, changes);
+            return true;
+        }
         let sent = match link.send_stream(&conn.output) {
             Ok(sent) => sent,
             Err(error) => {

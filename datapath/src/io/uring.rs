@@ -543,6 +543,12 @@ impl Loop<'_> {
     }
 
     fn start_send(&mut self, index: u32) -> io::Result<()> {
+        if self.shard.conn(index).is_some_and(|conn| conn.abort) {
+            // Shutting the socket down ends a SEND the client never let finish.
+            self.begin_close(index);
+            self.finish_close_if_idle(index);
+            return Ok(());
+        }
         let Some(socket) = socket_mut(&mut self.sockets, index) else {
             return Ok(());
         };

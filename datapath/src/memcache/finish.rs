@@ -1,12 +1,10 @@
 //! memcached replies made from store outcomes: the same code for a command run on the
 //! connection's shard and for one whose outcomes came back from other shards.
 
-use super::lower::expiry;
 use super::stats::{self, StatsRequest};
-use crate::exec::{Expiry, Lifetime, OpError, Outcome};
+use crate::exec::{Lifetime, MetaValue, OpError, Outcome};
 use crate::protocol::memcache::reply::{self, ItemInfo, MetaStatus, Status};
-use crate::protocol::memcache::{parse_flags, parse_key, MetaFlags, MetaKey, MetaKind, MetaMode};
-use crate::protocol::number::write_u64;
+use crate::protocol::memcache::{parse_flags, parse_key, MetaFlags, MetaKey, MetaKind};
 
 /// memcached's reply when the store cannot take an item for want of room or a working medium.
 const OUT_OF_MEMORY: &str = "out of memory storing object";
@@ -125,7 +123,6 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], out: &mut Vec<u8>) {
                 &flags,
                 outcomes,
                 request.shard as usize,
-                crate::shard::now_ms(),
             );
         }
     }
@@ -189,59 +186,6 @@ pub(super) fn value_line(out: &mut Vec<u8>, key: &[u8], outcome: &Outcome<'_>, c
     }
 }
 
-/// Where each op's outcome sits in a meta command's outcome list.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct MetaRoles {
-    /// `mg N`: the create-if-absent.
-    pub vivify: Option<usize>,
-    /// `ma N`: the create-if-absent with the initial value.
-    pub create: Option<usize>,
-    /// The remaining-TTL query.
-    pub ttl: Option<usize>,
-    /// The read that returns the CAS value (`ms` append modes, `ma`).
-    pub cas: Option<usize>,
-    /// The op whose outcome decides the reply code.
-    pub main: usize,
-}
-
-/// The op layout of a meta command; `lower::meta_ops` pushes the ops in this order.
-pub(super) fn meta_roles(kind: MetaKind, flags: &MetaFlags<'_>) -> MetaRoles {
-    let mut roles = MetaRoles::default();
-    let mut next = 0;
-    let mut take = || {
-        next += 1;
-        next - 1
-    };
-    match kind {
-        MetaKind::Get => {
-            roles.vivify = flags.vivify_ttl.map(|_| take());
-            let wants_ttl = flags.has(b't') || flags.recache_ttl.is_some();
-            roles.ttl = (wants_ttl && flags.ttl.is_none()).then(&mut take);
-            roles.main = take();
-        }
-        MetaKind::Set => {
-            roles.main = take();
-            let concat = matches!(flags.mode, Some(MetaMode::Append | MetaMode::Prepend));
-            roles.cas = (concat && flags.has(b'c')).then(&mut take);
-        }
-        MetaKind::Delete => roles.main = take(),
-        MetaKind::Arithmetic => {
-            roles.main = take();
-            if flags.ttl.is_some() {
-                take();
-            }
-            roles.create = flags.vivify_ttl.map(|_| take());
-            roles.ttl = flags.has(b't').then(&mut take);
-            roles.cas = flags.has(b'c').then(&mut take);
-        }
-        MetaKind::Debug => {
-            roles.ttl = Some(take());
-            roles.main = take();
-        }
-    }
-    roles
-}
-
 /// Seconds left, memcached style: -1 for no expiry, rounded up otherwise.
 fn seconds_left(lifetime: &Lifetime) -> i64 {
     match lifetime {
@@ -250,28 +194,23 @@ fn seconds_left(lifetime: &Lifetime) -> i64 {
     }
 }
 
-/// The TTL an item has after `mg T` / `ma T` set it at `now`.
-fn seconds_after_touch(ttl: i64, now: u64) -> i64 {
-    match expiry(ttl, now) {
-        Expiry::AtMs(at) => at.saturating_sub(now).div_ceil(1000) as i64,
-        Expiry::Never | Expiry::Keep => -1,
+/// What a meta reply reports about the item a meta read or `ma` found.
+fn item_info(found: &MetaValue<'_>) -> ItemInfo {
+    ItemInfo {
+        cas: found.value.cas,
+        client_flags: found.value.flags,
+        size: found.value.data.len(),
+        ttl_seconds: seconds_left(&found.lifetime),
+        last_access_seconds: found.usage.idle_ms / 1000,
+        hit_before: found.usage.fetched,
+        won: found.won,
+        stale: found.usage.stale,
+        win_sent: found.usage.win_token,
     }
 }
 
-/// The TTL a meta reply reports: from the TTL query, or from the TTL the request just set.
-fn reported_ttl(
-    roles: &MetaRoles,
-    flags: &MetaFlags<'_>,
-    outcomes: &[Outcome<'_>],
-    now: u64,
-) -> i64 {
-    if let Some(Outcome::Lifetime(lifetime)) = roles.ttl.and_then(|index| outcomes.get(index)) {
-        return seconds_left(lifetime);
-    }
-    flags.ttl.map_or(-1, |ttl| seconds_after_touch(ttl, now))
-}
-
-/// A meta reply from its outcomes (laid out as [`meta_roles`] says).
+/// A meta reply from its outcomes: the command's own op first, then (`ms` append or prepend
+/// modes with `c`) the read of the new CAS; see `lower::meta_ops`.
 pub(super) fn meta(
     out: &mut Vec<u8>,
     kind: MetaKind,
@@ -279,114 +218,72 @@ pub(super) fn meta(
     flags: &MetaFlags<'_>,
     outcomes: &[Outcome<'_>],
     shard: usize,
-    now: u64,
 ) {
-    let roles = meta_roles(kind, flags);
-    let Some(main) = outcomes.get(roles.main) else {
+    let Some(main) = outcomes.first() else {
         return;
     };
     if let Outcome::Failed(error) = main {
         return failure(out, *error);
     }
-    let outcome_at = |index: Option<usize>| index.and_then(|index| outcomes.get(index));
-    let cas_of = |index: Option<usize>| match outcome_at(index) {
-        Some(Outcome::Value(value)) => value.cas,
-        _ => 0,
-    };
     let write = |out: &mut Vec<u8>, status, item: Option<&ItemInfo>, data: &[u8]| {
         reply::meta(out, kind, key, flags, status, item, data)
     };
     match kind {
         MetaKind::Get => {
-            let Outcome::Value(value) = main else {
+            let Outcome::MetaValue(found) = main else {
                 return write(out, MetaStatus::Miss, None, b"");
-            };
-            let ttl_seconds = reported_ttl(&roles, flags, outcomes, now);
-            let recache = flags
-                .recache_ttl
-                .is_some_and(|below| ttl_seconds >= 0 && ttl_seconds < below);
-            let vivified = matches!(outcome_at(roles.vivify), Some(Outcome::Stored { .. }));
-            let item = ItemInfo {
-                cas: value.cas,
-                client_flags: value.flags,
-                size: value.data.len(),
-                ttl_seconds,
-                won: vivified || recache,
-                ..ItemInfo::default()
             };
             let status = if flags.has(b'v') {
                 MetaStatus::Value
             } else {
                 MetaStatus::Done
             };
-            write(out, status, Some(&item), &value.data);
+            write(out, status, Some(&item_info(found)), &found.value.data);
         }
-        MetaKind::Set => match main {
-            Outcome::Stored { cas } => {
-                stats::count(shard, |counters| &counters.total_items, 1);
-                write(
-                    out,
-                    MetaStatus::Done,
-                    Some(&ItemInfo {
-                        cas: *cas,
-                        ..ItemInfo::default()
-                    }),
-                    b"",
-                );
-            }
-            Outcome::Integer(_) => {
-                stats::count(shard, |counters| &counters.total_items, 1);
-                let item = ItemInfo {
-                    cas: cas_of(roles.cas),
-                    ..ItemInfo::default()
-                };
-                write(out, MetaStatus::Done, Some(&item), b"");
-            }
-            Outcome::CasMismatch => write(out, MetaStatus::Exists, None, b""),
-            _ if flags.compare_cas.is_some() => write(out, MetaStatus::NotFound, None, b""),
-            _ => write(out, MetaStatus::NotStored, None, b""),
-        },
+        MetaKind::Set => {
+            let cas = match main {
+                Outcome::Stored { cas } => *cas,
+                Outcome::Integer(_) => match outcomes.get(1) {
+                    Some(Outcome::Value(value)) => value.cas,
+                    _ => 0,
+                },
+                Outcome::CasMismatch => return write(out, MetaStatus::Exists, None, b""),
+                Outcome::Missing => return write(out, MetaStatus::NotFound, None, b""),
+                _ => return write(out, MetaStatus::NotStored, None, b""),
+            };
+            stats::count(shard, |counters| &counters.total_items, 1);
+            let item = ItemInfo {
+                cas,
+                ..ItemInfo::default()
+            };
+            write(out, MetaStatus::Done, Some(&item), b"");
+        }
         MetaKind::Delete => match main {
             Outcome::Integer(deleted) if *deleted > 0 => write(out, MetaStatus::Done, None, b""),
             Outcome::Stored { .. } => write(out, MetaStatus::Done, None, b""),
             Outcome::CasMismatch => write(out, MetaStatus::Exists, None, b""),
             _ => write(out, MetaStatus::NotFound, None, b""),
         },
-        MetaKind::Arithmetic => {
-            let value = match main {
-                Outcome::Unsigned(value) => *value,
-                Outcome::Integer(value) if *value >= 0 => value.unsigned_abs(),
-                _ => match outcome_at(roles.create) {
-                    Some(Outcome::Stored { .. }) => flags.initial.unwrap_or(0),
-                    Some(Outcome::Failed(error)) => return failure(out, *error),
-                    Some(_) => return write(out, MetaStatus::NotStored, None, b""),
-                    None => return write(out, MetaStatus::NotFound, None, b""),
-                },
-            };
-            let item = ItemInfo {
-                cas: cas_of(roles.cas),
-                ttl_seconds: reported_ttl(&roles, flags, outcomes, now),
-                ..ItemInfo::default()
-            };
-            if flags.has(b'v') {
-                let mut digits = Vec::new();
-                write_u64(&mut digits, value);
-                write(out, MetaStatus::Value, Some(&item), &digits);
-            } else {
-                write(out, MetaStatus::Done, Some(&item), b"");
+        MetaKind::Arithmetic => match main {
+            Outcome::MetaValue(found) => {
+                let item = ItemInfo {
+                    cas: found.value.cas,
+                    ttl_seconds: seconds_left(&found.lifetime),
+                    ..ItemInfo::default()
+                };
+                if flags.has(b'v') {
+                    write(out, MetaStatus::Value, Some(&item), &found.value.data);
+                } else {
+                    write(out, MetaStatus::Done, Some(&item), b"");
+                }
             }
-        }
-        MetaKind::Debug => {
-            let Outcome::Value(value) = main else {
-                return write(out, MetaStatus::Miss, None, b"");
-            };
-            let item = ItemInfo {
-                cas: value.cas,
-                size: value.data.len(),
-                ttl_seconds: reported_ttl(&roles, flags, outcomes, now),
-                ..ItemInfo::default()
-            };
-            reply::meta_debug(out, key, &item);
-        }
+            Outcome::NotStored => write(out, MetaStatus::NotStored, None, b""),
+            Outcome::CasMismatch => write(out, MetaStatus::Exists, None, b""),
+            _ => write(out, MetaStatus::NotFound, None, b""),
+        },
+        MetaKind::Debug => match main {
+            Outcome::MetaValue(found) => reply::meta_debug(out, key, &item_info(found)),
+            _ => write(out, MetaStatus::Miss, None, b""),
+        },
     }
 }

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use super::finish::{self, Finish, LineKind, MetaRequest};
 use super::stats;
-use crate::exec::{Arithmetic, Condition, ExpireCondition, Expiry, Op, Outcome};
+use crate::exec::{Arithmetic, Condition, ExpireCondition, Expiry, MetaArithmetic, MetaRead, Op};
 use crate::protocol::memcache::{
     reply, Command, Keys, MetaFlags, MetaKey, MetaKind, MetaMode, StoreMode,
 };
@@ -14,9 +14,6 @@ use crate::shard::Core;
 
 /// Largest relative expiration time, in seconds (30 days); a larger one is a unix time.
 const RELATIVE_EXPTIME_SECONDS_MAX: i64 = 60 * 60 * 24 * 30;
-
-/// Most store operations one meta command lowers to (`ma` with `T`, `N`, `t` and `c`).
-const META_OPS_MAX: usize = 5;
 
 /// The expiry memcached means by `exptime` at `now_ms`: 0 never, up to 30 days relative seconds,
 /// above that an absolute unix time, negative already expired.
@@ -157,20 +154,18 @@ pub(super) fn run(
         }
         Command::FlushAll { delay, noreply } => {
             stats::count(core.id, |counters| &counters.cmd_flush, 1);
-            if delay > 0 {
-                reply::server_error(
-                    conn.reply_buffer(),
-                    "flush_all with a delay is not supported",
-                );
-                return;
-            }
+            // memcached takes the delay like an exptime: relative seconds, or a unix time.
+            let op = match expiry(delay, now) {
+                Expiry::AtMs(at_ms) if delay > 0 => Op::FlushAt { at_ms },
+                _ => Op::Flush,
+            };
             let shards = core.shared.shard_count;
             let finish = ShardFinish::Memcache(Finish::Flush { noreply });
             core.run_multi(
                 conn_index,
                 conn,
                 finish,
-                (0..shards).map(|shard| (shard, Op::Flush)),
+                (0..shards).map(|shard| (shard, op.clone())),
             );
         }
         Command::Version => reply::version(conn.reply_buffer(), super::VERSION),
@@ -270,30 +265,16 @@ fn retrieve(
     core.run_multi(conn_index, conn, finish, parts.into_iter());
 }
 
-/// A meta feature the store cannot serve: refused with a SERVER_ERROR naming it.
-fn unsupported(kind: MetaKind, flags: &MetaFlags<'_>) -> Option<&'static str> {
-    match kind {
-        MetaKind::Set if flags.has(b'I') && flags.compare_cas.is_some() => {
-            Some("ms I (invalidate with CAS) is not supported")
-        }
-        MetaKind::Set
-            if flags.compare_cas.is_some()
-                && matches!(flags.mode, Some(MetaMode::Append | MetaMode::Prepend)) =>
-        {
-            Some("ms C with append or prepend mode is not supported")
-        }
-        MetaKind::Delete if flags.has(b'I') => Some("md I (invalidate) is not supported"),
-        MetaKind::Delete if flags.has(b'x') => Some("md x (remove value) is not supported"),
-        MetaKind::Arithmetic if flags.compare_cas.is_some() => {
-            Some("ma C (compare CAS) is not supported")
-        }
-        _ if flags.new_cas.is_some() => Some("E (explicit CAS value) is not supported"),
-        _ => None,
-    }
-}
+/// The CAS value of an item is where it lives (`segment generation << 24 | offset`), not a
+/// stored field, so a client-chosen one (`E`) cannot be kept: refused with a SERVER_ERROR.
+const EXPLICIT_CAS_UNSUPPORTED: &str =
+    "E (explicit CAS value) is not supported: a CAS value is the item's location";
 
-/// The few ops of one meta command, kept on the stack.
-struct MetaOps<'a> {
+/// At most two ops: an `ms` in append or prepend mode with `c` reads the new CAS after it.
+const META_OPS_MAX: usize = 2;
+
+/// The ops of one meta command, kept on the stack.
+pub(super) struct MetaOps<'a> {
     slots: [Option<Op<'a>>; META_OPS_MAX],
     len: usize,
 }
@@ -308,62 +289,84 @@ impl<'a> MetaOps<'a> {
         self.len += 1;
     }
 
-    fn iter(&self) -> impl Iterator<Item = &Op<'a>> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Op<'a>> {
         self.slots[..self.len].iter().flatten()
     }
 }
 
-/// The ops a meta command lowers to, in the order [`finish::meta_roles`] reads their outcomes.
-/// The op that returns the item's value is last, so the local path can encode it borrowed.
-fn meta_ops<'a>(
+/// `op`, guarded by the request's `C` flag when it has one.
+fn compared<'a>(compare_cas: Option<u64>, op: Op<'a>) -> Op<'a> {
+    match compare_cas {
+        Some(cas) => Op::IfCas {
+            cas,
+            op: Box::new(op),
+        },
+        None => op,
+    }
+}
+
+/// The ops a meta command lowers to: one that does all of the command on the owner shard, and
+/// for `ms` in append or prepend mode with `c` a read of the new CAS after it
+/// ([`finish::meta`] reads their outcomes in this order).
+pub(super) fn meta_ops<'a>(
     kind: MetaKind,
     key: &'a [u8],
     flags: &MetaFlags<'_>,
     data: &'a [u8],
     now: u64,
 ) -> Result<MetaOps<'a>, crate::protocol::memcache::ErrorKind> {
-    let roles = finish::meta_roles(kind, flags);
     let key = || Cow::Borrowed(key);
     let mut ops = MetaOps {
         slots: [const { None }; META_OPS_MAX],
         len: 0,
     };
+    let ttl = flags.ttl.map(|ttl| expiry(ttl, now));
     match kind {
-        MetaKind::Get => {
-            if let Some(ttl) = flags.vivify_ttl {
-                ops.push(Op::Set {
-                    key: key(),
-                    value: Cow::Borrowed(&[]),
-                    flags: 0,
-                    expiry: expiry(ttl, now),
-                    condition: Condition::IfAbsent,
-                    return_old: false,
-                });
-            }
-            if roles.ttl.is_some() {
-                ops.push(Op::Ttl { key: key() });
-            }
-            ops.push(match flags.ttl {
-                Some(ttl) => Op::GetAndExpire {
-                    key: key(),
-                    expiry: expiry(ttl, now),
-                },
-                None => Op::Get { key: key() },
-            });
+        MetaKind::Get | MetaKind::Debug => {
+            let read = if kind == MetaKind::Get {
+                MetaRead {
+                    touch: !flags.has(b'u'),
+                    claim_win: true,
+                    expiry: ttl,
+                    vivify: flags.vivify_ttl.map(|ttl| expiry(ttl, now)),
+                    recache_within_ms: flags
+                        .recache_ttl
+                        .map(|seconds| seconds.max(0).unsigned_abs().saturating_mul(1000)),
+                }
+            } else {
+                // `me` looks without leaving a trace.
+                MetaRead {
+                    touch: false,
+                    claim_win: false,
+                    expiry: None,
+                    vivify: None,
+                    recache_within_ms: None,
+                }
+            };
+            ops.push(Op::MetaGet { key: key(), read });
         }
         MetaKind::Set => {
             let mode = flags.mode.unwrap_or(MetaMode::Set);
             match mode {
-                MetaMode::Append | MetaMode::Prepend => ops.push(Op::Concat {
-                    key: key(),
-                    value: Cow::Borrowed(data),
-                    prepend: mode == MetaMode::Prepend,
-                    create: flags.vivify_ttl.is_some(),
-                }),
+                MetaMode::Append | MetaMode::Prepend => {
+                    let concat = Op::Concat {
+                        key: key(),
+                        value: Cow::Borrowed(data),
+                        prepend: mode == MetaMode::Prepend,
+                        create: flags.vivify_ttl.is_some(),
+                    };
+                    ops.push(compared(flags.compare_cas, concat));
+                    if flags.has(b'c') {
+                        ops.push(Op::Get { key: key() });
+                    }
+                }
                 _ => {
+                    // memcached: C turns set and replace into cas (with I, an older CAS stores
+                    // the value marked stale); add ignores it.
                     let condition = match (flags.compare_cas, mode) {
+                        (_, MetaMode::Add) => Condition::IfAbsent,
+                        (Some(cas), _) if flags.has(b'I') => Condition::IfCasOrStale(cas),
                         (Some(cas), _) => Condition::IfCas(cas),
-                        (None, MetaMode::Add) => Condition::IfAbsent,
                         (None, MetaMode::Replace) => Condition::IfPresent,
                         (None, _) => Condition::Always,
                     };
@@ -371,29 +374,34 @@ fn meta_ops<'a>(
                         key: key(),
                         value: Cow::Borrowed(data),
                         flags: flags.client_flags.unwrap_or(0),
-                        expiry: flags.ttl.map_or(Expiry::Never, |ttl| expiry(ttl, now)),
+                        expiry: ttl.unwrap_or(Expiry::Never),
                         condition,
                         return_old: false,
                     });
                 }
             }
-            if roles.cas.is_some() {
-                ops.push(Op::Get { key: key() });
-            }
         }
-        MetaKind::Delete => match flags.compare_cas {
-            // Delete only if the CAS matches: a CAS-conditional set whose expiry has passed,
-            // which the store checks and carries out as a delete in one step on the owner.
-            Some(cas) => ops.push(Op::Set {
-                key: key(),
-                value: Cow::Borrowed(&[]),
-                flags: 0,
-                expiry: expiry(-1, now),
-                condition: Condition::IfCas(cas),
-                return_old: false,
-            }),
-            None => ops.push(Op::Delete { key: key() }),
-        },
+        MetaKind::Delete => {
+            let op = if flags.has(b'I') {
+                Op::Invalidate {
+                    key: key(),
+                    expiry: ttl,
+                }
+            } else if flags.has(b'x') {
+                // Keep the item and its TTL; empty its value and zero its client flags.
+                Op::Set {
+                    key: key(),
+                    value: Cow::Borrowed(&[]),
+                    flags: 0,
+                    expiry: Expiry::Keep,
+                    condition: Condition::IfPresent,
+                    return_old: false,
+                }
+            } else {
+                Op::Delete { key: key() }
+            };
+            ops.push(compared(flags.compare_cas, op));
+        }
         MetaKind::Arithmetic => {
             let delta = i64::try_from(flags.delta.unwrap_or(1))
                 .map_err(|_| crate::protocol::memcache::ErrorKind::InvalidDelta)?;
@@ -402,40 +410,16 @@ fn meta_ops<'a>(
             } else {
                 delta
             };
-            ops.push(Op::Increment {
+            ops.push(Op::MetaArithmetic {
                 key: key(),
-                delta,
-                arithmetic: Arithmetic::Unsigned,
-                create: false,
+                arithmetic: MetaArithmetic {
+                    delta,
+                    compare_cas: flags.compare_cas,
+                    expiry: ttl,
+                    vivify: flags.vivify_ttl.map(|ttl| expiry(ttl, now)),
+                    initial: flags.initial.unwrap_or(0),
+                },
             });
-            if let Some(ttl) = flags.ttl {
-                ops.push(Op::Expire {
-                    key: key(),
-                    expiry: expiry(ttl, now),
-                    condition: ExpireCondition::Always,
-                });
-            }
-            if let Some(ttl) = flags.vivify_ttl {
-                let initial = flags.initial.unwrap_or(0).to_string().into_bytes();
-                ops.push(Op::Set {
-                    key: key(),
-                    value: Cow::Owned(initial),
-                    flags: 0,
-                    expiry: expiry(ttl, now),
-                    condition: Condition::IfAbsent,
-                    return_old: false,
-                });
-            }
-            if roles.ttl.is_some() {
-                ops.push(Op::Ttl { key: key() });
-            }
-            if roles.cas.is_some() {
-                ops.push(Op::Get { key: key() });
-            }
-        }
-        MetaKind::Debug => {
-            ops.push(Op::Ttl { key: key() });
-            ops.push(Op::Get { key: key() });
         }
     }
     Ok(ops)
@@ -457,8 +441,8 @@ fn meta(
         MetaKind::Set => stats::count(core.id, |counters| &counters.cmd_set, 1),
         _ => {}
     }
-    if let Some(message) = unsupported(kind, flags) {
-        reply::server_error(conn.reply_buffer(), message);
+    if flags.new_cas.is_some() {
+        reply::server_error(conn.reply_buffer(), EXPLICIT_CAS_UNSUPPORTED);
         return;
     }
     let ops = match meta_ops(kind, key.bytes(), flags, data, now) {
@@ -472,32 +456,19 @@ fn meta(
     let shard = core.id;
     if target == shard {
         let out = conn.reply_buffer();
-        let mut outcomes: Vec<Outcome<'_>> = Vec::new();
-        let mut last = None;
-        for (index, op) in ops.iter().enumerate() {
-            if index + 1 == ops.len {
-                last = Some(op);
-            } else {
-                // Only the last op carries the item's value; the others' outcomes are small.
-                outcomes.push(core.execute(op, now).into_owned());
+        let mut ops = ops.iter();
+        let Some(first) = ops.next() else { return };
+        match ops.next() {
+            // The common case (mg, ms, md, ma): one op, its outcome borrowed from the store.
+            None => {
+                let outcome = core.execute(first, now);
+                finish::meta(out, kind, key, flags, std::slice::from_ref(&outcome), shard);
             }
-        }
-        let Some(last) = last else { return };
-        let outcome = core.execute(last, now);
-        if outcomes.is_empty() {
-            // The common case (mg k v, ms k n): no outcome list to build.
-            finish::meta(
-                out,
-                kind,
-                key,
-                flags,
-                std::slice::from_ref(&outcome),
-                shard,
-                now,
-            );
-        } else {
-            outcomes.push(outcome);
-            finish::meta(out, kind, key, flags, &outcomes, shard, now);
+            Some(second) => {
+                let first = core.execute(first, now).into_owned();
+                let outcomes = [first, core.execute(second, now)];
+                finish::meta(out, kind, key, flags, &outcomes, shard);
+            }
         }
         return;
     }

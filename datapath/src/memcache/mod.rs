@@ -14,13 +14,20 @@
 //! set, `add` / `replace` are absent / present conditions, `append` / `prepend` concatenate
 //! without creating, `incr` / `decr` use unsigned 64-bit arithmetic (incr wraps, decr stops at 0).
 //!
-//! What the store does not keep, and so is not served: meta `h` and `l` (hit-before and last
-//! access) are answered `h0` / `l0`; the stale and win-token state of `md I`, `ms I` and the
-//! `W`/`X`/`Z` flags is not kept (`mg N` answers `W` to the request that created the item and `R`
-//! answers `W` below its TTL, but no `Z` or `X` follows); compare-CAS on `ma` and on `ms` append
-//! modes, `md x`, `E`, and `flush_all` with a delay are refused with a `SERVER_ERROR` naming them.
-//! `md C` is a CAS-conditional set with an expiry already passed, which the store checks and
-//! carries out as a delete in one step.
+//! Meta state: each item carries a usage word in the store (fetched, stale, win token handed
+//! out, last access to the minute), so `mg` answers `h` and `l`, and `W` / `X` / `Z` follow
+//! memcached: `md I` keeps the item marked stale (new CAS, token free again), the first `mg` of a
+//! stale item gets `X W` and the others `Z X` until a write replaces it; `R` hands the token out
+//! once the TTL left falls below its value, `N` to the client that created the item; `ms I C`
+//! with an older CAS stores the value marked stale. Every `mg`, `ma`, `md I` is one operation on
+//! the owner shard, so its checks and changes happen in one step; `C` on `md` and on `ms` append
+//! modes guards the operation. `md x` empties the value and zeroes the client flags, keeping the
+//! item and its TTL. `flush_all <delay>` flushes every shard once the delay has passed.
+//!
+//! Not served: `E` (explicit new CAS) is refused with a `SERVER_ERROR`: an item's CAS is where it
+//! lives (`segment generation << 24 | offset`), not a stored field, so a client-chosen value
+//! could not be kept without eight more bytes per item. `l` is coarse: to the minute (memcached
+//! refreshes its own access time at most once a minute), wrapping after 8192 minutes.
 
 mod finish;
 mod lower;
@@ -28,7 +35,7 @@ mod stats;
 
 pub use finish::{encode, Finish};
 
-use crate::protocol::memcache::{parse, reply, Error, Limits, Parsed};
+use crate::protocol::memcache::{parse, reply, Command, Error, Limits, Parsed};
 use crate::shard::conn::Conn;
 use crate::shard::{now_ms, Core};
 
@@ -58,7 +65,11 @@ pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) 
             Ok(Parsed::Complete { command, consumed }) => {
                 core.commands += 1;
                 conn.commands += 1;
-                lower::run(core, conn_index, conn, command, now);
+                if conn.authenticated {
+                    lower::run(core, conn_index, conn, command, now);
+                } else {
+                    authenticate(core, conn, command);
+                }
                 offset += consumed;
             }
             Ok(Parsed::Incomplete) => break,
@@ -86,6 +97,26 @@ fn skip(conn: &mut Conn, available: usize) -> usize {
     let skipped = conn.memcache.swallow.min(available);
     conn.memcache.swallow -= skipped;
     skipped
+}
+
+/// A command on a connection that has not authenticated: memcached's `-Y` mode, where only a
+/// `set` carrying `<username> <password>` (key, flags and expiry ignored) and `quit` are taken.
+fn authenticate(core: &Core, conn: &mut Conn, command: Command<'_>) {
+    let admitted = match (command, &core.tunables.requirepass) {
+        (Command::Quit, _) => return close_after_reply(conn),
+        (Command::Store { data, .. }, Some(secret)) => crate::access::memcache_admits(secret, data),
+        _ => {
+            let reply = crate::access::MEMCACHE_UNAUTHENTICATED;
+            return conn.reply_buffer().extend_from_slice(reply);
+        }
+    };
+    conn.authenticated = admitted;
+    let reply: &[u8] = if admitted {
+        b"STORED\r\n"
+    } else {
+        crate::access::MEMCACHE_AUTH_FAILED
+    };
+    conn.reply_buffer().extend_from_slice(reply);
 }
 
 /// `quit`, or an error after which the stream cannot be trusted: answer what is owed, then close.

@@ -102,7 +102,7 @@ pub(super) fn run(core: &mut Core, conn_index: u32, conn: &mut Conn, args: Keys<
         time_seconds: now / 1000,
         threads: shared.shard_count as u64,
         curr_connections: shared.clients.load(Ordering::Relaxed) as u64,
-        max_connections: shared.clients_max as u64,
+        max_connections: shared.clients_max() as u64,
         item_size_max: core.executor.value_bytes_max() as u64,
         cmd_get: total(|counters| &counters.cmd_get),
         cmd_set: total(|counters| &counters.cmd_set),
@@ -132,6 +132,7 @@ fn sum_figures(outcomes: &[Outcome<'_>]) -> ShardFigures {
             sum.connections_total += figures.connections_total;
             sum.hits += figures.hits;
             sum.misses += figures.misses;
+            sum.tier.add(&figures.tier);
         }
     }
     sum
@@ -170,6 +171,14 @@ pub(super) fn encode(request: &StatsRequest, outcomes: &[Outcome<'_>], out: &mut
             number("bytes", figures.bytes_used);
             number("curr_items", figures.items);
             number("total_items", request.total_items);
+            for (name, value) in figures
+                .tier
+                .lines()
+                .into_iter()
+                .filter(|_| figures.tier.tiered())
+            {
+                number(name, value);
+            }
         }
         StatsKind::Settings => {
             number("maxbytes", figures.bytes_limit);
@@ -178,6 +187,9 @@ pub(super) fn encode(request: &StatsRequest, outcomes: &[Outcome<'_>], out: &mut
             number("item_size_max", request.item_size_max);
             reply::stat(out, "evictions", b"on");
             reply::stat(out, "cas_enabled", b"yes");
+            if figures.tier.tiered() {
+                reply::stat_number(out, "tier_cold_maxbytes", figures.tier.cold_bytes_limit);
+            }
         }
         StatsKind::Items => {
             let name = |stat: &str| format!("items:{SLAB_CLASS}:{stat}");

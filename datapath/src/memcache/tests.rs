@@ -3,9 +3,12 @@
 
 use std::borrow::Cow;
 
+use persistent::{Store, StoreConfig, ACCESS_TICK_MS};
+use platform::offload::SoftwareOffload;
+
 use super::finish::{self, encode, Finish, LineKind, MetaRequest};
-use super::lower::expiry;
-use crate::exec::{Expiry, Lifetime, OpError, Outcome, Value};
+use super::lower::{expiry, meta_ops};
+use crate::exec::{Executor, Expiry, Lifetime, MetaValue, Op, OpError, Outcome, Usage, Value};
 use crate::protocol::memcache::{parse, Command, Limits, Parsed};
 
 const NOW_MS: u64 = 1_800_000_000_000;
@@ -135,39 +138,83 @@ fn check_meta(request: &[u8], outcomes: &[Outcome<'_>], expect: &str) {
         panic!("not a meta request: {}", String::from_utf8_lossy(request));
     };
     let mut local = Vec::new();
-    finish::meta(&mut local, kind, &key, &flags, outcomes, 0, NOW_MS);
+    finish::meta(&mut local, kind, &key, &flags, outcomes, 0);
     assert_eq!(String::from_utf8_lossy(&local), expect, "local path");
     let copied = Finish::Meta(MetaRequest::new(kind, &key, &flags, 0));
     assert_eq!(encoded(&copied, outcomes), expect, "cross-shard path");
 }
 
+/// A meta read's outcome.
+fn found(
+    data: &'static [u8],
+    cas: u64,
+    lifetime: Lifetime,
+    usage: Usage,
+    won: bool,
+) -> Outcome<'static> {
+    Outcome::MetaValue(MetaValue {
+        value: Value {
+            data: Cow::Borrowed(data),
+            flags: 4,
+            cas,
+        },
+        lifetime,
+        usage,
+        won,
+    })
+}
+
 #[test]
 fn meta_replies_from_outcomes() {
-    let forever = Outcome::Lifetime(Lifetime::Forever);
-    check_meta(b"mg k v f\r\n", &[value(b"hi", 4, 9)], "VA 2 f4\r\nhi\r\n");
+    let fresh = Usage::default();
+    let hit = found(b"hi", 9, Lifetime::Forever, fresh, false);
+    check_meta(
+        b"mg k v f\r\n",
+        std::slice::from_ref(&hit),
+        "VA 2 f4\r\nhi\r\n",
+    );
     check_meta(b"mg k v q\r\n", &[Outcome::Missing], "");
     check_meta(b"mg k k O7\r\n", &[Outcome::Missing], "EN kk O7\r\n");
-    // t without T asks the store for the TTL first; the value comes last.
     check_meta(
         b"mg k t c s\r\n",
-        &[Outcome::Lifetime(Lifetime::Ms(1500)), value(b"abc", 0, 5)],
+        &[found(b"abc", 5, Lifetime::Ms(1500), fresh, false)],
         "HD t2 c5 s3\r\n",
     );
+    check_meta(b"mg k t\r\n", std::slice::from_ref(&hit), "HD t-1\r\n");
+    let used = Usage {
+        fetched: true,
+        idle_ms: 125_000,
+        ..fresh
+    };
     check_meta(
-        b"mg k t\r\n",
-        &[forever.clone(), value(b"", 0, 5)],
-        "HD t-1\r\n",
+        b"mg k h l\r\n",
+        &[found(b"", 5, Lifetime::Forever, used, false)],
+        "HD h1 l125\r\n",
     );
-    // N created the item: this client won the right to fill it.
+    check_meta(b"mg k h l\r\n", std::slice::from_ref(&hit), "HD h0 l0\r\n");
+    // This client won the right to recache; a stale item says X, a token taken says Z.
     check_meta(
         b"mg k N30 v\r\n",
-        &[Outcome::Stored { cas: 8 }, value(b"", 0, 8)],
+        &[found(b"", 8, Lifetime::Ms(30_000), fresh, true)],
         "VA 0 W\r\n\r\n",
     );
+    let stale = Usage {
+        stale: true,
+        ..fresh
+    };
     check_meta(
-        b"mg k R30 t\r\n",
-        &[Outcome::Lifetime(Lifetime::Ms(10_000)), value(b"x", 0, 8)],
-        "HD t10 W\r\n",
+        b"mg k c\r\n",
+        &[found(b"x", 8, Lifetime::Forever, stale, true)],
+        "HD c8 X W\r\n",
+    );
+    let stale_taken = Usage {
+        win_token: true,
+        ..stale
+    };
+    check_meta(
+        b"mg k\r\n",
+        &[found(b"x", 8, Lifetime::Forever, stale_taken, false)],
+        "HD Z X\r\n",
     );
     check_meta(
         b"ms k 2 c\r\nhi\r\n",
@@ -176,33 +223,32 @@ fn meta_replies_from_outcomes() {
     );
     check_meta(b"ms k 2 q\r\nhi\r\n", &[Outcome::Stored { cas: 42 }], "");
     check_meta(b"ms k 2 ME\r\nhi\r\n", &[Outcome::NotStored], "NS\r\n");
-    check_meta(b"ms k 2 C5\r\nhi\r\n", &[Outcome::NotStored], "NF\r\n");
+    check_meta(b"ms k 2 C5\r\nhi\r\n", &[Outcome::Missing], "NF\r\n");
     check_meta(b"ms k 2 C5\r\nhi\r\n", &[Outcome::CasMismatch], "EX\r\n");
     check_meta(
         b"ms k 2 MA c\r\nhi\r\n",
         &[Outcome::Integer(4), value(b"hihi", 0, 43)],
         "HD c43\r\n",
     );
+    check_meta(b"ms k 2 MA C4\r\nhi\r\n", &[Outcome::CasMismatch], "EX\r\n");
     check_meta(b"md k\r\n", &[Outcome::Integer(1)], "HD\r\n");
     check_meta(b"md k q\r\n", &[Outcome::Integer(0)], "NF\r\n");
-    check_meta(b"md k C5\r\n", &[Outcome::Stored { cas: 0 }], "HD\r\n");
+    check_meta(b"md k I\r\n", &[Outcome::Stored { cas: 3 }], "HD\r\n");
+    check_meta(b"md k x\r\n", &[Outcome::NotStored], "NF\r\n");
     check_meta(b"md k C5 O1\r\n", &[Outcome::CasMismatch], "EX O1\r\n");
     check_meta(b"md k C5\r\n", &[Outcome::Missing], "NF\r\n");
-    check_meta(b"ma k v\r\n", &[Outcome::Unsigned(6)], "VA 1\r\n6\r\n");
-    check_meta(b"ma k\r\n", &[Outcome::NotStored], "NF\r\n");
+    let counter = |digits: &'static [u8], lifetime| found(digits, 12, lifetime, fresh, false);
     check_meta(
-        b"ma k N0 J10 v\r\n",
-        &[Outcome::NotStored, Outcome::Stored { cas: 1 }],
-        "VA 2\r\n10\r\n",
+        b"ma k v\r\n",
+        &[counter(b"6", Lifetime::Forever)],
+        "VA 1\r\n6\r\n",
     );
+    check_meta(b"ma k\r\n", &[Outcome::Missing], "NF\r\n");
+    check_meta(b"ma k N0\r\n", &[Outcome::NotStored], "NS\r\n");
+    check_meta(b"ma k C1\r\n", &[Outcome::CasMismatch], "EX\r\n");
     check_meta(
         b"ma k T60 t c v\r\n",
-        &[
-            Outcome::Unsigned(7),
-            Outcome::Integer(1),
-            Outcome::Lifetime(Lifetime::Ms(60_000)),
-            value(b"7", 0, 12),
-        ],
+        &[counter(b"7", Lifetime::Ms(60_000))],
         "VA 1 t60 c12\r\n7\r\n",
     );
     check_meta(
@@ -212,12 +258,239 @@ fn meta_replies_from_outcomes() {
     );
     check_meta(
         b"me k\r\n",
-        &[forever, value(b"abc", 0, 3)],
-        "ME k exp=-1 la=0 cas=3 fetch=no cls=1 size=3\r\n",
+        &[found(b"abc", 3, Lifetime::Forever, used, false)],
+        "ME k exp=-1 la=125 cas=3 fetch=yes cls=1 size=3\r\n",
     );
-    check_meta(
-        b"me k\r\n",
-        &[Outcome::Lifetime(Lifetime::Missing), Outcome::Missing],
-        "EN\r\n",
+    check_meta(b"me k\r\n", &[Outcome::Missing], "EN\r\n");
+}
+
+/// One shard's executor on a DRAM store, asked meta requests end to end (parse, lower, execute,
+/// encode) at a clock the test chooses.
+struct Shard {
+    executor: Executor,
+}
+
+impl Shard {
+    fn new() -> Shard {
+        let store = Store::open(
+            &StoreConfig::dram(8 << 20),
+            Box::new(SoftwareOffload),
+            NOW_MS,
+        )
+        .expect("open a DRAM store");
+        Shard {
+            executor: Executor::with_store(store),
+        }
+    }
+
+    fn ask(&mut self, request: &[u8], now: u64) -> String {
+        let parsed = parse(request, &Limits::default());
+        let Ok(Parsed::Complete {
+            command:
+                Command::Meta {
+                    kind,
+                    key,
+                    flags,
+                    data,
+                },
+            ..
+        }) = parsed
+        else {
+            panic!("not a meta request: {}", String::from_utf8_lossy(request));
+        };
+        let ops = meta_ops(kind, key.bytes(), &flags, data, now).expect("lowered");
+        let outcomes: Vec<Outcome<'static>> = ops
+            .iter()
+            .map(|op| self.executor.execute(op, now).into_owned())
+            .collect();
+        let mut out = Vec::new();
+        finish::meta(&mut out, kind, &key, &flags, &outcomes, 0);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The CAS `me` reports (it looks without leaving a trace, as a test must).
+    fn cas(&mut self, key: &str, now: u64) -> u64 {
+        let reply = self.ask(format!("me {key}\r\n").as_bytes(), now);
+        reply
+            .split_whitespace()
+            .find_map(|token| token.strip_prefix("cas="))
+            .and_then(|cas| cas.parse().ok())
+            .unwrap_or_else(|| panic!("no CAS in {reply:?}"))
+    }
+}
+
+#[test]
+fn hit_before_and_last_access() {
+    let mut shard = Shard::new();
+    assert_eq!(shard.ask(b"ms k 1\r\nv\r\n", NOW_MS), "HD\r\n");
+    assert_eq!(shard.ask(b"mg k h l\r\n", NOW_MS + 1000), "HD h0 l0\r\n");
+    // u looks without being counted: still fetched once.
+    assert_eq!(shard.ask(b"mg k h u\r\n", NOW_MS + 2000), "HD h1\r\n");
+    let three_minutes = NOW_MS + 3 * ACCESS_TICK_MS;
+    assert_eq!(shard.ask(b"mg k l u\r\n", three_minutes), "HD l180\r\n");
+    assert_eq!(shard.ask(b"mg k l\r\n", three_minutes), "HD l180\r\n");
+    assert_eq!(shard.ask(b"mg k l\r\n", three_minutes), "HD l0\r\n");
+    assert_eq!(
+        shard.ask(b"me k\r\n", three_minutes),
+        format!(
+            "ME k exp=-1 la=0 cas={} fetch=yes cls=1 size=1\r\n",
+            shard.cas("k", three_minutes)
+        )
     );
+    // A new write is a new item: not hit yet.
+    shard.ask(b"ms k 1\r\nw\r\n", three_minutes);
+    assert_eq!(shard.ask(b"mg k h\r\n", three_minutes), "HD h0\r\n");
+}
+
+#[test]
+fn invalidation_hands_one_client_the_win_token() {
+    let mut shard = Shard::new();
+    shard.ask(b"ms k 3 T100\r\nold\r\n", NOW_MS);
+    let before = shard.cas("k", NOW_MS);
+    assert_eq!(shard.ask(b"md k I T30\r\n", NOW_MS), "HD\r\n");
+    let stale = shard.cas("k", NOW_MS);
+    assert_ne!(stale, before, "md I bumps the CAS");
+    // The first reader wins the right to recache, the others are told someone has.
+    assert_eq!(
+        shard.ask(b"mg k v t\r\n", NOW_MS),
+        "VA 3 t30 X W\r\nold\r\n"
+    );
+    assert_eq!(shard.ask(b"mg k v\r\n", NOW_MS), "VA 3 Z X\r\nold\r\n");
+    assert_eq!(shard.ask(b"mg k\r\n", NOW_MS), "HD Z X\r\n");
+    // A set under the stale CAS replaces it: a plain item again.
+    let set = format!("ms k 3 C{stale} T100\r\nnew\r\n");
+    assert_eq!(shard.ask(set.as_bytes(), NOW_MS), "HD\r\n");
+    assert_eq!(shard.ask(b"mg k v\r\n", NOW_MS), "VA 3\r\nnew\r\n");
+    // Invalidated again: its token is free for the next reader.
+    shard.ask(b"md k I\r\n", NOW_MS);
+    assert_eq!(shard.ask(b"mg k\r\n", NOW_MS), "HD X W\r\n");
+    // md I with a CAS that does not match changes nothing; on a missing key it is NF.
+    assert_eq!(shard.ask(b"md k I C1\r\n", NOW_MS), "EX\r\n");
+    assert_eq!(shard.ask(b"md gone I\r\n", NOW_MS), "NF\r\n");
+}
+
+#[test]
+fn a_set_with_an_older_cas_and_i_stores_the_value_stale() {
+    let mut shard = Shard::new();
+    shard.ask(b"ms k 2\r\nv1\r\n", NOW_MS);
+    let first = shard.cas("k", NOW_MS);
+    shard.ask(b"ms k 2\r\nv2\r\n", NOW_MS);
+    let second = shard.cas("k", NOW_MS);
+    // Without I, an older CAS is refused; with I it stores, marked stale.
+    assert_eq!(
+        shard.ask(format!("ms k 2 C{first}\r\nv3\r\n").as_bytes(), NOW_MS),
+        "EX\r\n"
+    );
+    let stale_set = format!("ms k 2 I C{first}\r\nv3\r\n");
+    assert_eq!(shard.ask(stale_set.as_bytes(), NOW_MS), "HD\r\n");
+    assert_eq!(shard.ask(b"mg k v\r\n", NOW_MS), "VA 2 X W\r\nv3\r\n");
+    // A newer CAS than the item's is refused even with I; a matching one stores it fresh.
+    let third = shard.cas("k", NOW_MS);
+    let newer = format!("ms k 2 I C{}\r\nv4\r\n", third + 1);
+    assert_eq!(shard.ask(newer.as_bytes(), NOW_MS), "EX\r\n");
+    let matching = format!("ms k 2 I C{third}\r\nv5\r\n");
+    assert_eq!(shard.ask(matching.as_bytes(), NOW_MS), "HD\r\n");
+    assert_eq!(shard.ask(b"mg k v\r\n", NOW_MS), "VA 2\r\nv5\r\n");
+    assert!(second < third);
+    assert_eq!(shard.ask(b"ms gone 1 I C5\r\nx\r\n", NOW_MS), "NF\r\n");
+}
+
+#[test]
+fn recache_and_vivify_win_once() {
+    let mut shard = Shard::new();
+    shard.ask(b"ms k 1 T20\r\nv\r\n", NOW_MS);
+    assert_eq!(shard.ask(b"mg k R10 t\r\n", NOW_MS), "HD t20\r\n");
+    assert_eq!(shard.ask(b"mg k R30 t\r\n", NOW_MS), "HD t20 W\r\n");
+    assert_eq!(shard.ask(b"mg k R30 t\r\n", NOW_MS), "HD t20 Z\r\n");
+    // No expiry: never due for recache.
+    shard.ask(b"ms forever 1\r\nv\r\n", NOW_MS);
+    assert_eq!(shard.ask(b"mg forever R30\r\n", NOW_MS), "HD\r\n");
+    // N creates an empty item on a miss: its creator wins, the next readers see Z.
+    assert_eq!(
+        shard.ask(b"mg new N30 v t\r\n", NOW_MS),
+        "VA 0 t30 W\r\n\r\n"
+    );
+    assert_eq!(shard.ask(b"mg new N30 v\r\n", NOW_MS), "VA 0 Z\r\n\r\n");
+    assert_eq!(shard.ask(b"ms new 4\r\nfull\r\n", NOW_MS), "HD\r\n");
+    assert_eq!(shard.ask(b"mg new N30 v\r\n", NOW_MS), "VA 4\r\nfull\r\n");
+}
+
+#[test]
+fn compare_cas_on_arithmetic_and_concatenation() {
+    let mut shard = Shard::new();
+    shard.ask(b"ms n 1\r\n5\r\n", NOW_MS);
+    let cas = shard.cas("n", NOW_MS);
+    assert_eq!(
+        shard.ask(format!("ma n C{} v\r\n", cas + 1).as_bytes(), NOW_MS),
+        "EX\r\n"
+    );
+    let counted = shard.ask(format!("ma n C{cas} v c\r\n").as_bytes(), NOW_MS);
+    let new_cas = shard.cas("n", NOW_MS);
+    assert_eq!(counted, format!("VA 1 c{new_cas}\r\n6\r\n"));
+    assert_eq!(
+        shard.ask(format!("ma n C{cas} T60 t\r\n").as_bytes(), NOW_MS),
+        "EX\r\n"
+    );
+    assert_eq!(
+        shard.ask(b"mg n t v\r\n", NOW_MS),
+        "VA 1 t-1\r\n6\r\n",
+        "T not applied on EX"
+    );
+    assert_eq!(shard.ask(b"ma gone C5\r\n", NOW_MS), "NF\r\n");
+    assert_eq!(
+        shard.ask(b"ma gone C5 N0 J3 v\r\n", NOW_MS),
+        "VA 1\r\n3\r\n"
+    );
+    // Append and prepend modes compare too.
+    let cas = shard.cas("n", NOW_MS);
+    let stale = format!("ms n 1 MA C{}\r\n!\r\n", cas + 1);
+    assert_eq!(shard.ask(stale.as_bytes(), NOW_MS), "EX\r\n");
+    let append = format!("ms n 1 MA C{cas} c\r\n!\r\n");
+    let reply = shard.ask(append.as_bytes(), NOW_MS);
+    assert_eq!(reply, format!("HD c{}\r\n", shard.cas("n", NOW_MS)));
+    let prepend = format!("ms n 1 MP C{}\r\n<\r\n", shard.cas("n", NOW_MS));
+    assert_eq!(shard.ask(prepend.as_bytes(), NOW_MS), "HD\r\n");
+    assert_eq!(shard.ask(b"mg n v\r\n", NOW_MS), "VA 3\r\n<6!\r\n");
+    assert_eq!(shard.ask(b"ms absent 1 MA C5\r\n!\r\n", NOW_MS), "NS\r\n");
+    assert_eq!(
+        shard.ask(b"ms absent 1 MA C5 N30\r\n!\r\n", NOW_MS),
+        "HD\r\n"
+    );
+}
+
+#[test]
+fn removing_a_value_keeps_the_item_and_its_ttl() {
+    let mut shard = Shard::new();
+    shard.ask(b"ms k 5 F9 T100\r\nvalue\r\n", NOW_MS);
+    assert_eq!(shard.ask(b"md k x C1\r\n", NOW_MS), "EX\r\n");
+    let cas = shard.cas("k", NOW_MS);
+    assert_eq!(
+        shard.ask(format!("md k x C{cas}\r\n").as_bytes(), NOW_MS),
+        "HD\r\n"
+    );
+    assert_eq!(shard.ask(b"mg k v f t\r\n", NOW_MS), "VA 0 f0 t100\r\n\r\n");
+    assert_eq!(shard.ask(b"md k x q\r\n", NOW_MS), "");
+    assert_eq!(shard.ask(b"md gone x\r\n", NOW_MS), "NF\r\n");
+}
+
+#[test]
+fn a_delayed_flush_all_empties_the_store_when_due() {
+    let mut shard = Shard::new();
+    shard.ask(b"ms k 1\r\nv\r\n", NOW_MS);
+    let Ok(Parsed::Complete {
+        command: Command::FlushAll { delay, .. },
+        ..
+    }) = parse(b"flush_all 10\r\n", &Limits::default())
+    else {
+        panic!("flush_all did not parse");
+    };
+    let Expiry::AtMs(at_ms) = expiry(delay, NOW_MS) else {
+        panic!("a delay is a time");
+    };
+    assert_eq!(
+        shard.executor.execute(&Op::FlushAt { at_ms }, NOW_MS),
+        Outcome::Stored { cas: 0 }
+    );
+    assert_eq!(shard.ask(b"mg k v\r\n", NOW_MS + 9_999), "VA 1\r\nv\r\n");
+    assert_eq!(shard.ask(b"mg k v\r\n", NOW_MS + 10_000), "EN\r\n");
 }

@@ -26,6 +26,12 @@ pub const OUTPUT_PAUSE_BYTES: usize = 4 << 20;
 /// value copy, so this bounds a connection's in-flight values at this many items; one request
 /// with more keys is still taken whole (parsing pauses until it completes).
 pub const PENDING_PARTS_MAX: usize = 4096;
+/// Reply bytes a connection may be owed at once: unsent output, replies queued behind a waiting
+/// one, and the values gathered for fanned-out requests. Parsing pauses long before this
+/// ([`OUTPUT_PAUSE_BYTES`]); only a single request asking for more (an MGET or memcached `get`
+/// of thousands of large values) reaches it, and its client is then disconnected rather than
+/// letting one reply take the server's memory (Redis' client-output-buffer-limit, always on).
+pub const OWED_BYTES_MAX: usize = 256 << 20;
 /// Unparsed input a connection may hold (Redis' client-query-buffer-limit is 1 GiB; ours is
 /// the largest request we accept plus room to pipeline). Past it the connection is closed.
 pub const INPUT_BYTES_MAX: usize = 64 << 20;
@@ -61,6 +67,8 @@ pub struct Pending {
     pub finish: Finish,
     pub outcomes: Vec<Option<Outcome<'static>>>,
     pub remaining: usize,
+    /// Bytes of the values and keys the outcomes hold.
+    bytes: usize,
 }
 
 #[derive(Debug)]
@@ -80,6 +88,16 @@ pub struct Conn {
     pub close_after_output: bool,
     /// Reading and parsing stopped for good (closing, or the server is stopping).
     pub input_closed: bool,
+    /// Close now, dropping whatever is owed (a timeout cut the client off).
+    pub abort: bool,
+    /// The client gave the password, or none is required (set when accepted).
+    pub authenticated: bool,
+    /// When bytes last arrived (idle timeout).
+    pub(crate) last_input_ms: u64,
+    /// When a request last completed or the socket last took output (stall timeout).
+    pub(crate) last_progress_ms: u64,
+    /// Output was handed to the loop and not all of it has been taken by the socket yet.
+    pub(crate) awaiting_send: bool,
     /// The connection is in the shard's list of connections with new output.
     pub(crate) in_dirty_list: bool,
     pub(crate) slots: VecDeque<Slot>,
@@ -88,6 +106,8 @@ pub struct Conn {
     /// Bytes of Ready slots that a Waiting slot has closed (the back slot, still growing, is
     /// counted when [`Conn::paused`] looks).
     queued_bytes: usize,
+    /// Bytes held by the outcomes of Waiting slots (see [`OWED_BYTES_MAX`]).
+    gathered_bytes: usize,
     /// Sequence number of `slots.front()`.
     pub(crate) first_seq: u64,
     pub(crate) created_ms: u64,
@@ -114,10 +134,16 @@ impl Conn {
             memcache: crate::memcache::Session::default(),
             close_after_output: false,
             input_closed: false,
+            abort: false,
+            authenticated: false,
+            last_input_ms: now_ms,
+            last_progress_ms: now_ms,
+            awaiting_send: false,
             in_dirty_list: false,
             slots: VecDeque::new(),
             pending_parts: 0,
             queued_bytes: 0,
+            gathered_bytes: 0,
             first_seq: 0,
             created_ms: now_ms,
             commands: 0,
@@ -175,13 +201,16 @@ impl Conn {
             finish,
             outcomes,
             remaining: parts,
+            bytes: 0,
         }));
         seq
     }
 
     /// Records the outcome of part `part` of reply `seq`. Returns false for an unknown slot
-    /// (a stale or duplicate reply), which is ignored.
+    /// (a stale or duplicate reply, or a connection just cut off), which is ignored. A
+    /// connection owed more than [`OWED_BYTES_MAX`] is cut off here.
     pub fn fill(&mut self, seq: u64, part: usize, outcome: Outcome<'static>) -> bool {
+        let bytes = outcome_bytes(&outcome);
         let Some(pending) = self.pending_mut(seq) else {
             return false;
         };
@@ -189,10 +218,35 @@ impl Conn {
             Some(place @ None) => {
                 *place = Some(outcome);
                 pending.remaining -= 1;
-                true
+                pending.bytes += bytes;
             }
-            _ => false,
+            _ => return false,
         }
+        self.gathered_bytes += bytes;
+        let growing = match self.slots.back() {
+            Some(Slot::Ready(bytes)) => bytes.len(),
+            _ => 0,
+        };
+        if self.gathered_bytes + self.queued_bytes + growing + self.output.len() > OWED_BYTES_MAX {
+            tracing::debug!(client = self.client_id, peer = %self.peer, "closing client: owed replies over {OWED_BYTES_MAX} bytes");
+            self.cut_off();
+            return false;
+        }
+        true
+    }
+
+    /// Closes the connection now: no more input, and whatever it is owed is dropped (the loop
+    /// closes the socket when it sees `abort`).
+    pub fn cut_off(&mut self) {
+        self.abort = true;
+        self.input_closed = true;
+        self.input = Vec::new();
+        self.output = Vec::new();
+        self.first_seq += self.slots.len() as u64;
+        self.slots.clear();
+        self.pending_parts = 0;
+        self.queued_bytes = 0;
+        self.gathered_bytes = 0;
     }
 
     /// The pending slot `seq`, if it is waiting.
@@ -219,7 +273,10 @@ impl Conn {
                 // A Ready slot with slots behind it was closed (and counted) by a Waiting one.
                 Slot::Ready(bytes) if !self.slots.is_empty() => self.queued_bytes -= bytes.len(),
                 Slot::Ready(_) => {}
-                Slot::Waiting(pending) => self.pending_parts -= pending.outcomes.len(),
+                Slot::Waiting(pending) => {
+                    self.pending_parts -= pending.outcomes.len();
+                    self.gathered_bytes -= pending.bytes;
+                }
             }
             match slot {
                 // Nothing unsent before it: take the buffer over instead of copying it.
@@ -237,6 +294,15 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+/// The bytes an outcome carries to its reply (values and keys; the rest are a few bytes).
+fn outcome_bytes(outcome: &Outcome<'_>) -> usize {
+    match outcome {
+        Outcome::Value(value) => value.data.len(),
+        Outcome::Keys { keys, .. } => keys.iter().map(Vec::len).sum(),
+        _ => 0,
     }
 }
 
@@ -260,14 +326,16 @@ pub fn client_line(conn: &Conn) -> String {
         .as_deref()
         .map(String::from_utf8_lossy)
         .unwrap_or_default();
-    let age = crate::shard::now_ms().saturating_sub(conn.created_ms) / 1000;
+    let now = crate::shard::now_ms();
+    let age = now.saturating_sub(conn.created_ms) / 1000;
+    let idle = now.saturating_sub(conn.last_input_ms) / 1000;
     let resp = if conn.resp.version == crate::protocol::resp::Version::Resp3 {
         3
     } else {
         2
     };
     format!(
-        "id={} addr={} name={name} age={age} idle=0 flags=N db=0 qbuf={} obl={} cmd={} resp={resp} lib-name={library_name} lib-ver={library_version}\n",
+        "id={} addr={} name={name} age={age} idle={idle} flags=N db=0 qbuf={} obl={} cmd={} resp={resp} lib-name={library_name} lib-ver={library_version}\n",
         conn.client_id,
         conn.peer,
         conn.input.len(),

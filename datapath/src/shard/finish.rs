@@ -264,6 +264,7 @@ fn sum_figures(outcomes: &[Outcome<'_>]) -> ShardFigures {
             total.hits += figures.hits;
             total.misses += figures.misses;
             total.remote_requests += figures.remote_requests;
+            total.tier.add(&figures.tier);
         }
     }
     total
@@ -283,9 +284,16 @@ fn info_text(request: &InfoRequest, figures: &ShardFigures) -> String {
     if request.memory {
         let _ = write!(
             text,
-            "# Memory\r\nused_memory:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:segment-eviction\r\n\r\n",
+            "# Memory\r\nused_memory:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:segment-eviction\r\n",
             figures.bytes_used, figures.bytes_limit
         );
+        if figures.tier.tiered() {
+            // The lines above are the DRAM tier's; these the file tier's.
+            for (name, value) in figures.tier.lines() {
+                let _ = write!(text, "{name}:{value}\r\n");
+            }
+        }
+        text.push_str("\r\n");
     }
     if request.stats {
         let _ = write!(

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::exec::{Executor, Op, Outcome};
 use crate::mailbox::{Address, Mailbox};
 use crate::protocol::resp;
+use crate::tunables::{Change, Tunables};
 use conn::{Conn, Protocol, INPUT_BYTES_MAX};
 use finish::Finish;
 
@@ -54,7 +55,8 @@ pub struct Mail {
 #[derive(Debug)]
 pub struct Shared {
     pub shard_count: usize,
-    pub clients_max: usize,
+    /// Most client connections at once (CONFIG SET maxclients changes it).
+    pub clients_max: AtomicUsize,
     pub clients: AtomicUsize,
     pub next_client_id: AtomicU64,
     /// Set once by the signal handler thread; every loop checks it when woken.
@@ -75,6 +77,10 @@ pub struct Shared {
 impl Shared {
     pub fn stop_requested(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
+    }
+
+    pub fn clients_max(&self) -> usize {
+        self.clients_max.load(Ordering::Relaxed)
     }
 }
 
@@ -113,6 +119,8 @@ pub struct Core {
     outbox: Vec<Mail>,
     outbox_dirty: Vec<usize>,
     pub limits: resp::Limits,
+    /// This shard's copy of the settings CONFIG SET changes.
+    pub tunables: Tunables,
     pub connections_total: u64,
     pub connections_open: u64,
     pub commands: u64,
@@ -136,8 +144,16 @@ impl Core {
         x
     }
 
-    /// Executes `op` on this shard's store; per-shard figures get the shard's own counters.
+    /// Executes `op` on this shard's store; per-shard figures get the shard's own counters, and
+    /// a settings change is the shard's, not the store's.
     pub fn execute(&mut self, op: &Op<'_>, now: u64) -> Outcome<'_> {
+        if let Op::Configure(change) = op {
+            if let Change::MaxClients(clients) = change {
+                self.shared.clients_max.store(*clients, Ordering::Relaxed);
+            }
+            self.tunables.apply(change);
+            return Outcome::Stored { cas: 0 };
+        }
         match self.executor.execute(op, now) {
             Outcome::Figures(mut figures) => {
                 figures.connections = self.connections_open;
@@ -352,11 +368,16 @@ pub struct Shard {
     resumable: Vec<u32>,
     request: resp::Request,
     last_store_tick_ms: u64,
+    last_sweep_ms: u64,
 }
 
 /// How often a shard gives its store its periodic work (expired segments, delayed flushes, the
 /// file tier's once-a-second msync); also the longest an idle loop sleeps.
 pub const STORE_TICK_MS: u64 = 200;
+
+/// How often a shard looks for clients to cut off (idle or stalled): the timeouts are whole
+/// seconds, so this is their resolution.
+pub const CLIENT_SWEEP_MS: u64 = 1000;
 
 /// Why an accepted connection was turned away.
 #[derive(Debug, PartialEq, Eq)]
@@ -371,6 +392,7 @@ impl Shard {
         shared: Arc<Shared>,
         executor: Executor,
         mailbox: Mailbox<Mail>,
+        tunables: Tunables,
     ) -> Shard {
         let shard_count = shared.shard_count;
         let limits = resp::Limits {
@@ -385,6 +407,7 @@ impl Shard {
                 outbox: (0..shard_count).map(|_| Mail::default()).collect(),
                 outbox_dirty: Vec::new(),
                 limits,
+                tunables,
                 connections_total: 0,
                 connections_open: 0,
                 commands: 0,
@@ -399,6 +422,7 @@ impl Shard {
             resumable: Vec::new(),
             request: resp::Request::new(),
             last_store_tick_ms: now_ms(),
+            last_sweep_ms: now_ms(),
         }
     }
 
@@ -412,12 +436,54 @@ impl Shard {
         if let Err(error) = self.core.executor.tick(now) {
             tracing::error!(shard = self.core.id, %error, "store maintenance failed");
         }
+        if now.saturating_sub(self.last_sweep_ms) >= CLIENT_SWEEP_MS {
+            self.last_sweep_ms = now;
+            self.cut_off_idle_and_stalled(now);
+        }
+    }
+
+    /// Closes clients past the idle timeout (nothing sent, nothing owed) or the stall timeout (a
+    /// partial request, or replies the client does not read, with no progress). A cut-off
+    /// connection drops what it is owed: the loop closes it at once.
+    fn cut_off_idle_and_stalled(&mut self, now: u64) {
+        let idle_ms = self.core.tunables.idle_timeout_secs.saturating_mul(1000);
+        let stall_ms = self.core.tunables.stall_timeout_secs.saturating_mul(1000);
+        if idle_ms == 0 && stall_ms == 0 {
+            return;
+        }
+        for (index, slot) in self.conns.iter_mut().enumerate() {
+            let Some(conn) = slot.as_mut().filter(|conn| !conn.abort) else {
+                continue;
+            };
+            let sending = conn.awaiting_send || conn.owes_replies();
+            let partial_request = !conn.input.is_empty() && !conn.paused();
+            let reason = if idle_ms > 0
+                && !sending
+                && !partial_request
+                && now.saturating_sub(conn.last_input_ms) >= idle_ms
+            {
+                "idle"
+            } else if stall_ms > 0
+                && (partial_request || conn.awaiting_send)
+                && now.saturating_sub(conn.last_progress_ms) >= stall_ms
+            {
+                "stalled"
+            } else {
+                continue;
+            };
+            tracing::debug!(shard = self.core.id, client = conn.client_id, peer = %conn.peer, reason, "closing client");
+            conn.cut_off();
+            if !conn.in_dirty_list {
+                conn.in_dirty_list = true;
+                self.dirty.push(index as u32);
+            }
+        }
     }
 
     /// Registers an accepted connection; the loop keeps the socket under the returned index.
     pub fn accept(&mut self, protocol: Protocol, peer: SocketAddr) -> Result<u32, Refusal> {
         let shared = &self.core.shared;
-        if shared.clients.fetch_add(1, Ordering::Relaxed) >= shared.clients_max
+        if shared.clients.fetch_add(1, Ordering::Relaxed) >= shared.clients_max()
             || shared.stop_requested()
         {
             shared.clients.fetch_sub(1, Ordering::Relaxed);
@@ -428,7 +494,8 @@ impl Shard {
         }
         let client_id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
         self.next_generation = self.next_generation.wrapping_add(1);
-        let conn = Conn::new(self.next_generation, client_id, protocol, peer, now_ms());
+        let mut conn = Conn::new(self.next_generation, client_id, protocol, peer, now_ms());
+        conn.authenticated = self.core.tunables.requirepass.is_none();
         self.core.connections_total += 1;
         self.core.connections_open += 1;
         let index = match self.free_conns.pop() {
@@ -477,6 +544,8 @@ impl Shard {
         if conn.input_closed {
             return;
         }
+        let now = now_ms();
+        conn.last_input_ms = now;
         if conn.input.len() + bytes.len() > INPUT_BYTES_MAX {
             // Redis closes a client whose query buffer passes its limit; so do we.
             conn.input.clear();
@@ -491,14 +560,20 @@ impl Shard {
             if !conn.input_closed {
                 conn.input.extend_from_slice(&bytes[consumed..]);
             }
+            if consumed > 0 {
+                conn.last_progress_ms = now;
+            }
         } else {
             conn.input.extend_from_slice(bytes);
             let input = std::mem::take(&mut conn.input);
             let consumed = run_requests(&mut self.core, &mut self.request, index, conn, &input);
             conn.input = input;
             conn.input.drain(..consumed);
+            if consumed > 0 {
+                conn.last_progress_ms = now;
+            }
         }
-        if !conn.output.is_empty() || conn.close_after_output {
+        if !conn.output.is_empty() || conn.close_after_output || conn.abort {
             self.mark_dirty(index);
         }
     }
@@ -512,7 +587,10 @@ impl Shard {
         let consumed = run_requests(&mut self.core, &mut self.request, index, conn, &input);
         conn.input = input;
         conn.input.drain(..consumed);
-        if !conn.output.is_empty() || conn.close_after_output {
+        if consumed > 0 {
+            conn.last_progress_ms = now_ms();
+        }
+        if !conn.output.is_empty() || conn.close_after_output || conn.abort {
             self.mark_dirty(index);
         }
     }
@@ -528,7 +606,9 @@ impl Shard {
 
     /// The loop sent some output: a paused connection may go on parsing.
     pub fn output_sent(&mut self, index: u32) {
-        if let Some(conn) = self.conn(index) {
+        if let Some(conn) = self.conn_mut(index) {
+            conn.last_progress_ms = now_ms();
+            conn.awaiting_send = !conn.output.is_empty();
             if !conn.input.is_empty() && !conn.paused() {
                 self.resumable.push(index);
             }
@@ -540,6 +620,7 @@ impl Shard {
         for &index in &self.dirty {
             if let Some(conn) = self.conns.get_mut(index as usize).and_then(Option::as_mut) {
                 conn.in_dirty_list = false;
+                conn.awaiting_send |= !conn.output.is_empty();
             }
         }
         into.append(&mut self.dirty);
@@ -587,6 +668,8 @@ impl Shard {
                     if !conn.output.is_empty() {
                         self.mark_dirty(ticket.conn);
                     }
+                } else if conn.abort {
+                    self.mark_dirty(ticket.conn);
                 }
             }
         }

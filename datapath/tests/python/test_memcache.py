@@ -412,7 +412,70 @@ def test_meta_commands(server):
     assert raw.ask(b"me mk\r\n").startswith(b"ME mk exp=-1 la=0 cas=")
     assert raw.ask(b"me nothere\r\n") == b"EN"
     assert raw.ask(b"mg viv N30 v t\r\n") == b"VA 0 t30 W|"
-    assert raw.ask(b"md m I\r\n") == b"SERVER_ERROR md I (invalidate) is not supported"
+    assert raw.ask(b"mg viv N30 v\r\n") == b"VA 0 Z|"  # someone is already recaching it
+    assert raw.ask(b"ms m 1 E5\r\nx\r\n").startswith(b"SERVER_ERROR E (explicit CAS value) is not supported")
+
+
+def cas_of(raw, key: bytes) -> int:
+    """The CAS `me` reports: it looks without counting a fetch or taking a win token."""
+    line = raw.ask(b"me " + key + b"\r\n")
+    return int(next(token for token in line.split() if token.startswith(b"cas="))[4:])
+
+
+def test_meta_stale_items_and_win_tokens(server):
+    """memcached's invalidate-and-recache protocol, over keys on both shards."""
+    readers = [Raw(server) for _ in range(3)]
+    raw = readers[0]
+    for index in range(20):
+        key = f"stale{index}".encode()
+        assert raw.ask(b"ms " + key + b" 3 T100\r\nold\r\n") == b"HD"
+        assert raw.ask(b"mg " + key + b" h l\r\n") == b"HD h0 l0"
+        assert raw.ask(b"mg " + key + b" h\r\n") == b"HD h1"
+        before = cas_of(raw, key)
+        assert raw.ask(b"md " + key + b" I T30\r\n") == b"HD"
+        stale = cas_of(raw, key)
+        assert stale != before
+        # One of the concurrent readers wins the right to recache; the others see Z.
+        replies = [reader.ask(b"mg " + key + b" v t\r\n") for reader in readers]
+        assert replies[0] == b"VA 3 t30 X W|old"
+        assert replies[1:] == [b"VA 3 t30 Z X|old"] * 2
+        # The winner stores the new value under the stale CAS: a plain item again.
+        assert raw.ask(b"ms " + key + f" 3 I C{stale}\r\nnew\r\n".encode()) == b"HD"
+        assert readers[1].ask(b"mg " + key + b" v\r\n") == b"VA 3|new"
+        # A late writer holding the CAS from before the invalidation stores stale, not fresh.
+        assert raw.ask(b"ms " + key + f" 3 I C{before}\r\nlag\r\n".encode()) == b"HD"
+        assert readers[2].ask(b"mg " + key + b" v\r\n") == b"VA 3 X W|lag"
+
+
+def test_meta_compare_cas_remove_value_and_recache(server):
+    raw = Raw(server)
+    assert raw.ask(b"ms n 1 F3 T100\r\n5\r\n") == b"HD"
+    cas = cas_of(raw, b"n")
+    assert raw.ask(f"ma n C{cas + 1} v\r\n".encode()) == b"EX"
+    assert raw.ask(f"ma n C{cas} v\r\n".encode()) == b"VA 1|6"
+    cas = cas_of(raw, b"n")
+    assert raw.ask(f"ms n 1 MA C{cas + 1}\r\n!\r\n".encode()) == b"EX"
+    assert raw.ask(f"ms n 1 MA C{cas}\r\n!\r\n".encode()) == b"HD"
+    assert raw.ask(b"mg n v\r\n") == b"VA 2|6!"
+    assert raw.ask(b"md n x C1\r\n") == b"EX"
+    assert raw.ask(b"md n x\r\n") == b"HD"
+    assert raw.ask(b"mg n v f t\r\n") == b"VA 0 f0 t100|"  # value and flags gone, TTL kept
+    assert raw.ask(b"md nothere x\r\n") == b"NF"
+    assert raw.ask(b"ms r 1 T20\r\nv\r\n") == b"HD"
+    assert raw.ask(b"mg r R10\r\n") == b"HD"
+    assert raw.ask(b"mg r R30\r\n") == b"HD W"
+    assert raw.ask(b"mg r R30\r\n") == b"HD Z"
+
+
+def test_flush_all_with_a_delay(server):
+    mc = client(server)
+    mc.set("delayed", b"v", noreply=False)
+    assert mc.flush_all(delay=2, noreply=False)
+    assert mc.get("delayed") == b"v"
+    deadline = time.monotonic() + 10
+    while mc.get("delayed") is not None:
+        assert time.monotonic() < deadline, "the delayed flush never happened"
+        time.sleep(0.1)
 
 
 def test_memcached_tool_reads_stats(ferrite_server):

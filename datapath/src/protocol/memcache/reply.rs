@@ -204,10 +204,11 @@ pub fn meta(
         }
     }
     if let Some(item) = item {
+        // memcached's order: Z (someone else holds the token), X (stale), W (this one won).
         for (set, flag) in [
-            (item.won, b" W"),
-            (item.stale, b" X"),
             (item.win_sent, b" Z"),
+            (item.stale, b" X"),
+            (item.won, b" W"),
         ] {
             if set {
                 out.extend_from_slice(flag);

@@ -681,7 +681,7 @@ fn meta_replies() {
         MetaStatus::Done,
         Some(&won),
         b"",
-        "HD c25 W X\r\n",
+        "HD c25 X W\r\n",
     );
     let lost = ItemInfo {
         win_sent: true,
