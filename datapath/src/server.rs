@@ -272,6 +272,13 @@ fn rdma_ports(config: &Config, shard_count: usize) -> Result<(Vec<RdmaPort>, Str
         .map_err(|error| ServerError::Rdma(format!("listen on {address}: {error}")))?;
     tracing::info!(device = %device.name, %address, busy_poll_us = config.rdma_busy_poll.as_micros() as u64,
         "RDMA transport: RoCEv2 RC queue pairs on {address}, links spread over {shard_count} shards");
+    if config.tunables.requirepass.is_none() {
+        tracing::warn!(
+            %address,
+            "SECURITY WARNING: RDMA clients reach {address} with no password: anyone on that \
+             network can read, change and flush every item; set --requirepass"
+        );
+    }
     Ok((ports, format!("{} {address}", device.name)))
 }
 
