@@ -11,6 +11,8 @@ use std::process::Command;
 
 /// The modules, each `rtl/<name>.v` with top module `<name>`, verilated as class `V<name>`.
 const MODULES: &[&str] = &["crc64", "lz4_decompress", "lz4_compress"];
+/// Modules the tops instantiate, each `rtl/<name>.v`, given to Verilator with every top.
+const LIBRARY_MODULES: &[&str] = &["ferrite_ram"];
 /// Verilator's runtime, compiled alongside the models (they call into it; the VCD writer serves
 /// the waveform dump).
 const VERILATOR_RUNTIME_SOURCES: &[&str] = &[
@@ -25,7 +27,7 @@ fn main() {
     let rtl_dir = manifest_dir.join("..").join("rtl");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
-    for module in MODULES {
+    for module in MODULES.iter().chain(LIBRARY_MODULES) {
         println!(
             "cargo:rerun-if-changed={}",
             rtl_dir.join(format!("{module}.v")).display()
@@ -130,7 +132,12 @@ fn verilate(rtl_dir: &Path, module: &str, model_dir: &Path) {
         ])
         .arg("-Mdir")
         .arg(model_dir)
-        .arg(rtl_dir.join(format!("{module}.v")));
+        .arg(rtl_dir.join(format!("{module}.v")))
+        .args(
+            LIBRARY_MODULES
+                .iter()
+                .map(|library_module| rtl_dir.join(format!("{library_module}.v"))),
+        );
     let status = command.status().unwrap_or_else(|error| {
         panic!("could not run verilator ({error}): install it with `apt-get install verilator`")
     });

@@ -1,78 +1,68 @@
 #!/usr/bin/env bash
-# Lints every module with Verilator and synthesizes it with yosys, printing the figures that
-# rtl/README.md and the README's `## Offload` section quote.
+# Lints every module with Verilator and synthesizes each with yosys' plain generic flow,
+# `synth -top <module>`, failing on any latch; prints the figures that rtl/README.md and the
+# README's `## Offload` section quote.
 #
-#   bash rtl/check.sh [--full] [module...]
+#   bash rtl/check.sh [module...]
 #
-# lints every module, then synthesizes the named ones (default: all; about 8 minutes on 2 cores,
-# mostly lz4_compress). --full runs the plain `synth -top` on the LZ4 modules too, which maps
-# their 64 KiB memories to flip-flops (far longer, several GB of RAM).
+# lints every module, then synthesizes the named ones (default: all), side by side: about 2
+# minutes on 2 cores, most of it lz4_compress.
 #
-# The LZ4 modules' large memories carry the attribute `ferrite_ram`. Generic `synth` has no RAM
-# primitive and would turn them into half a million flip-flops each, so the default run is
-# `synth` with one change: memory_map skips memories marked `ferrite_ram`, which stay memory
-# cells and are counted as memory bits. Everything else (queues, registers) is mapped as usual.
+# The LZ4 modules keep their large memories in `ferrite_ram` macros (ferrite_ram.v). yosys defines
+# SYNTHESIS, under which the macro is an empty module, i.e. a black box that `synth` keeps as one
+# cell per instance; Verilator simulates the behavioural model. The macros' bits are counted from
+# that model (read with -nosynthesis, which leaves SYNTHESIS undefined).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
-full=
-if [[ ${1:-} == --full ]]; then
-    full=--full
-    shift
-fi
 modules=(crc64 lz4_decompress lz4_compress)
+# Instantiated by the modules; read with each of them.
+library=(ferrite_ram.v)
 synthesize=("$@")
 [[ ${#synthesize[@]} -gt 0 ]] || synthesize=("${modules[@]}")
 
 for module in "${modules[@]}"; do
-    verilator --lint-only -Wall "$module.v"
+    verilator --lint-only -Wall --top-module "$module" "$module.v" "${library[@]}"
 done
 echo "lint: verilator -Wall clean for ${modules[*]}"
 
-# Same passes as `synth` (yosys 0.23), except memory_map's -attr.
-synth_keeping_rams() {
-    local module=$1
-    echo "read_verilog $module.v
-synth -top $module -run begin:fine
-opt -fast -full
-memory_map -attr !ferrite_ram
-opt -full
-techmap
-opt -fast
-abc -fast
-opt -fast
-hierarchy -check
-check -assert"
-}
-
-# Fails on any latch; prints cells and flip-flops (every gate-level *DFF* cell is one bit).
-report() {
-    local module=$1 log=$2 stat=$3
-    if grep -q "Latch inferred for" "$log"; then
-        grep "Latch inferred for" "$log" >&2
-        echo "$module: yosys inferred a latch" >&2
-        exit 1
-    fi
-    local cells flip_flops
-    cells=$(awk '/Number of cells:/ {print $4}' "$stat")
-    flip_flops=$(awk '$1 ~ /^\$_.*DFF.*_$/ {sum += $2} END {print sum + 0}' "$stat")
-    echo "$module: $cells cells, $flip_flops flip-flops, no latches"
-}
-
 workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT
-for module in "${synthesize[@]}"; do
-    # Memories as the RTL declares them, before synthesis.
-    yosys -q -p "read_verilog $module.v; hierarchy -top $module; proc; tee -o $workdir/$module.mem stat" >/dev/null
-    memories=$(awk '/Number of memories:/ {print $4}' "$workdir/$module.mem")
-    memory_bits=$(awk '/Number of memory bits:/ {print $5}' "$workdir/$module.mem")
-    if [[ $module == crc64 || $full == --full ]]; then
-        yosys -p "read_verilog $module.v; synth -top $module; tee -o $workdir/$module.stat stat" >"$workdir/$module.log"
-        report "$module" "$workdir/$module.log" "$workdir/$module.stat"
-        echo "$module: plain synth -top $module; the RTL declares $memories memories ($memory_bits bits)"
-    else
-        yosys -p "$(synth_keeping_rams "$module"); tee -o $workdir/$module.stat stat" >"$workdir/$module.log"
-        report "$module" "$workdir/$module.log" "$workdir/$module.stat"
-        kept=$(awk '$1 == "$mem_v2" {print $2}' "$workdir/$module.stat")
-        echo "$module: the RTL declares $memories memories ($memory_bits bits); ${kept:-0} ferrite_ram memories stay RAM cells"
+
+# Synthesizes one module and prints its figures; fails on a latch.
+synthesize_module() {
+    local module=$1
+    local sources="$module.v ${library[*]}"
+    yosys -p "read_verilog $sources; synth -top $module; tee -o $workdir/$module.stat stat" >"$workdir/$module.log"
+    if grep -q "Latch inferred for" "$workdir/$module.log" || grep -q 'DLATCH' "$workdir/$module.stat"; then
+        grep "Latch inferred for" "$workdir/$module.log" >&2 || true
+        echo "$module: yosys inferred a latch" >&2
+        return 1
     fi
+    # Every gate-level *DFF* cell is one flip-flop; ferrite_ram cells are the RAM macros.
+    local cells flip_flops macros cpu memories memory_bits
+    cells=$(awk '/Number of cells:/ {print $4}' "$workdir/$module.stat")
+    flip_flops=$(awk '$1 ~ /^\$_.*DFF.*_$/ {sum += $2} END {print sum + 0}' "$workdir/$module.stat")
+    macros=$(awk '$1 == "ferrite_ram" {sum += $2} END {print sum + 0}' "$workdir/$module.stat")
+    cpu=$(grep -o 'CPU: user [0-9.]*s' "$workdir/$module.log" | tail -1)
+    echo "$module: synth -top $module: $cells cells ($macros ferrite_ram macros), $flip_flops flip-flops, no latches ($cpu)"
+
+    # The memories as the RTL declares them, the macros' behavioural model included.
+    yosys -q -p "read_verilog -nosynthesis $sources; hierarchy -top $module; proc; flatten; tee -o $workdir/$module.memories stat" >/dev/null
+    memories=$(awk '/Number of memories:/ {print $4}' "$workdir/$module.memories")
+    memory_bits=$(awk '/Number of memory bits:/ {print $5}' "$workdir/$module.memories")
+    echo "$module: the RTL declares $memories memories ($memory_bits bits)"
+}
+
+# The modules synthesize side by side (each yosys is single-threaded); figures print in order.
+jobs_started=()
+for module in "${synthesize[@]}"; do
+    synthesize_module "$module" >"$workdir/$module.figures" &
+    jobs_started+=($!)
 done
+failed=0
+for index in "${!synthesize[@]}"; do
+    wait "${jobs_started[$index]}" || failed=1
+    cat "$workdir/${synthesize[$index]}.figures"
+done
+echo "check.sh finished in ${SECONDS}s"
+exit "$failed"

@@ -105,17 +105,24 @@ module lz4_compress #(
     genvar bank;
     generate
         for (bank = 0; bank < 8; bank = bank + 1) begin : banks
-            (* ferrite_ram *) reg [7:0] memory [0:(1 << ROW_BITS)-1];
-            always @(posedge clk) begin
-                // Beats arrive whole until the last, so every beat fills one row.
-                if (load && s_keep[bank]) begin
-                    memory[loaded[BLOCK_LOG2-1:3]] <= s_data[bank * 8 +: 8];
-                end
-            end
-            assign position_banks[bank * 8 +: 8] = memory[bank_row(position_read_at, bank)];
-            assign candidate_banks[bank * 8 +: 8] = memory[bank_row(candidate_read_at, bank)];
-            assign second_candidate_banks[bank * 8 +: 8] = memory[bank_row(second_candidate_read_at, bank)];
-            assign literals_banks[bank * 8 +: 8] = memory[bank_row(literals_read_at, bank)];
+            // Beats arrive whole until the last, so every beat fills one row.
+            wire                write_enable = load && s_keep[bank];
+            wire [ROW_BITS-1:0] write_row = loaded[BLOCK_LOG2-1:3];
+            wire [7:0]          write_byte = s_data[bank * 8 +: 8];
+            // One copy of the bank per read port, all written alike.
+            ferrite_ram #(.WIDTH(8), .ADDRESS_BITS(ROW_BITS)) position_copy (
+                .clk(clk), .write_enable(write_enable), .write_address(write_row), .write_data(write_byte),
+                .read_address(bank_row(position_read_at, bank)), .read_data(position_banks[bank * 8 +: 8]));
+            ferrite_ram #(.WIDTH(8), .ADDRESS_BITS(ROW_BITS)) candidate_copy (
+                .clk(clk), .write_enable(write_enable), .write_address(write_row), .write_data(write_byte),
+                .read_address(bank_row(candidate_read_at, bank)), .read_data(candidate_banks[bank * 8 +: 8]));
+            ferrite_ram #(.WIDTH(8), .ADDRESS_BITS(ROW_BITS)) second_candidate_copy (
+                .clk(clk), .write_enable(write_enable), .write_address(write_row), .write_data(write_byte),
+                .read_address(bank_row(second_candidate_read_at, bank)),
+                .read_data(second_candidate_banks[bank * 8 +: 8]));
+            ferrite_ram #(.WIDTH(8), .ADDRESS_BITS(ROW_BITS)) literals_copy (
+                .clk(clk), .write_enable(write_enable), .write_address(write_row), .write_data(write_byte),
+                .read_address(bank_row(literals_read_at, bank)), .read_data(literals_banks[bank * 8 +: 8]));
         end
     endgenerate
 
@@ -125,8 +132,12 @@ module lz4_compress #(
     wire [63:0] literal_bytes = lanes_from_banks(literals_banks, literals_read_at[2:0]);
 
     // ---------------------------------------------------------------- hash table
-    (* ferrite_ram *) reg [BLOCK_LOG2-1:0] table_position [0:HASH_ENTRIES-1];
-    reg [HASH_ENTRIES-1:0] table_valid;   // cleared by reset, so a block never sees the last one's
+    // The last position recorded for each hash: a RAM macro, instantiated below the matcher whose
+    // decisions write it. Whether an entry holds anything is kept beside it in flip-flops, which
+    // reset clears in one clock, so a block never sees the last one's positions.
+    wire [BLOCK_LOG2-1:0] table_first_read;
+    wire [BLOCK_LOG2-1:0] table_second_read;
+    reg [HASH_ENTRIES-1:0] table_valid;
 
     // ---------------------------------------------------------------- sequence queue
     reg [LENGTH_BITS-1:0] queue_literal_start  [0:QUEUE_DEPTH-1];
@@ -165,11 +176,11 @@ module lz4_compress #(
     wire [HASH_LOG2-1:0]  first_hash = hash_of(position_bytes[39:0]);
     wire [HASH_LOG2-1:0]  second_hash = hash_of(position_bytes[47:8]);
     wire                  first_found = table_valid[first_hash];
-    wire [BLOCK_LOG2-1:0] first_candidate = table_position[first_hash];
+    wire [BLOCK_LOG2-1:0] first_candidate = table_first_read;
     // Both hashes equal: the first position, recorded this clock, is the second's candidate.
     wire                  same_hash = first_hash == second_hash;
     wire                  second_found = same_hash || table_valid[second_hash];
-    wire [BLOCK_LOG2-1:0] second_candidate = same_hash ? position[BLOCK_LOG2-1:0] : table_position[second_hash];
+    wire [BLOCK_LOG2-1:0] second_candidate = same_hash ? position[BLOCK_LOG2-1:0] : table_second_read;
 
     // Where the bytes compared this clock start, and how many may match before LAST_LITERALS.
     wire [LENGTH_BITS-1:0] compare_at = (match_state == M_EXTEND) ? position + match_length : position;
@@ -451,6 +462,21 @@ module lz4_compress #(
         endcase
     end
 
+    // The hash table records the positions the scan tries, in clocks where the registers below
+    // advance; one copy per read port, all written alike. Write port 1 wins on equal hashes: the
+    // second position's entry is the newer one.
+    wire                    table_writing = !rst && !done;
+    wire [1:0]              table_write_enable = {second_table_write && table_writing,
+                                                  first_table_write && table_writing};
+    wire [2*HASH_LOG2-1:0]  table_write_address = {second_hash, first_hash};
+    wire [2*BLOCK_LOG2-1:0] table_write_data = {position[BLOCK_LOG2-1:0] + 1'b1, position[BLOCK_LOG2-1:0]};
+    ferrite_ram #(.WIDTH(BLOCK_LOG2), .ADDRESS_BITS(HASH_LOG2), .WRITE_PORTS(2)) first_table_copy (
+        .clk(clk), .write_enable(table_write_enable), .write_address(table_write_address),
+        .write_data(table_write_data), .read_address(first_hash), .read_data(table_first_read));
+    ferrite_ram #(.WIDTH(BLOCK_LOG2), .ADDRESS_BITS(HASH_LOG2), .WRITE_PORTS(2)) second_table_copy (
+        .clk(clk), .write_enable(table_write_enable), .write_address(table_write_address),
+        .write_data(table_write_data), .read_address(second_hash), .read_data(table_second_read));
+
     // Read addresses: the matcher's compare position, the candidates (from the table while
     // scanning, from the register while extending) and the emitter's literals.
     always @* begin
@@ -501,13 +527,10 @@ module lz4_compress #(
                 input_ended <= s_last;
             end
 
-            // The second position's entry is the newer one when both hash alike.
             if (first_table_write) begin
-                table_position[first_hash] <= position[BLOCK_LOG2-1:0];
                 table_valid[first_hash] <= 1'b1;
             end
             if (second_table_write) begin
-                table_position[second_hash] <= position[BLOCK_LOG2-1:0] + 1'b1;
                 table_valid[second_hash] <= 1'b1;
             end
             match_state <= match_state_next;

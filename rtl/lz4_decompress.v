@@ -356,7 +356,6 @@ module lz4_decompress #(
     genvar bank;
     generate
         for (bank = 0; bank < 8; bank = bank + 1) begin : banks
-            (* ferrite_ram *) reg [7:0] memory [0:(1 << ROW_BITS)-1];
             // Which of the 8 bytes read / written falls in this bank, and its full position; the
             // position's low 3 bits are this bank's number, so only its row is used.
             wire [2:0] read_lane = bank[2:0] - read_position_next[2:0];
@@ -365,18 +364,18 @@ module lz4_decompress #(
             wire [HISTORY_LOG2-1:0] read_address = read_position_next + {{(HISTORY_LOG2-3){1'b0}}, read_lane};
             wire [HISTORY_LOG2-1:0] write_address = write_position + {{(HISTORY_LOG2-3){1'b0}}, write_lane};
             /* verilator lint_on UNUSEDSIGNAL */
-            reg  [ROW_BITS-1:0] read_row;
-            wire [ROW_BITS-1:0] write_row = write_address[HISTORY_LOG2-1:3];
-            wire write_enable = copier_go && ({1'b0, write_lane} < copy_count);
-            always @(posedge clk) begin
-                read_row <= read_address[HISTORY_LOG2-1:3];
-            end
-            assign bank_read[bank] = memory[read_row];
-            always @(posedge clk) begin
-                if (write_enable) begin
-                    memory[write_row] <= copy_bytes[write_lane * 8 +: 8];
-                end
-            end
+            ferrite_ram #(
+                .WIDTH(8),
+                .ADDRESS_BITS(ROW_BITS),
+                .READ_REGISTERED(1)
+            ) history (
+                .clk(clk),
+                .write_enable(copier_go && ({1'b0, write_lane} < copy_count)),
+                .write_address(write_address[HISTORY_LOG2-1:3]),
+                .write_data(copy_bytes[write_lane * 8 +: 8]),
+                .read_address(read_address[HISTORY_LOG2-1:3]),
+                .read_data(bank_read[bank])
+            );
         end
     endgenerate
 

@@ -19,6 +19,9 @@ cargo build --release --workspace --all-targets
 step "rust tests"
 cargo test --release --workspace
 
+step "rtl: Verilator lint and yosys synth -top of every module"
+bash rtl/check.sh
+
 step "soft-RoCE VM (rdma_rxe under QEMU)"
 bash scripts/rxe/test.sh
 

@@ -39,6 +39,13 @@ pub enum IoChoice {
     Epoll,
 }
 
+/// On or off (`--observability`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
 /// Which engine computes CRC-64 and LZ4 for the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OffloadChoice {
@@ -187,6 +194,19 @@ pub struct Flags {
     /// Log filter: error, warn, info, debug, trace, or a tracing directive (default info).
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Prometheus endpoint: http://127.0.0.1:PORT/metrics; 0 turns it off (default 9778).
+    #[arg(long, value_name = "PORT")]
+    pub metrics_port: Option<u16>,
+    /// Latency histograms, slow log, hot keys and anomaly signals (counters are always kept).
+    #[arg(long, value_enum, value_name = "ON|OFF")]
+    pub observability: Option<Switch>,
+    /// SLOWLOG: log commands that took at least this many microseconds; 0 logs every command,
+    /// a negative value none (default 10000).
+    #[arg(long, value_name = "MICROSECONDS", allow_negative_numbers = true)]
+    pub slowlog_log_slower_than: Option<i64>,
+    /// SLOWLOG: entries kept per shard (default 128, at most 100000).
+    #[arg(long, value_name = "N")]
+    pub slowlog_max_len: Option<usize>,
 }
 
 /// How many shards, or exactly which CPUs.
@@ -224,6 +244,9 @@ pub struct Config {
     /// The settings CONFIG SET may change later.
     pub tunables: Tunables,
     pub log_level: String,
+    /// None when the Prometheus endpoint is off.
+    pub metrics_port: Option<u16>,
+    pub observe: crate::observe::Settings,
 }
 
 #[derive(Debug, Error)]
@@ -251,6 +274,8 @@ pub enum ConfigError {
     NoClients,
     #[error("both ports are 0: nothing to serve")]
     NothingToServe,
+    #[error("slowlog-max-len {0} is above the limit of {limit}", limit = crate::observe::slowlog::LEN_MAX_LIMIT)]
+    SlowlogTooLong(usize),
 }
 
 impl Config {
@@ -300,7 +325,27 @@ impl Config {
                 "{compress_ratio} is not between 1 and {COMPRESS_RATIO_MAX}"
             )));
         }
+        let slowlog_len_max = flags
+            .slowlog_max_len
+            .unwrap_or(crate::observe::slowlog::LEN_MAX_DEFAULT);
+        if slowlog_len_max > crate::observe::slowlog::LEN_MAX_LIMIT {
+            return Err(ConfigError::SlowlogTooLong(slowlog_len_max));
+        }
+        let observe = crate::observe::Settings {
+            enabled: flags.observability != Some(Switch::Off),
+            slowlog_slower_than_us: flags
+                .slowlog_log_slower_than
+                .unwrap_or(crate::observe::slowlog::SLOWER_THAN_US_DEFAULT),
+            slowlog_len_max,
+        };
+        let metrics_port = port_or_off(
+            flags
+                .metrics_port
+                .unwrap_or(crate::observe::exporter::METRICS_PORT_DEFAULT),
+        );
         Ok(Config {
+            metrics_port,
+            observe,
             bind: flags.bind.unwrap_or(IpAddr::from([127, 0, 0, 1])),
             resp_port,
             memcache_port,
@@ -457,6 +502,39 @@ mod tests {
         assert_eq!(config.compress_ratio_min_percent, 125);
         assert_eq!(config.io, IoChoice::Auto);
         assert_eq!(config.placement, ShardPlacement::AllCpus);
+        assert_eq!(
+            config.metrics_port,
+            Some(crate::observe::exporter::METRICS_PORT_DEFAULT)
+        );
+        assert_eq!(config.observe, crate::observe::Settings::default());
+    }
+
+    #[test]
+    fn observability_flags() {
+        let config = resolve(&[
+            "--metrics-port",
+            "0",
+            "--observability",
+            "off",
+            "--slowlog-log-slower-than",
+            "-1",
+            "--slowlog-max-len",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(config.metrics_port, None);
+        assert_eq!(
+            config.observe,
+            crate::observe::Settings {
+                enabled: false,
+                slowlog_slower_than_us: -1,
+                slowlog_len_max: 7,
+            }
+        );
+        assert!(matches!(
+            resolve(&["--slowlog-max-len", "100001"]),
+            Err(ConfigError::SlowlogTooLong(100_001))
+        ));
     }
 
     #[test]

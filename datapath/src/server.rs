@@ -217,7 +217,24 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                 SocketAddr::new(config.bind, port)
             );
         }
+        let exporter = config.metrics_port.and_then(|port| {
+            match crate::observe::exporter::Exporter::start(port, Arc::clone(&shared)) {
+                Ok(exporter) => {
+                    tracing::info!("metrics: http://{}/metrics", exporter.address);
+                    Some(exporter)
+                }
+                Err(error) => {
+                    // Serving the cache matters more than its metrics: say so, go on.
+                    tracing::warn!(port, %error, "metrics endpoint off: cannot listen (--metrics-port 0 silences this)");
+                    None
+                }
+            }
+        });
         wait_for_stop(&signals, &threads);
+        stop_all(&shared);
+        if let Some(exporter) = exporter {
+            exporter.join();
+        }
     }
     stop_all(&shared);
     if let Some(syncer) = syncer {
@@ -362,7 +379,14 @@ fn shard_main(
         }
     };
     let _ = ready.send(Ok(sync));
-    let mut shard = Shard::new(id, shared, executor, mailbox, config.tunables.clone());
+    let mut shard = Shard::new(
+        id,
+        shared,
+        executor,
+        mailbox,
+        config.tunables.clone(),
+        config.observe,
+    );
     let result = match backend {
         Backend::Epoll => crate::io::epoll::run(&mut shard, listeners, rdma),
         Backend::Uring => crate::io::uring::run(&mut shard, listeners, rdma),
@@ -444,6 +468,22 @@ fn settings(config: &Config, shard_count: usize, backend: Backend) -> Vec<(Strin
         (
             "ferrite-data-size",
             config.data_size_bytes.unwrap_or(0).to_string(),
+        ),
+        (
+            "slowlog-log-slower-than",
+            config.observe.slowlog_slower_than_us.to_string(),
+        ),
+        (
+            "slowlog-max-len",
+            config.observe.slowlog_len_max.to_string(),
+        ),
+        (
+            "ferrite-observability",
+            if config.observe.enabled { "on" } else { "off" }.to_owned(),
+        ),
+        (
+            "ferrite-metrics-port",
+            config.metrics_port.unwrap_or(0).to_string(),
         ),
         (
             "ferrite-data-file",

@@ -18,6 +18,47 @@ constexpr int TRACE_DEPTH = 99;
 
 }  // namespace
 
+// Port layouts, mirrored by fpga-sim/src/ffi.rs.
+struct FerriteCrcIn {
+    uint64_t s_data;
+    uint8_t rst;
+    uint8_t s_valid;
+    uint8_t s_keep;
+    uint8_t s_last;
+    uint8_t m_ready;
+    uint8_t padding[3];
+};
+
+struct FerriteCrcOut {
+    uint64_t m_crc;
+    uint8_t s_ready;
+    uint8_t m_valid;
+    uint8_t padding[6];
+};
+
+// The ports of both LZ4 modules: out_limit is the decompressor's only, error 0 for the compressor.
+struct FerriteLz4In {
+    uint64_t s_data;
+    uint32_t out_limit;
+    uint8_t rst;
+    uint8_t s_valid;
+    uint8_t s_keep;
+    uint8_t s_last;
+    uint8_t m_ready;
+    uint8_t padding[7];
+};
+
+struct FerriteLz4Out {
+    uint64_t m_data;
+    uint32_t result_len;
+    uint8_t s_ready;
+    uint8_t m_valid;
+    uint8_t m_keep;
+    uint8_t done;
+    uint8_t error;
+    uint8_t padding[7];
+};
+
 struct FerriteRtl {
     std::unique_ptr<VerilatedContext> context;
     std::unique_ptr<Vcrc64> crc;
@@ -38,6 +79,24 @@ struct FerriteRtl {
         dump();
     }
 
+    // One clock of an LZ4 module through the ports both have (the caller handles the rest).
+    template <typename Model>
+    void lz4_cycle(Model& model, const FerriteLz4In* in, FerriteLz4Out* out) {
+        model.rst = in->rst;
+        model.s_valid = in->s_valid;
+        model.s_data = in->s_data;
+        model.s_keep = in->s_keep;
+        model.s_last = in->s_last;
+        model.m_ready = in->m_ready;
+        clock(model);
+        out->m_data = model.m_data;
+        out->result_len = model.result_len;
+        out->s_ready = model.s_ready;
+        out->m_valid = model.m_valid;
+        out->m_keep = model.m_keep;
+        out->done = model.done;
+    }
+
     void dump() {
         if (trace) {
             trace->dump(time);
@@ -47,64 +106,6 @@ struct FerriteRtl {
 };
 
 extern "C" {
-
-struct FerriteCrcIn {
-    uint64_t s_data;
-    uint8_t rst;
-    uint8_t s_valid;
-    uint8_t s_keep;
-    uint8_t s_last;
-    uint8_t m_ready;
-    uint8_t padding[3];
-};
-
-struct FerriteCrcOut {
-    uint64_t m_crc;
-    uint8_t s_ready;
-    uint8_t m_valid;
-    uint8_t padding[6];
-};
-
-struct FerriteDecompressIn {
-    uint64_t s_data;
-    uint32_t out_limit;
-    uint8_t rst;
-    uint8_t s_valid;
-    uint8_t s_keep;
-    uint8_t s_last;
-    uint8_t m_ready;
-    uint8_t padding[7];
-};
-
-struct FerriteDecompressOut {
-    uint64_t m_data;
-    uint32_t result_len;
-    uint8_t s_ready;
-    uint8_t m_valid;
-    uint8_t m_keep;
-    uint8_t done;
-    uint8_t error;
-    uint8_t padding[7];
-};
-
-struct FerriteCompressIn {
-    uint64_t s_data;
-    uint8_t rst;
-    uint8_t s_valid;
-    uint8_t s_keep;
-    uint8_t s_last;
-    uint8_t m_ready;
-    uint8_t padding[3];
-};
-
-struct FerriteCompressOut {
-    uint64_t m_data;
-    uint32_t result_len;
-    uint8_t s_ready;
-    uint8_t m_valid;
-    uint8_t m_keep;
-    uint8_t done;
-};
 
 // Returns a new model with every clock low, or null if allocation fails. `trace_path` (nullable)
 // names a VCD file that records every half-cycle.
@@ -159,40 +160,15 @@ void ferrite_rtl_crc_cycle(FerriteRtl* rtl, const FerriteCrcIn* in, FerriteCrcOu
     out->m_valid = crc.m_valid;
 }
 
-void ferrite_rtl_decompress_cycle(FerriteRtl* rtl, const FerriteDecompressIn* in, FerriteDecompressOut* out) {
-    Vlz4_decompress& decompress = *rtl->decompress;
-    decompress.rst = in->rst;
-    decompress.out_limit = in->out_limit;
-    decompress.s_valid = in->s_valid;
-    decompress.s_data = in->s_data;
-    decompress.s_keep = in->s_keep;
-    decompress.s_last = in->s_last;
-    decompress.m_ready = in->m_ready;
-    rtl->clock(decompress);
-    out->m_data = decompress.m_data;
-    out->result_len = decompress.result_len;
-    out->s_ready = decompress.s_ready;
-    out->m_valid = decompress.m_valid;
-    out->m_keep = decompress.m_keep;
-    out->done = decompress.done;
-    out->error = decompress.error;
+void ferrite_rtl_decompress_cycle(FerriteRtl* rtl, const FerriteLz4In* in, FerriteLz4Out* out) {
+    rtl->decompress->out_limit = in->out_limit;
+    rtl->lz4_cycle(*rtl->decompress, in, out);
+    out->error = rtl->decompress->error;
 }
 
-void ferrite_rtl_compress_cycle(FerriteRtl* rtl, const FerriteCompressIn* in, FerriteCompressOut* out) {
-    Vlz4_compress& compress = *rtl->compress;
-    compress.rst = in->rst;
-    compress.s_valid = in->s_valid;
-    compress.s_data = in->s_data;
-    compress.s_keep = in->s_keep;
-    compress.s_last = in->s_last;
-    compress.m_ready = in->m_ready;
-    rtl->clock(compress);
-    out->m_data = compress.m_data;
-    out->result_len = compress.result_len;
-    out->s_ready = compress.s_ready;
-    out->m_valid = compress.m_valid;
-    out->m_keep = compress.m_keep;
-    out->done = compress.done;
+void ferrite_rtl_compress_cycle(FerriteRtl* rtl, const FerriteLz4In* in, FerriteLz4Out* out) {
+    rtl->lz4_cycle(*rtl->compress, in, out);
+    out->error = 0;
 }
 
 }  // extern "C"

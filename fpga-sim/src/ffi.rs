@@ -34,9 +34,11 @@ pub(crate) struct CrcOut {
     pub padding: [u8; 6],
 }
 
+/// The ports of both LZ4 modules; `out_limit` is the decompressor's only (the compressor ignores
+/// it) and the compressor reports `error` 0.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct DecompressIn {
+pub(crate) struct Lz4In {
     pub s_data: u64,
     pub out_limit: u32,
     pub rst: u8,
@@ -49,7 +51,7 @@ pub(crate) struct DecompressIn {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct DecompressOut {
+pub(crate) struct Lz4Out {
     pub m_data: u64,
     pub result_len: u32,
     pub s_ready: u8,
@@ -60,28 +62,8 @@ pub(crate) struct DecompressOut {
     pub padding: [u8; 7],
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct CompressIn {
-    pub s_data: u64,
-    pub rst: u8,
-    pub s_valid: u8,
-    pub s_keep: u8,
-    pub s_last: u8,
-    pub m_ready: u8,
-    pub padding: [u8; 3],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct CompressOut {
-    pub m_data: u64,
-    pub result_len: u32,
-    pub s_ready: u8,
-    pub m_valid: u8,
-    pub m_keep: u8,
-    pub done: u8,
-}
+/// One clock of an LZ4 module (`ferrite_rtl_compress_cycle` or `ferrite_rtl_decompress_cycle`).
+pub(crate) type Lz4Cycle = unsafe extern "C" fn(*mut FerriteRtl, *const Lz4In, *mut Lz4Out);
 
 extern "C" {
     /// A new model with every clock low, or null if it could not be allocated. `trace_path` is
@@ -96,13 +78,13 @@ extern "C" {
     );
     pub(crate) fn ferrite_rtl_decompress_cycle(
         rtl: *mut FerriteRtl,
-        input: *const DecompressIn,
-        output: *mut DecompressOut,
+        input: *const Lz4In,
+        output: *mut Lz4Out,
     );
     pub(crate) fn ferrite_rtl_compress_cycle(
         rtl: *mut FerriteRtl,
-        input: *const CompressIn,
-        output: *mut CompressOut,
+        input: *const Lz4In,
+        output: *mut Lz4Out,
     );
 }
 
@@ -114,9 +96,7 @@ mod tests {
     fn layouts_match_the_shim() {
         assert_eq!(std::mem::size_of::<CrcIn>(), 16);
         assert_eq!(std::mem::size_of::<CrcOut>(), 16);
-        assert_eq!(std::mem::size_of::<DecompressIn>(), 24);
-        assert_eq!(std::mem::size_of::<DecompressOut>(), 24);
-        assert_eq!(std::mem::size_of::<CompressIn>(), 16);
-        assert_eq!(std::mem::size_of::<CompressOut>(), 16);
+        assert_eq!(std::mem::size_of::<Lz4In>(), 24);
+        assert_eq!(std::mem::size_of::<Lz4Out>(), 24);
     }
 }

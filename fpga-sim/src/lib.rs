@@ -162,58 +162,31 @@ impl VerilatedOffload {
             u8::from(beat.last),
             u8::from(ready),
         );
-        match module {
-            Lz4Module::Compress => {
-                let input = ffi::CompressIn {
-                    s_data: beat.data,
-                    rst,
-                    s_valid,
-                    s_keep: beat.keep,
-                    s_last,
-                    m_ready,
-                    ..Default::default()
-                };
-                let mut output = ffi::CompressOut::default();
-                // SAFETY: as in `crc_cycle`.
-                unsafe {
-                    ffi::ferrite_rtl_compress_cycle(self.model.as_ptr(), &input, &mut output)
-                };
-                StreamState {
-                    m_data: output.m_data,
-                    m_keep: output.m_keep,
-                    m_valid: output.m_valid != 0,
-                    s_ready: output.s_ready != 0,
-                    done: output.done != 0,
-                    error: DECOMPRESS_OK,
-                    result_len: output.result_len,
-                }
-            }
-            Lz4Module::Decompress { out_limit } => {
-                let input = ffi::DecompressIn {
-                    s_data: beat.data,
-                    out_limit,
-                    rst,
-                    s_valid,
-                    s_keep: beat.keep,
-                    s_last,
-                    m_ready,
-                    ..Default::default()
-                };
-                let mut output = ffi::DecompressOut::default();
-                // SAFETY: as in `crc_cycle`.
-                unsafe {
-                    ffi::ferrite_rtl_decompress_cycle(self.model.as_ptr(), &input, &mut output)
-                };
-                StreamState {
-                    m_data: output.m_data,
-                    m_keep: output.m_keep,
-                    m_valid: output.m_valid != 0,
-                    s_ready: output.s_ready != 0,
-                    done: output.done != 0,
-                    error: output.error,
-                    result_len: output.result_len,
-                }
-            }
+        let (cycle, out_limit): (ffi::Lz4Cycle, u32) = match module {
+            Lz4Module::Compress => (ffi::ferrite_rtl_compress_cycle, 0),
+            Lz4Module::Decompress { out_limit } => (ffi::ferrite_rtl_decompress_cycle, out_limit),
+        };
+        let input = ffi::Lz4In {
+            s_data: beat.data,
+            out_limit,
+            rst,
+            s_valid,
+            s_keep: beat.keep,
+            s_last,
+            m_ready,
+            ..Default::default()
+        };
+        let mut output = ffi::Lz4Out::default();
+        // SAFETY: as in `crc_cycle`.
+        unsafe { cycle(self.model.as_ptr(), &input, &mut output) };
+        StreamState {
+            m_data: output.m_data,
+            m_keep: output.m_keep,
+            m_valid: output.m_valid != 0,
+            s_ready: output.s_ready != 0,
+            done: output.done != 0,
+            error: output.error,
+            result_len: output.result_len,
         }
     }
 

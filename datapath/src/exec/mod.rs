@@ -276,6 +276,12 @@ impl Executor {
             .expect("the store is open until close()")
     }
 
+    /// Restarts the keyspace hit and miss counts (CONFIG RESETSTAT).
+    pub fn reset_hit_counters(&mut self) {
+        self.hits = 0;
+        self.misses = 0;
+    }
+
     /// A handle that syncs this shard's file from the server's syncer thread (None in DRAM).
     pub fn sync_handle(&self) -> Result<Option<persistent::SyncHandle>, String> {
         match &self.store {
@@ -475,6 +481,8 @@ impl Executor {
                 cursor: 0,
                 keys: Vec::new(),
             },
+            // Core::execute answers this: the statistics are the shard's, not the store's.
+            Op::ResetStats(_) => Outcome::Integer(0),
             Op::Stats => {
                 let stats = self.store().stats();
                 let tier = self.store().tier_stats().map(TierFigures::from);
@@ -487,6 +495,9 @@ impl Executor {
                     expired_items: stats.expired_items,
                     hits: self.hits,
                     misses: self.misses,
+                    segments_total: stats.segments_total,
+                    segments_free: stats.segments_free,
+                    segments_in_use: stats.segments_in_use,
                     ..ShardFigures::default()
                 })
             }

@@ -312,7 +312,7 @@ fn write_out(
         socket.writable_armed = want_writable;
     }
     if written > 0 {
-        shard.output_sent(index);
+        shard.output_sent(index, written);
     }
     Ok(())
 }

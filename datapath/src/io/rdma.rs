@@ -207,7 +207,7 @@ impl RdmaPort {
         if conn.output.is_empty() && conn.close_after_output {
             self.close(shard, index, changes);
         } else if sent > 0 {
-            shard.output_sent(index);
+            shard.output_sent(index, sent);
         }
         true
     }

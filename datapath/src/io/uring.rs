@@ -594,9 +594,10 @@ impl Loop<'_> {
         if socket.sent < socket.sending.len() {
             return self.submit_send(index);
         }
+        let bytes = socket.sending.len();
         socket.sending.clear();
         socket.sent = 0;
-        self.shard.output_sent(index);
+        self.shard.output_sent(index, bytes);
         self.start_send(index)
     }
 

@@ -35,6 +35,7 @@ mod stats;
 
 pub use finish::{encode, Finish};
 
+use crate::observe::CommandId;
 use crate::protocol::memcache::{parse, reply, Command, Error, Limits, Parsed};
 use crate::shard::conn::Conn;
 use crate::shard::{now_ms, Core};
@@ -65,11 +66,15 @@ pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) 
             Ok(Parsed::Complete { command, consumed }) => {
                 core.commands += 1;
                 conn.commands += 1;
+                let id = CommandId::memcache(&command);
                 if conn.authenticated {
                     lower::run(core, conn_index, conn, command, now);
                 } else {
                     authenticate(core, conn, command);
                 }
+                let request = &input[offset..offset + consumed];
+                core.observe
+                    .command_done(id, conn, || request_words(request));
                 offset += consumed;
             }
             Ok(Parsed::Incomplete) => break,
@@ -78,6 +83,7 @@ pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) 
                 consumed,
                 swallow,
             }) => {
+                core.observe.counters.protocol_errors += 1;
                 reply::error(conn.reply_buffer(), kind);
                 if kind.closes_connection() {
                     close_after_reply(conn);
@@ -90,6 +96,18 @@ pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) 
         }
     }
     offset
+}
+
+/// A request's command line split into words, for the slow log (the data block is left out).
+fn request_words(request: &[u8]) -> Vec<&[u8]> {
+    let line = request
+        .split(|&byte| byte == b'\n')
+        .next()
+        .unwrap_or(request);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.split(|&byte| byte == b' ')
+        .filter(|word| !word.is_empty())
+        .collect()
 }
 
 /// Discards up to `available` bytes of a refused data block; returns how many.
