@@ -88,5 +88,6 @@ pub use layout::{ItemUse, ACCESS_TICK_MS, FORMAT_VERSION, KEY_BYTES_MAX};
 pub use segments::TTL_BUCKETS;
 pub use store::{
     Condition, Expiry, ExpiryState, ItemView, Items, Mark, ReadOptions, RecoveryReport, SetOptions,
-    SetResult, SetStatus, Stats, Store, TierStats, PROMOTION_FILTER_SLOTS, REJECTION_FILTER_SLOTS,
+    SetResult, SetStatus, Stats, Store, TierStats, PREFETCH_KEYS_MAX, PROMOTION_FILTER_SLOTS,
+    REJECTION_FILTER_SLOTS,
 };

@@ -313,6 +313,14 @@ impl Executor {
         self.store.as_ref().map_or(0, Store::item_bytes_max)
     }
 
+    /// Brings the items of a batch of keys into the cache before their ops run (see
+    /// [`Store::prefetch`]).
+    pub fn prefetch<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        if let Some(store) = &self.store {
+            store.prefetch(keys);
+        }
+    }
+
     pub fn execute(&mut self, op: &Op<'_>, now: u64) -> Outcome<'_> {
         match op {
             Op::Get { key } => self.get(key, now),

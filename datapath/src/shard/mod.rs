@@ -676,14 +676,20 @@ impl Shard {
                 // The endpoint may have given up waiting; nothing else to do then.
                 let _ = answer.send(self.core.figures(now));
             }
-            for request in mail.requests {
+            for (index, request) in mail.requests.iter().enumerate() {
+                // The keys of the next few requests are fetched into the cache together.
+                if index % persistent::PREFETCH_KEYS_MAX == 0 {
+                    let ahead = mail.requests[index..].iter();
+                    let keys = ahead.filter_map(|request| request.op.key());
+                    self.core.executor.prefetch(keys);
+                }
                 self.core.remote_requests += 1;
-                let outcome = match request.op {
+                let outcome = match &request.op {
                     Op::ClientList => Outcome::Keys {
                         cursor: 0,
                         keys: self.client_lines(),
                     },
-                    op => self.core.execute(&op, now).into_owned(),
+                    op => self.core.execute(op, now).into_owned(),
                 };
                 self.core.outbox_for(mail.from).replies.push(RemoteReply {
                     ticket: request.ticket,
