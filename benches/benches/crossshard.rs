@@ -81,6 +81,7 @@ fn owner(mailbox: Mailbox<Mail>, reply_to: Address<Mail>, sleep: bool) {
             from: 1,
             requests: Vec::new(),
             replies,
+            observe: None,
         });
     }
 }
@@ -118,6 +119,7 @@ fn hop(c: &mut Criterion) {
                         from: 0,
                         requests,
                         replies: Vec::new(),
+                        observe: None,
                     });
                     let reply = loop {
                         if let Some(mail) = home_mailbox.try_receive() {

@@ -11,7 +11,8 @@
 //! Code map: [`config`] (flags + TOML), [`server`] (start-up, signals), [`shard`] (the state
 //! both loops drive: connections, routing, reply ordering), [`io`] (the loops), [`commands`]
 //! (RESP commands → [`exec::Op`]), [`exec`] (ops on the store), [`mailbox`] (cross-shard
-//! messages), [`protocol`] (pure parsers and encoders).
+//! messages), [`protocol`] (pure parsers and encoders), [`observe`] (counters, latency
+//! histograms, hot keys, slow log, anomaly signals, the Prometheus endpoint).
 
 pub mod access;
 pub mod commands;
@@ -20,6 +21,7 @@ pub mod exec;
 pub mod io;
 pub mod mailbox;
 pub mod memcache;
+pub mod observe;
 pub mod protocol;
 pub mod rehome;
 pub mod server;

@@ -20,7 +20,7 @@ use platform::offload::{compress_bound, Offload};
 use std::borrow::Cow;
 use std::os::unix::fs::FileExt;
 use tier::ColdTier;
-pub use tier::{TierStats, PROMOTION_FILTER_SLOTS};
+pub use tier::{TierStats, PROMOTION_FILTER_SLOTS, REJECTION_FILTER_SLOTS};
 
 /// Everysec flushes at most this often.
 const EVERYSEC_INTERVAL_MS: u64 = 1000;
@@ -43,6 +43,13 @@ pub const COLD_SCAN_BIT: u64 = 1 << 62;
 const RECOVERY_INDEX_BATCH: usize = 32;
 /// Decimal digits of the longest u64 / i64 (with sign) counter value.
 const COUNTER_DIGITS_MAX: usize = 20;
+/// Most keys one [`Store::prefetch`] looks at: about as many cache misses as a core keeps in
+/// flight at once.
+pub const PREFETCH_KEYS_MAX: usize = 16;
+/// Bytes of an item [`Store::prefetch`] touches from its start: header, key and the start of
+/// the value of a small item (four cache lines).
+const PREFETCH_ITEM_BYTES: usize = 256;
+const CACHE_LINE_BYTES: usize = 64;
 
 /// An item as a read returns it. The value is borrowed from the segment when stored raw.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -842,6 +849,39 @@ impl Store {
                 item_at(bytes, segments, geometry, location).expect("indexed items parse");
             hash_key(seed, header.key(item))
         });
+    }
+
+    /// Brings the index buckets and the items of up to [`PREFETCH_KEYS_MAX`] `keys` into the
+    /// cache before they are looked up, so that a pipelined batch pays its cache misses together
+    /// instead of one lookup after another. Changes nothing and checks nothing (an item is only
+    /// touched, not parsed).
+    pub fn prefetch<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        let mut hashes = [0u64; PREFETCH_KEYS_MAX];
+        let mut count = 0;
+        // Independent loads whose results are folded together: the core issues them all before
+        // the first one returns.
+        let mut touched = 0u64;
+        for key in keys.into_iter().take(PREFETCH_KEYS_MAX) {
+            let hash = self.hash(key);
+            touched ^= self.index.touch(hash);
+            hashes[count] = hash;
+            count += 1;
+        }
+        let bytes = self.arena.bytes();
+        for &hash in &hashes[..count] {
+            // The first entry with the key's tag is the key but for a 1-in-4096 tag collision.
+            let Some(location) = self.index.find(hash, |_| true) else {
+                continue;
+            };
+            let meta = self.segments.meta(location.segment);
+            let start = self.segment_start(location.segment) + location.offset as usize;
+            let end = (self.segment_start(location.segment) + meta.write_offset as usize)
+                .min(start + PREFETCH_ITEM_BYTES);
+            for line in (start..end).step_by(CACHE_LINE_BYTES) {
+                touched ^= u64::from(bytes[line]);
+            }
+        }
+        std::hint::black_box(touched);
     }
 
     /// The item for `key`, unless missing or expired; the read is recorded in its usage.

@@ -2,7 +2,7 @@
 
 use persistent::{
     Condition, Expiry, ExpiryState, Mark, ReadOptions, SetOptions, SetStatus, Store, StoreConfig,
-    StoreError, ACCESS_TICK_MS,
+    StoreError, ACCESS_TICK_MS, PREFETCH_KEYS_MAX,
 };
 use platform::offload::SoftwareOffload;
 use std::collections::HashSet;
@@ -608,4 +608,38 @@ fn marks_change_usage_in_place_and_keep_the_cas() {
     let item = store.get(b"k", NOW).unwrap();
     assert_eq!(item.cas, cas);
     assert!(item.usage.stale && item.usage.win_token);
+}
+
+#[test]
+fn prefetch_reads_nothing_into_the_items() {
+    // Small segments filled to the end, so some items end where the arena ends.
+    let mut store = store_of(256 << 10, 16 << 10);
+    let keys: Vec<Vec<u8>> = (0..4000)
+        .map(|index| format!("k{index}").into_bytes())
+        .collect();
+    for key in &keys {
+        set(&mut store, key, &[7u8; 90]);
+    }
+    let found = |store: &mut Store| -> Vec<_> {
+        keys.iter()
+            .map(|key| {
+                store
+                    .read(key, NOW, ReadOptions::PEEK)
+                    .map(|item| (item.cas, item.usage))
+            })
+            .collect()
+    };
+    let before = found(&mut store);
+    assert!(
+        before.iter().any(Option::is_none),
+        "the early keys were evicted"
+    );
+    for chunk in keys.chunks(PREFETCH_KEYS_MAX + 3) {
+        store.prefetch(chunk.iter().map(Vec::as_slice).chain([&b"missing"[..]]));
+    }
+    assert_eq!(
+        found(&mut store),
+        before,
+        "prefetching records no fetch and moves nothing"
+    );
 }

@@ -8,6 +8,7 @@ pub mod table;
 use std::borrow::Cow;
 
 use crate::exec::{Arithmetic, Condition, ExpireCondition, Expiry, Op};
+use crate::observe::ResetScope;
 use crate::protocol::resp::{self, Reply, Version};
 use crate::shard::conn::Conn;
 use crate::shard::finish::{
@@ -33,14 +34,20 @@ const ARGUMENTS_ON_STACK: usize = 8;
 /// The server's version as INFO and HELLO report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Runs one parsed request (`request` over `input`) for connection `conn`.
+/// SLOWLOG GET's count when none is given (Redis' default).
+const SLOWLOG_GET_DEFAULT: usize = 10;
+/// FERRITE.HOTKEYS' count when none is given.
+const HOTKEYS_COUNT_DEFAULT: usize = 10;
+
+/// Runs one parsed request (`request` over `input`) for connection `conn`; returns the command
+/// it was, None when unknown or refused before authentication (counted as `unknown`).
 pub fn dispatch(
     core: &mut Core,
     conn_index: u32,
     conn: &mut Conn,
     request: &resp::Request,
     input: &[u8],
-) {
+) -> Option<&'static table::Spec> {
     // Most commands have a handful of arguments: keep those on the stack.
     let mut small: [&[u8]; ARGUMENTS_ON_STACK] = [&[]; ARGUMENTS_ON_STACK];
     let large: Vec<&[u8]>;
@@ -57,19 +64,19 @@ pub fn dispatch(
     conn.commands += 1;
     let Some(spec) = table::lookup(argv[0]) else {
         unknown_command(conn, argv);
-        return;
+        return None;
     };
     conn.last_command = spec.name;
     if !conn.authenticated && !spec.flags.contains(&"no_auth") {
         conn.reply().error(crate::access::RESP_NOAUTH.as_bytes());
-        return;
+        return None;
     }
     if !spec.arity_ok(argv.len()) {
         conn.reply().error_fmt(format_args!(
             "ERR wrong number of arguments for '{}' command",
             spec.name
         ));
-        return;
+        return Some(spec);
     }
     let mut run = Run {
         core,
@@ -77,6 +84,7 @@ pub fn dispatch(
         conn,
     };
     run.command(spec.name, argv);
+    Some(spec)
 }
 
 fn unknown_command(conn: &mut Conn, argv: &[&[u8]]) {
@@ -327,6 +335,25 @@ impl Run<'_> {
             "client" => self.client(argv),
             "config" => self.config(argv),
             "command" => self.command_command(argv),
+            "slowlog" => self.slowlog(argv),
+            "ferrite.hotkeys" => match argv {
+                [_] => self.every_shard(
+                    Finish::HotKeys {
+                        count: HOTKEYS_COUNT_DEFAULT,
+                    },
+                    Op::Stats,
+                ),
+                [_, option, count] if is(option, "COUNT") => match parse_i64(count) {
+                    Some(count) if count >= 0 => self.every_shard(
+                        Finish::HotKeys {
+                            count: count as usize,
+                        },
+                        Op::Stats,
+                    ),
+                    _ => self.error("ERR value is out of range, must be positive"),
+                },
+                _ => self.error("ERR syntax error"),
+            },
             _ => unreachable!("every table entry has a handler: {name}"),
         }
     }
@@ -613,12 +640,14 @@ impl Run<'_> {
                 shared.server_info,
             ));
         }
-        if wants("ferrite") {
-            text_before.push_str(&format!(
-                "# Ferrite\r\nshards:{}\r\n{}\r\n",
-                shared.shard_count, shared.server_info
-            ));
-        }
+        // Redis leaves these out of a plain INFO; ALL and EVERYTHING or their names ask for them.
+        let named = |section: &str| {
+            argv[1..].iter().any(|argument| {
+                is(argument, "ALL")
+                    || is(argument, "EVERYTHING")
+                    || argument.eq_ignore_ascii_case(section.as_bytes())
+            })
+        };
         let request = InfoRequest {
             text_before,
             memory: wants("memory"),
@@ -626,6 +655,10 @@ impl Run<'_> {
             keyspace: wants("keyspace"),
             clients: wants("clients"),
             clients_max: self.core.shared.clients_max(),
+            commandstats: named("commandstats"),
+            latencystats: named("latencystats"),
+            ferrite: wants("ferrite")
+                .then(|| format!("shards:{}\r\n{}", shared.shard_count, shared.server_info)),
         };
         self.every_shard(Finish::Info(Box::new(request)), Op::Stats);
     }
@@ -805,6 +838,8 @@ impl Run<'_> {
                 reply.bulk(name.as_bytes());
                 reply.bulk(value.as_bytes());
             }
+        } else if is(sub, "RESETSTAT") && argv.len() == 2 {
+            self.every_shard(Finish::Ok, Op::ResetStats(ResetScope::All));
         } else if is(sub, "SET") && argv.len() >= 4 && argv.len().is_multiple_of(2) {
             // All or nothing: every pair is checked before any shard changes.
             let mut changes = Vec::with_capacity(argv.len() / 2 - 1);
@@ -830,6 +865,32 @@ impl Run<'_> {
         } else {
             let text = format!(
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
+                String::from_utf8_lossy(sub)
+            );
+            self.error(&text);
+        }
+    }
+
+    fn slowlog(&mut self, argv: &[&[u8]]) {
+        let sub = argv[1];
+        if is(sub, "GET") && argv.len() <= 3 {
+            let count = match argv.get(2).map(|count| parse_i64(count)) {
+                None => SLOWLOG_GET_DEFAULT,
+                // Redis: -1 asks for every entry.
+                Some(Some(-1)) => usize::MAX,
+                Some(Some(count)) if count >= 0 => count as usize,
+                Some(_) => {
+                    return self.error("ERR count should be greater than or equal to -1");
+                }
+            };
+            self.every_shard(Finish::SlowlogGet { count }, Op::Stats);
+        } else if is(sub, "LEN") && argv.len() == 2 {
+            self.every_shard(Finish::SlowlogLen, Op::Stats);
+        } else if is(sub, "RESET") && argv.len() == 2 {
+            self.every_shard(Finish::Ok, Op::ResetStats(ResetScope::Slowlog));
+        } else {
+            let text = format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
                 String::from_utf8_lossy(sub)
             );
             self.error(&text);

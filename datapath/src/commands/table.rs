@@ -588,6 +588,28 @@ pub static COMMANDS: &[Spec] = &[
         "2.8.13",
         "Returns detailed information about all commands."
     ),
+    spec!(
+        "slowlog",
+        -2,
+        ["admin"],
+        0,
+        0,
+        0,
+        "server",
+        "2.2.12",
+        "A container for slow log commands."
+    ),
+    spec!(
+        "ferrite.hotkeys",
+        -1,
+        [],
+        0,
+        0,
+        0,
+        "server",
+        "0.1.0",
+        "Returns the most accessed keys (sampled, estimated) with their access counts."
+    ),
 ];
 
 /// Looks a command up by name, ignoring ASCII case.

@@ -69,7 +69,7 @@ impl StoreSettings {
             memory_bytes,
             data_file: None,
             data_size_bytes: None,
-            cold_admission: AdmissionChoice::Fetched,
+            cold_admission: AdmissionChoice::Reused,
             compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
             sync: SyncChoice::Everysec,
             offload: OffloadChoice::Software,
@@ -129,7 +129,7 @@ impl StoreSettings {
             (Some(path), Some(data_size)) => StoreConfig {
                 cold: Some(ColdTierConfig {
                     admission: match self.cold_admission {
-                        AdmissionChoice::Fetched => Admission::Fetched,
+                        AdmissionChoice::Reused => Admission::Reused,
                         AdmissionChoice::All => Admission::All,
                     },
                     ..ColdTierConfig::new(path, data_size as usize)
@@ -276,6 +276,12 @@ impl Executor {
             .expect("the store is open until close()")
     }
 
+    /// Restarts the keyspace hit and miss counts (CONFIG RESETSTAT).
+    pub fn reset_hit_counters(&mut self) {
+        self.hits = 0;
+        self.misses = 0;
+    }
+
     /// A handle that syncs this shard's file from the server's syncer thread (None in DRAM).
     pub fn sync_handle(&self) -> Result<Option<persistent::SyncHandle>, String> {
         match &self.store {
@@ -305,6 +311,14 @@ impl Executor {
     /// The largest value a write can take (key + value must fit one segment).
     pub fn value_bytes_max(&self) -> usize {
         self.store.as_ref().map_or(0, Store::item_bytes_max)
+    }
+
+    /// Brings the items of a batch of keys into the cache before their ops run (see
+    /// [`Store::prefetch`]).
+    pub fn prefetch<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        if let Some(store) = &self.store {
+            store.prefetch(keys);
+        }
     }
 
     pub fn execute(&mut self, op: &Op<'_>, now: u64) -> Outcome<'_> {
@@ -475,6 +489,8 @@ impl Executor {
                 cursor: 0,
                 keys: Vec::new(),
             },
+            // Core::execute answers this: the statistics are the shard's, not the store's.
+            Op::ResetStats(_) => Outcome::Integer(0),
             Op::Stats => {
                 let stats = self.store().stats();
                 let tier = self.store().tier_stats().map(TierFigures::from);
@@ -487,6 +503,9 @@ impl Executor {
                     expired_items: stats.expired_items,
                     hits: self.hits,
                     misses: self.misses,
+                    segments_total: stats.segments_total,
+                    segments_free: stats.segments_free,
+                    segments_in_use: stats.segments_in_use,
                     ..ShardFigures::default()
                 })
             }
@@ -822,7 +841,7 @@ mod tests {
             memory_bytes: 8 << 20,
             data_file: None,
             data_size_bytes: None,
-            cold_admission: AdmissionChoice::Fetched,
+            cold_admission: AdmissionChoice::Reused,
             compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
             sync: SyncChoice::Everysec,
             offload: OffloadChoice::Verilator,
@@ -837,7 +856,7 @@ mod tests {
             memory_bytes: 8 << 20,
             data_file: Some(PathBuf::from("dir/items")),
             data_size_bytes: None,
-            cold_admission: AdmissionChoice::Fetched,
+            cold_admission: AdmissionChoice::Reused,
             compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
             sync: SyncChoice::Everysec,
             offload: OffloadChoice::Software,

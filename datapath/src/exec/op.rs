@@ -213,6 +213,9 @@ pub enum Op<'a> {
     /// This shard's client connections, one CLIENT LIST line each (answered by the shard, which
     /// knows its connections, not by the store).
     ClientList,
+    /// Clear the shard's statistics (CONFIG RESETSTAT) or its slow log (SLOWLOG RESET);
+    /// answered by the shard, which owns them.
+    ResetStats(crate::observe::ResetScope),
     /// A CONFIG SET change to this shard's settings (applied by the shard, not the store).
     Configure(crate::tunables::Change),
 }
@@ -322,6 +325,7 @@ impl Op<'_> {
             Op::RandomKey => Op::RandomKey,
             Op::Stats => Op::Stats,
             Op::ClientList => Op::ClientList,
+            Op::ResetStats(scope) => Op::ResetStats(scope),
             Op::Configure(change) => Op::Configure(change),
         }
     }
@@ -355,6 +359,7 @@ impl Op<'_> {
             | Op::RandomKey
             | Op::Stats
             | Op::ClientList
+            | Op::ResetStats(_)
             | Op::Configure(_) => None,
         }
     }
@@ -435,6 +440,11 @@ pub struct ShardFigures {
     pub hits: u64,
     pub misses: u64,
     pub remote_requests: u64,
+    pub segments_total: u64,
+    pub segments_free: u64,
+    pub segments_in_use: u64,
+    /// The shard's observability figures (filled in by the shard, not the store).
+    pub observed: Option<Box<crate::observe::Snapshot>>,
     /// A tiered store's cold tier and the moves between tiers (all zero otherwise).
     pub tier: TierFigures,
 }

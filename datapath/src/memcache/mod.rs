@@ -35,6 +35,9 @@ mod stats;
 
 pub use finish::{encode, Finish};
 
+use persistent::PREFETCH_KEYS_MAX;
+
+use crate::observe::CommandId;
 use crate::protocol::memcache::{parse, reply, Command, Error, Limits, Parsed};
 use crate::shard::conn::Conn;
 use crate::shard::{now_ms, Core};
@@ -49,9 +52,24 @@ pub struct Session {
     swallow: usize,
 }
 
+/// Requests parsed ahead of running them: their keys are prefetched together (one cache miss
+/// time for the batch instead of one per request), up to the store's prefetch limit.
+const BATCH_REQUESTS_MAX: usize = PREFETCH_KEYS_MAX;
+
+/// Why a batch stopped being filled before it was full.
+enum BatchEnd {
+    /// More input may hold more requests.
+    Full,
+    /// The rest of the input is a partial request (or nothing).
+    Incomplete,
+    /// The next request was refused.
+    Refused(Error),
+}
+
 /// Parses and runs as many of `input`'s requests as the connection may have in flight; returns
 /// how many bytes were used. Stops at an incomplete request, when the connection pauses, or when
-/// it is to be closed.
+/// it is to be closed. Requests are parsed in batches whose keys are prefetched before the batch
+/// runs.
 pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) -> usize {
     let limits = Limits {
         value_bytes_max: core.executor.value_bytes_max(),
@@ -60,24 +78,60 @@ pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) 
     // One clock read per read batch, not per command.
     let now = now_ms();
     let mut offset = skip(conn, input.len());
-    while offset < input.len() && !conn.paused() && !conn.input_closed {
-        match parse(&input[offset..], &limits) {
-            Ok(Parsed::Complete { command, consumed }) => {
-                core.commands += 1;
-                conn.commands += 1;
-                if conn.authenticated {
-                    lower::run(core, conn_index, conn, command, now);
-                } else {
-                    authenticate(core, conn, command);
-                }
-                offset += consumed;
+    let mut batch: [Option<(Command<'_>, usize)>; BATCH_REQUESTS_MAX] =
+        [const { None }; BATCH_REQUESTS_MAX];
+    while offset < input.len() {
+        let mut parsed = 0;
+        let mut cursor = offset;
+        let end = loop {
+            if parsed == BATCH_REQUESTS_MAX {
+                break BatchEnd::Full;
             }
-            Ok(Parsed::Incomplete) => break,
-            Err(Error {
+            match parse(&input[cursor..], &limits) {
+                Ok(Parsed::Complete { command, consumed }) => {
+                    batch[parsed] = Some((command, consumed));
+                    parsed += 1;
+                    cursor += consumed;
+                }
+                Ok(Parsed::Incomplete) => break BatchEnd::Incomplete,
+                Err(error) => break BatchEnd::Refused(error),
+            }
+        };
+        if parsed > 1 && conn.authenticated {
+            prefetch(core, &batch[..parsed]);
+        }
+        for slot in &mut batch[..parsed] {
+            let Some((command, consumed)) = slot.take() else {
+                continue;
+            };
+            if conn.paused() || conn.input_closed {
+                return offset;
+            }
+            core.commands += 1;
+            conn.commands += 1;
+            let id = CommandId::memcache(&command);
+            if conn.authenticated {
+                lower::run(core, conn_index, conn, command, now);
+            } else {
+                authenticate(core, conn, command);
+            }
+            let request = &input[offset..offset + consumed];
+            core.observe
+                .command_done(id, conn, || request_words(request));
+            offset += consumed;
+        }
+        match end {
+            BatchEnd::Full => {}
+            BatchEnd::Incomplete => break,
+            BatchEnd::Refused(Error {
                 kind,
                 consumed,
                 swallow,
             }) => {
+                if conn.paused() || conn.input_closed {
+                    break;
+                }
+                core.observe.counters.protocol_errors += 1;
                 reply::error(conn.reply_buffer(), kind);
                 if kind.closes_connection() {
                     close_after_reply(conn);
@@ -88,8 +142,50 @@ pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) 
                 offset += skip(conn, input.len() - offset);
             }
         }
+        if conn.paused() || conn.input_closed {
+            break;
+        }
     }
     offset
+}
+
+/// Prefetches the keys of a parsed batch that this shard owns (base64 meta keys are skipped:
+/// their decoded bytes live in the parsed command, and they are rare).
+fn prefetch<'a>(core: &Core, batch: &'a [Option<(Command<'a>, usize)>]) {
+    let mut keys: [&[u8]; PREFETCH_KEYS_MAX] = [&[]; PREFETCH_KEYS_MAX];
+    let mut count = 0;
+    let mut push = |key: &'a [u8]| {
+        if count < PREFETCH_KEYS_MAX && core.owner(key) == core.id {
+            keys[count] = key;
+            count += 1;
+        }
+    };
+    for (command, _) in batch.iter().flatten() {
+        match command {
+            Command::Get { keys, .. } | Command::GetAndTouch { keys, .. } => {
+                keys.iter().for_each(&mut push)
+            }
+            Command::Meta { key, .. } if !key.is_base64() => push(key.token),
+            Command::Store { key, .. }
+            | Command::Arithmetic { key, .. }
+            | Command::Delete { key, .. }
+            | Command::Touch { key, .. } => push(key),
+            _ => {}
+        }
+    }
+    core.executor.prefetch(keys[..count].iter().copied());
+}
+
+/// A request's command line split into words, for the slow log (the data block is left out).
+fn request_words(request: &[u8]) -> Vec<&[u8]> {
+    let line = request
+        .split(|&byte| byte == b'\n')
+        .next()
+        .unwrap_or(request);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.split(|&byte| byte == b' ')
+        .filter(|word| !word.is_empty())
+        .collect()
 }
 
 /// Discards up to `available` bytes of a refused data block; returns how many.

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::finish::Finish;
 use crate::exec::{Op, Outcome, ShardFigures};
+use crate::observe::{report, Family};
 use crate::protocol::memcache::reply::{self, Status};
 use crate::protocol::memcache::{ErrorKind, Keys};
 use crate::shard::conn::Conn;
@@ -64,6 +65,8 @@ pub enum StatsKind {
     Settings,
     Items,
     Slabs,
+    /// The hottest keys (Ferrite's own: count-min sketch over sampled accesses).
+    HotKeys,
 }
 
 /// What the connection's shard knew when `stats` came; the shards' figures are added on arrival.
@@ -81,6 +84,8 @@ pub struct StatsRequest {
     cmd_touch: u64,
     cmd_flush: u64,
     total_items: u64,
+    /// Ferrite's observability settings, for `stats settings`.
+    observe_settings: Vec<(String, String)>,
 }
 
 /// Runs `stats [args]`: every shard reports its figures.
@@ -91,6 +96,7 @@ pub(super) fn run(core: &mut Core, conn_index: u32, conn: &mut Conn, args: Keys<
         (Some(b"settings"), None) => StatsKind::Settings,
         (Some(b"items"), None) => StatsKind::Items,
         (Some(b"slabs"), None) => StatsKind::Slabs,
+        (Some(b"hotkeys"), None) => StatsKind::HotKeys,
         // memcached answers ERROR to the stats it does not know.
         _ => return reply::error(conn.reply_buffer(), ErrorKind::UnknownCommand),
     };
@@ -109,6 +115,16 @@ pub(super) fn run(core: &mut Core, conn_index: u32, conn: &mut Conn, args: Keys<
         cmd_touch: total(|counters| &counters.cmd_touch),
         cmd_flush: total(|counters| &counters.cmd_flush),
         total_items: total(|counters| &counters.total_items),
+        observe_settings: shared
+            .settings
+            .iter()
+            .filter(|(name, _)| {
+                name.starts_with("slowlog-")
+                    || name.starts_with("ferrite-observability")
+                    || name.starts_with("ferrite-metrics")
+            })
+            .map(|(name, value)| (name.replace('-', "_"), value.clone()))
+            .collect(),
     };
     let shards = shared.shard_count;
     let finish = ShardFinish::Memcache(Finish::Stats(Box::new(request)));
@@ -146,6 +162,7 @@ const PAGE_BYTES: u64 = 1 << 20;
 /// Writes the `stats` reply.
 pub(super) fn encode(request: &StatsRequest, outcomes: &[Outcome<'_>], out: &mut Vec<u8>) {
     let figures = sum_figures(outcomes);
+    let merged = report::merge(report::snapshots(outcomes));
     let mut number = |name: &str, value: u64| reply::stat_number(out, name, value);
     match request.kind {
         StatsKind::General => {
@@ -171,6 +188,16 @@ pub(super) fn encode(request: &StatsRequest, outcomes: &[Outcome<'_>], out: &mut
             number("bytes", figures.bytes_used);
             number("curr_items", figures.items);
             number("total_items", request.total_items);
+            number("bytes_read", merged.counters.bytes_in);
+            number("bytes_written", merged.counters.bytes_out);
+            number("rejected_connections", merged.counters.connections_rejected);
+            number("protocol_errors", merged.counters.protocol_errors);
+            for (family, histogram) in Family::ALL.iter().zip(&merged.latency) {
+                for (name, quantile) in report::QUANTILES {
+                    let value = histogram.value_at_quantile(quantile) / 1000;
+                    number(&format!("latency_{}_{name}_us", family.name()), value);
+                }
+            }
             for (name, value) in figures
                 .tier
                 .lines()
@@ -189,6 +216,16 @@ pub(super) fn encode(request: &StatsRequest, outcomes: &[Outcome<'_>], out: &mut
             reply::stat(out, "cas_enabled", b"yes");
             if figures.tier.tiered() {
                 reply::stat_number(out, "tier_cold_maxbytes", figures.tier.cold_bytes_limit);
+            }
+            for (name, value) in &request.observe_settings {
+                reply::stat(out, name, value.as_bytes());
+            }
+        }
+        StatsKind::HotKeys => {
+            for (rank, hot) in merged.hot_keys.iter().enumerate() {
+                let key = report::printable_key(&hot.key);
+                reply::stat(out, &format!("hotkey:{}:key", rank + 1), key.as_bytes());
+                reply::stat_number(out, &format!("hotkey:{}:accesses", rank + 1), hot.accesses);
             }
         }
         StatsKind::Items => {

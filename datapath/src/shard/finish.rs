@@ -6,6 +6,7 @@
 //! the reply the owner would have given locally. The memcached protocol adds its own variants.
 
 use crate::exec::{Lifetime, OpError, Outcome, ShardFigures};
+use crate::observe::report::{self, Merged};
 use crate::protocol::resp::{Reply, Version};
 
 /// Unit of a TTL-style reply.
@@ -54,6 +55,12 @@ pub enum Finish {
     /// The INFO text: `text_before` (server-wide sections already rendered), then the sections
     /// made from the shards' figures.
     Info(Box<InfoRequest>),
+    /// SLOWLOG GET: the shards' slow logs merged, newest first, at most `count` entries.
+    SlowlogGet { count: usize },
+    /// SLOWLOG LEN: entries in every shard's slow log.
+    SlowlogLen,
+    /// FERRITE.HOTKEYS: the shards' hottest keys, at most `count`.
+    HotKeys { count: usize },
     /// A memcached reply, encoded by the memcached layer.
     Memcache(crate::memcache::Finish),
 }
@@ -68,6 +75,10 @@ pub struct InfoRequest {
     pub clients: bool,
     /// `--max-clients`, for the Clients section.
     pub clients_max: usize,
+    pub commandstats: bool,
+    pub latencystats: bool,
+    /// The Ferrite section's fixed lines, when it is asked for (its figures follow them).
+    pub ferrite: Option<String>,
 }
 
 /// SCAN cursors carry the shard in their top bits and the shard's own cursor below.
@@ -186,8 +197,23 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], version: Version, out: 
         Finish::MsetNx { .. } => reply.error(b"ERR internal error: MSETNX continuation missing"),
         Finish::Info(request) => {
             let figures = sum_figures(outcomes);
-            let text = info_text(request, &figures);
+            let merged = report::merge(report::snapshots(outcomes));
+            let text = info_text(request, &figures, &merged);
             reply.verbatim(b"txt", text.as_bytes());
+        }
+        Finish::SlowlogGet { count } => {
+            let merged = report::merge(report::snapshots(outcomes));
+            report::write_slowlog(&mut reply, &merged, *count);
+        }
+        Finish::SlowlogLen => {
+            let entries: usize = report::snapshots(outcomes)
+                .map(|snapshot| snapshot.slowlog.len())
+                .sum();
+            reply.integer(entries as i64);
+        }
+        Finish::HotKeys { count } => {
+            let merged = report::merge(report::snapshots(outcomes));
+            report::write_hot_keys(&mut reply, &merged, *count);
         }
         Finish::Memcache(_) => unreachable!("memcached replies are encoded above"),
     }
@@ -264,13 +290,16 @@ fn sum_figures(outcomes: &[Outcome<'_>]) -> ShardFigures {
             total.hits += figures.hits;
             total.misses += figures.misses;
             total.remote_requests += figures.remote_requests;
+            total.segments_total += figures.segments_total;
+            total.segments_free += figures.segments_free;
+            total.segments_in_use += figures.segments_in_use;
             total.tier.add(&figures.tier);
         }
     }
     total
 }
 
-fn info_text(request: &InfoRequest, figures: &ShardFigures) -> String {
+fn info_text(request: &InfoRequest, figures: &ShardFigures, merged: &Merged) -> String {
     use std::fmt::Write;
     let mut text = request.text_before.clone();
     // Writing to a String cannot fail.
@@ -307,6 +336,24 @@ fn info_text(request: &InfoRequest, figures: &ShardFigures) -> String {
             figures.evicted_items,
             figures.remote_requests
         );
+        // The observed figures go inside the section, before its blank line.
+        text.truncate(text.len() - 2);
+        text.push_str(&report::stats_lines(merged));
+        text.push_str("\r\n");
+    }
+    if request.commandstats {
+        let _ = write!(
+            text,
+            "# Commandstats\r\n{}\r\n",
+            report::commandstats(merged)
+        );
+    }
+    if request.latencystats {
+        let _ = write!(
+            text,
+            "# Latencystats\r\n{}\r\n",
+            report::latencystats(merged)
+        );
     }
     if request.keyspace {
         text.push_str("# Keyspace\r\n");
@@ -318,6 +365,13 @@ fn info_text(request: &InfoRequest, figures: &ShardFigures) -> String {
             );
         }
         text.push_str("\r\n");
+    }
+    if let Some(fixed) = &request.ferrite {
+        let _ = write!(
+            text,
+            "# Ferrite\r\n{fixed}{}\r\n",
+            report::ferrite_lines(figures, merged)
+        );
     }
     text
 }

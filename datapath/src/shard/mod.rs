@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::exec::{Executor, Op, Outcome};
 use crate::mailbox::{Address, Mailbox};
+use crate::observe::{CommandId, Observer, RecoveryFigures, ResetScope};
 use crate::protocol::resp;
 use crate::tunables::{Change, Tunables};
 use conn::{Conn, Protocol, INPUT_BYTES_MAX};
@@ -48,6 +49,8 @@ pub struct Mail {
     pub from: usize,
     pub requests: Vec<RemoteRequest>,
     pub replies: Vec<RemoteReply>,
+    /// The metrics endpoint asks for the shard's figures (`Op::Stats`) on this channel.
+    pub observe: Option<crossbeam::channel::Sender<crate::exec::ShardFigures>>,
 }
 
 /// Facts about the whole server that every shard reads (INFO, CLIENT) and the few counters
@@ -125,6 +128,7 @@ pub struct Core {
     pub connections_open: u64,
     pub commands: u64,
     pub remote_requests: u64,
+    pub observe: Observer,
     /// A random stream for RANDOMKEY's pick (xorshift; not for secrets).
     random_state: u64,
 }
@@ -147,22 +151,47 @@ impl Core {
     /// Executes `op` on this shard's store; per-shard figures get the shard's own counters, and
     /// a settings change is the shard's, not the store's.
     pub fn execute(&mut self, op: &Op<'_>, now: u64) -> Outcome<'_> {
-        if let Op::Configure(change) = op {
-            if let Change::MaxClients(clients) = change {
-                self.shared.clients_max.store(*clients, Ordering::Relaxed);
+        match op {
+            Op::Configure(change) => {
+                if let Change::MaxClients(clients) = change {
+                    self.shared.clients_max.store(*clients, Ordering::Relaxed);
+                }
+                self.tunables.apply(change);
+                return Outcome::Stored { cas: 0 };
             }
-            self.tunables.apply(change);
-            return Outcome::Stored { cas: 0 };
+            Op::ResetStats(scope) => {
+                self.reset_stats(*scope);
+                return Outcome::Integer(0);
+            }
+            Op::Stats => return Outcome::Figures(self.figures(now)),
+            _ => {}
         }
-        match self.executor.execute(op, now) {
-            Outcome::Figures(mut figures) => {
-                figures.connections = self.connections_open;
-                figures.connections_total = self.connections_total;
-                figures.commands = self.commands;
-                figures.remote_requests = self.remote_requests;
-                Outcome::Figures(figures)
-            }
-            outcome => outcome,
+        let outcome = self.executor.execute(op, now);
+        self.observe.op_done(op, &outcome);
+        outcome
+    }
+
+    /// This shard's figures: the store's, the shard's counters and its observability snapshot.
+    pub fn figures(&mut self, now: u64) -> crate::exec::ShardFigures {
+        let Outcome::Figures(mut figures) = self.executor.execute(&Op::Stats, now) else {
+            unreachable!("Op::Stats yields figures");
+        };
+        figures.connections = self.connections_open;
+        figures.connections_total = self.connections_total;
+        figures.commands = self.commands;
+        figures.remote_requests = self.remote_requests;
+        let recovery = RecoveryFigures::of(self.executor.recovery_report());
+        figures.observed = Some(Box::new(self.observe.snapshot(recovery)));
+        figures
+    }
+
+    fn reset_stats(&mut self, scope: ResetScope) {
+        self.observe.reset(scope);
+        if scope == ResetScope::All {
+            self.commands = 0;
+            self.remote_requests = 0;
+            self.connections_total = 0;
+            self.executor.reset_hit_counters();
         }
     }
 
@@ -305,6 +334,7 @@ impl Core {
     pub fn post_outbox(&mut self, wake: &mut Vec<usize>) {
         for shard in self.outbox_dirty.drain(..) {
             let mail = std::mem::take(&mut self.outbox[shard]);
+            self.observe.counters.mail_sent += 1;
             if self.shared.addresses[shard].post_quietly(Mail {
                 from: self.id,
                 ..mail
@@ -332,18 +362,17 @@ fn run_requests(
         match resp::parse(&input[offset..], &core.limits, request) {
             Ok(resp::Parsed::Complete { consumed }) => {
                 if !request.is_empty() {
-                    crate::commands::dispatch(
-                        core,
-                        index,
-                        conn,
-                        request,
-                        &input[offset..offset + consumed],
-                    );
+                    let bytes = &input[offset..offset + consumed];
+                    let spec = crate::commands::dispatch(core, index, conn, request, bytes);
+                    let id = spec.map_or_else(CommandId::unknown, CommandId::resp);
+                    core.observe
+                        .command_done(id, conn, || request.args(bytes).collect());
                 }
                 offset += consumed;
             }
             Ok(resp::Parsed::Incomplete) => break,
             Err(error) => {
+                core.observe.counters.protocol_errors += 1;
                 conn.reply().error_fmt(format_args!("ERR {error}"));
                 conn.input_closed = true;
                 conn.close_after_output = true;
@@ -393,6 +422,7 @@ impl Shard {
         executor: Executor,
         mailbox: Mailbox<Mail>,
         tunables: Tunables,
+        observe: crate::observe::Settings,
     ) -> Shard {
         let shard_count = shared.shard_count;
         let limits = resp::Limits {
@@ -412,6 +442,7 @@ impl Shard {
                 connections_open: 0,
                 commands: 0,
                 remote_requests: 0,
+                observe: Observer::new(id, shard_count, observe),
                 random_state: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1),
             },
             mailbox,
@@ -435,6 +466,11 @@ impl Shard {
         self.last_store_tick_ms = now;
         if let Err(error) = self.core.executor.tick(now) {
             tracing::error!(shard = self.core.id, %error, "store maintenance failed");
+        }
+        if let Outcome::Figures(figures) = self.core.executor.execute(&Op::Stats, now) {
+            self.core
+                .observe
+                .tick(now, figures.hits, figures.misses, figures.evicted_items);
         }
         if now.saturating_sub(self.last_sweep_ms) >= CLIENT_SWEEP_MS {
             self.last_sweep_ms = now;
@@ -487,6 +523,7 @@ impl Shard {
             || shared.stop_requested()
         {
             shared.clients.fetch_sub(1, Ordering::Relaxed);
+            self.core.observe.counters.connections_rejected += 1;
             return Err(Refusal::TooManyClients(match protocol {
                 Protocol::Resp => b"-ERR max number of clients reached\r\n",
                 Protocol::Memcache => b"SERVER_ERROR Too many open connections\r\n",
@@ -544,6 +581,8 @@ impl Shard {
         if conn.input_closed {
             return;
         }
+        self.core.observe.counters.bytes_in += bytes.len() as u64;
+        self.core.observe.begin_batch();
         let now = now_ms();
         conn.last_input_ms = now;
         if conn.input.len() + bytes.len() > INPUT_BYTES_MAX {
@@ -583,6 +622,7 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(index as usize).and_then(Option::as_mut) else {
             return;
         };
+        self.core.observe.begin_batch();
         let input = std::mem::take(&mut conn.input);
         let consumed = run_requests(&mut self.core, &mut self.request, index, conn, &input);
         conn.input = input;
@@ -604,8 +644,9 @@ impl Shard {
         }
     }
 
-    /// The loop sent some output: a paused connection may go on parsing.
-    pub fn output_sent(&mut self, index: u32) {
+    /// The loop sent `bytes` of a connection's output: a paused connection may go on parsing.
+    pub fn output_sent(&mut self, index: u32, bytes: usize) {
+        self.core.observe.counters.bytes_out += bytes as u64;
         if let Some(conn) = self.conn_mut(index) {
             conn.last_progress_ms = now_ms();
             conn.awaiting_send = !conn.output.is_empty();
@@ -631,14 +672,24 @@ impl Shard {
     pub fn deliver_mail(&mut self) {
         let now = now_ms();
         while let Some(mail) = self.mailbox.try_receive() {
-            for request in mail.requests {
+            if let Some(answer) = mail.observe {
+                // The endpoint may have given up waiting; nothing else to do then.
+                let _ = answer.send(self.core.figures(now));
+            }
+            for (index, request) in mail.requests.iter().enumerate() {
+                // The keys of the next few requests are fetched into the cache together.
+                if index % persistent::PREFETCH_KEYS_MAX == 0 {
+                    let ahead = mail.requests[index..].iter();
+                    let keys = ahead.filter_map(|request| request.op.key());
+                    self.core.executor.prefetch(keys);
+                }
                 self.core.remote_requests += 1;
-                let outcome = match request.op {
+                let outcome = match &request.op {
                     Op::ClientList => Outcome::Keys {
                         cursor: 0,
                         keys: self.client_lines(),
                     },
-                    op => self.core.execute(&op, now).into_owned(),
+                    op => self.core.execute(op, now).into_owned(),
                 };
                 self.core.outbox_for(mail.from).replies.push(RemoteReply {
                     ticket: request.ticket,
