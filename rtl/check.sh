@@ -5,8 +5,9 @@
 #
 #   bash rtl/check.sh [module...]
 #
-# lints every module, then synthesizes the named ones (default: all), side by side: about 2
-# minutes on 2 cores, most of it lz4_compress.
+# lints every module, then synthesizes the named ones (default: all), side by side: about 1.5
+# minutes of CPU for each LZ4 module, so about 2 minutes on 2 idle cores (15 on a machine busy
+# with five other builds); each yosys peaks at about 1.6 GB.
 #
 # The LZ4 modules keep their large memories in `ferrite_ram` macros (ferrite_ram.v). yosys defines
 # SYNTHESIS, under which the macro is an empty module, i.e. a black box that `synth` keeps as one
