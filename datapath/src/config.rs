@@ -65,8 +65,9 @@ pub enum OffloadChoice {
 /// segment (the others are dropped, as eviction would).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AdmissionChoice {
-    /// Items read at least once while in DRAM: one-hit wonders never cost a cold write.
-    Fetched,
+    /// Items read at least once while in DRAM, or demoted unread twice (a recent rejection is
+    /// remembered): one-hit wonders never cost a cold write.
+    Reused,
     /// Every live item.
     All,
 }
@@ -165,7 +166,8 @@ pub struct Flags {
     /// when that pays). Without it the file holds every item in --memory bytes.
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes, requires = "data_file")]
     pub data_size: Option<u64>,
-    /// Tiered store: which items leave DRAM for the file (default fetched: read at least once).
+    /// Tiered store: which items leave DRAM for the file (default reused: read in DRAM,
+    /// or demoted unread a second time).
     #[arg(long, value_enum, value_name = "RULE")]
     pub cold_admission: Option<AdmissionChoice>,
     /// Tiered store: keep a cold value LZ4-compressed only if raw/compressed reaches this
@@ -376,7 +378,7 @@ impl Config {
             memory_bytes,
             data_file: flags.data_file,
             data_size_bytes: flags.data_size,
-            cold_admission: flags.cold_admission.unwrap_or(AdmissionChoice::Fetched),
+            cold_admission: flags.cold_admission.unwrap_or(AdmissionChoice::Reused),
             compress_ratio_min_percent: (compress_ratio * 100.0).round() as u32,
             sync: flags.sync.unwrap_or(SyncChoice::Everysec),
             io: flags.io.unwrap_or(IoChoice::Auto),
