@@ -270,7 +270,7 @@ mod tests {
             memory_bytes,
             data_file: Some(directory.join("items")),
             data_size_bytes: None,
-            cold_admission: crate::config::AdmissionChoice::Fetched,
+            cold_admission: crate::config::AdmissionChoice::Reused,
             compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
             sync: crate::config::SyncChoice::Everysec,
             offload: crate::config::OffloadChoice::Software,

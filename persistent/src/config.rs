@@ -97,10 +97,13 @@ pub struct StoreConfig {
 pub enum Admission {
     /// Every live item (used at shutdown whatever the policy, so a restart keeps everything).
     All,
-    /// Only items read at least once while in DRAM: an item written and never read (a
-    /// "one-hit wonder") is dropped instead of costing a cold write.
+    /// Items that proved reused: read at least once while in DRAM (the usage word's fetched
+    /// bit), or demoted unread a second time while the rejection filter
+    /// ([`crate::REJECTION_FILTER_SLOTS`] recent rejections) still holds the first. An item
+    /// written once and never read (a "one-hit wonder") is dropped instead of costing a cold
+    /// write.
     #[default]
-    Fetched,
+    Reused,
 }
 
 /// The cold tier of a tiered store: a file-backed store the hot DRAM tier demotes its oldest

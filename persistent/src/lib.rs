@@ -13,7 +13,11 @@
 //! - on a file: an exclusive lock, a superblock checked against the configuration (never a
 //!   silent reformat), a CRC-64 per item through [`platform::offload::Offload`], deletes and
 //!   overwrites recorded in place so nothing deleted comes back, and recovery that checks every
-//!   item when the file is reopened.
+//!   item when the file is reopened;
+//! - or both, tiered ([`StoreConfig::tiered`], [`Store::open_tiered`]): a DRAM hot tier that
+//!   demotes its oldest segments' live items (those [`Admission`] admits) into a cold file tier
+//!   instead of evicting them, LZ4-compressed when that reaches the configured ratio, and
+//!   promotes an item back on its second read within a window (see `store/tier.rs`).
 //!
 //! Non-goals: sockets, threads, protocols, clocks. A [`Store`] is single-threaded (one per
 //! shard): `Send`, never `Sync`. Every call that needs the time takes `now_ms` (unix ms) from
@@ -85,4 +89,5 @@ pub use segments::TTL_BUCKETS;
 pub use store::{
     Condition, Expiry, ExpiryState, ItemView, Items, Mark, ReadOptions, RecoveryReport, SetOptions,
     SetResult, SetStatus, Stats, Store, TierStats, PREFETCH_KEYS_MAX, PROMOTION_FILTER_SLOTS,
+    REJECTION_FILTER_SLOTS,
 };

@@ -20,7 +20,7 @@ use platform::offload::{compress_bound, Offload};
 use std::borrow::Cow;
 use std::os::unix::fs::FileExt;
 use tier::ColdTier;
-pub use tier::{TierStats, PROMOTION_FILTER_SLOTS};
+pub use tier::{TierStats, PROMOTION_FILTER_SLOTS, REJECTION_FILTER_SLOTS};
 
 /// Everysec flushes at most this often.
 const EVERYSEC_INTERVAL_MS: u64 = 1000;

@@ -32,7 +32,8 @@ struct Arguments {
     transport: TransportKind,
     #[arg(long)]
     port: u16,
-    /// set, get, mixed:READ_RATIO (e.g. mixed:0.9), load (sequential SETs) or verify.
+    /// set, get, mixed:READ_RATIO (e.g. mixed:0.9), cache (GETs, a miss followed by a SET of
+    /// its key), load (sequential SETs), read (sequential GETs, each key once) or verify.
     #[arg(long, alias = "op", default_value = "get", value_parser = parse_mode)]
     mode: Mode,
     #[arg(long, default_value_t = 50)]
@@ -76,6 +77,8 @@ fn parse_mode(text: &str) -> Result<Mode, String> {
         "set" => Ok(Mode::Set),
         "get" => Ok(Mode::Get),
         "load" => Ok(Mode::Load),
+        "read" => Ok(Mode::Read),
+        "cache" => Ok(Mode::Cache),
         "verify" => Ok(Mode::Verify),
         _ => match text.strip_prefix("mixed:").map(str::parse::<f64>) {
             Some(Ok(read_ratio)) if (0.0..=1.0).contains(&read_ratio) => {
@@ -92,8 +95,10 @@ fn mode_name(mode: Mode) -> String {
     match mode {
         Mode::Set => "set".into(),
         Mode::Get => "get".into(),
+        Mode::Cache => "cache".into(),
         Mode::Mixed { read_ratio } => format!("mixed{read_ratio}"),
         Mode::Load => "load".into(),
+        Mode::Read => "read".into(),
         Mode::Verify => "verify".into(),
     }
 }

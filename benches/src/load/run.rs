@@ -23,12 +23,18 @@ const EVENTS_PER_WAIT: usize = 256;
 pub enum Mode {
     Set,
     Get,
+    /// Random keys, GETs; a GET that misses is followed by a SET of its key in the
+    /// connection's next batch (a look-aside cache filling itself). `requests` counts the GETs.
+    Cache,
     /// Random keys, GET with probability `read_ratio`, else SET.
     Mixed {
         read_ratio: f64,
     },
     /// SET key_start.. key_start+requests, in order (a preload).
     Load,
+    /// GET key_start.. key_start+requests, in order, each once (what a load wrote: a read that
+    /// no earlier read of the run has warmed).
+    Read,
     /// SET every key of the range with its key-derived value, then GET each and compare.
     Verify,
 }
@@ -113,6 +119,8 @@ struct Connection {
     /// Key number of each request of the batch in flight, for verify.
     batch_keys: Vec<u64>,
     batch_replies: usize,
+    /// Keys whose GET missed, set at the start of the next batch (cache mode).
+    refill: Vec<u64>,
     batch_started: Instant,
     picker: KeyPicker,
     idle: bool,
@@ -135,8 +143,8 @@ impl Claims {
 /// Runs the load and returns its report. Connect failures are returned, not retried.
 pub fn run(config: &LoadConfig) -> std::io::Result<Report> {
     let phases: &[Phase] = match config.mode {
-        Mode::Set | Mode::Get | Mode::Mixed { .. } => &[Phase::Random],
-        Mode::Load => &[Phase::Sequential],
+        Mode::Set | Mode::Get | Mode::Cache | Mode::Mixed { .. } => &[Phase::Random],
+        Mode::Load | Mode::Read => &[Phase::Sequential],
         Mode::Verify => &[Phase::VerifySet, Phase::VerifyGet],
     };
     let mut connections = Vec::with_capacity(config.connections);
@@ -154,6 +162,7 @@ pub fn run(config: &LoadConfig) -> std::io::Result<Report> {
             written: 0,
             input: Vec::with_capacity(64 * 1024),
             batch_keys: Vec::with_capacity(config.pipeline),
+            refill: Vec::with_capacity(config.pipeline),
             batch_replies: 0,
             batch_started: Instant::now(),
             picker: KeyPicker::new(config.keys, config.keyspace, seed),
@@ -290,6 +299,15 @@ fn start_batch(
     connection.written = 0;
     connection.batch_keys.clear();
     connection.batch_replies = 0;
+    for number in connection.refill.drain(..) {
+        key.clear();
+        write_key(key, number, config.key_digits);
+        let value = value_for(config.value_kind, number, config.value_size);
+        config
+            .protocol
+            .write_set(&mut connection.output, key, &value);
+        connection.batch_keys.push(number);
+    }
     for offset in 0..count as u64 {
         let number = match phase {
             Phase::Random => connection.picker.pick(),
@@ -300,7 +318,9 @@ fn start_batch(
         key.clear();
         write_key(key, number, config.key_digits);
         let read = match (phase, config.mode) {
-            (Phase::VerifyGet, _) | (Phase::Random, Mode::Get) => true,
+            (Phase::VerifyGet, _)
+            | (Phase::Random, Mode::Get | Mode::Cache)
+            | (Phase::Sequential, Mode::Read) => true,
             (Phase::Random, Mode::Mixed { read_ratio }) => connection.picker.chance(read_ratio),
             _ => false,
         };
@@ -363,7 +383,13 @@ fn receive(config: &LoadConfig, phase: Phase, connection: &mut Connection, repor
                 match outcome {
                     Outcome::Stored => report.stored += 1,
                     Outcome::Hit => report.hits += 1,
-                    Outcome::Miss => report.misses += 1,
+                    Outcome::Miss => {
+                        report.misses += 1;
+                        if config.mode == Mode::Cache {
+                            let number = connection.batch_keys[connection.batch_replies];
+                            connection.refill.push(number);
+                        }
+                    }
                     Outcome::Error => report.errors += 1,
                 }
                 if let (Phase::VerifyGet, Some((offset, length))) = (phase, value) {

@@ -69,7 +69,7 @@ impl StoreSettings {
             memory_bytes,
             data_file: None,
             data_size_bytes: None,
-            cold_admission: AdmissionChoice::Fetched,
+            cold_admission: AdmissionChoice::Reused,
             compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
             sync: SyncChoice::Everysec,
             offload: OffloadChoice::Software,
@@ -129,7 +129,7 @@ impl StoreSettings {
             (Some(path), Some(data_size)) => StoreConfig {
                 cold: Some(ColdTierConfig {
                     admission: match self.cold_admission {
-                        AdmissionChoice::Fetched => Admission::Fetched,
+                        AdmissionChoice::Reused => Admission::Reused,
                         AdmissionChoice::All => Admission::All,
                     },
                     ..ColdTierConfig::new(path, data_size as usize)
@@ -841,7 +841,7 @@ mod tests {
             memory_bytes: 8 << 20,
             data_file: None,
             data_size_bytes: None,
-            cold_admission: AdmissionChoice::Fetched,
+            cold_admission: AdmissionChoice::Reused,
             compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
             sync: SyncChoice::Everysec,
             offload: OffloadChoice::Verilator,
@@ -856,7 +856,7 @@ mod tests {
             memory_bytes: 8 << 20,
             data_file: Some(PathBuf::from("dir/items")),
             data_size_bytes: None,
-            cold_admission: AdmissionChoice::Fetched,
+            cold_admission: AdmissionChoice::Reused,
             compress_ratio_min_percent: persistent::COMPRESS_RATIO_MIN_PERCENT_DEFAULT,
             sync: SyncChoice::Everysec,
             offload: OffloadChoice::Software,

@@ -31,6 +31,10 @@ use crate::config::ColdTierConfig;
 /// key promotes when its slot still holds its own read from within the window; two hot keys
 /// sharing a slot delay each other's promotion, they never promote a third key.
 pub const PROMOTION_FILTER_SLOTS: usize = 4096;
+/// Slots of the rejection filter (8 bytes each): the key hashes of recent demotions that
+/// [`Admission::Reused`] refused. An unread item demoted again while its slot still holds it
+/// was written again after being dropped, so it is not a one-hit wonder and is admitted.
+pub const REJECTION_FILTER_SLOTS: usize = 1 << 16;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct RecentRead {
@@ -68,6 +72,7 @@ pub(crate) struct ColdTier {
     pub admission: Admission,
     promote_window_ms: u64,
     recent: Box<[RecentRead]>,
+    rejected: Box<[u64]>,
     stats: TierStats,
 }
 
@@ -78,12 +83,29 @@ impl ColdTier {
             admission: config.admission,
             promote_window_ms: config.promote_window_ms,
             recent: vec![RecentRead::default(); PROMOTION_FILTER_SLOTS].into_boxed_slice(),
+            rejected: vec![0; REJECTION_FILTER_SLOTS].into_boxed_slice(),
             stats: TierStats::default(),
         }
     }
 
     fn slot(hash: u64) -> usize {
         (hash % PROMOTION_FILTER_SLOTS as u64) as usize
+    }
+
+    /// Whether a demoted item of the key of `hash` goes to the cold tier; a refusal is
+    /// remembered, so the key's next unread demotion is admitted.
+    fn admits(&mut self, admission: Admission, hash: u64, fetched: bool) -> bool {
+        if admission == Admission::All || fetched {
+            return true;
+        }
+        // Other bits than the promotion filter's slot, so the two filters do not alias alike.
+        let slot = &mut self.rejected[(hash >> 32) as usize % REJECTION_FILTER_SLOTS];
+        if *slot == hash {
+            *slot = 0;
+            return true;
+        }
+        *slot = hash;
+        false
     }
 
     /// Whether a read of the key of `hash` now follows another within the window.
@@ -205,7 +227,7 @@ impl Store {
             }
             if header.is_expired(now_ms) {
                 stats.expired_items += 1;
-            } else if admission == Admission::All || header.usage.fetched {
+            } else if tier.admits(admission, hash, header.usage.fetched) {
                 tier.store.insert_demoted(item, &header, now_ms);
                 tier.stats.demoted_items += 1;
             } else {
