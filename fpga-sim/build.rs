@@ -12,7 +12,7 @@ use std::process::Command;
 /// The modules, each `rtl/<name>.v` with top module `<name>`, verilated as class `V<name>`.
 const MODULES: &[&str] = &["crc64", "lz4_decompress", "lz4_compress"];
 /// Modules the tops instantiate, each `rtl/<name>.v`, given to Verilator with every top.
-const LIBRARY_MODULES: &[&str] = &["ferrite_ram"];
+const LIBRARY_MODULES: &[&str] = &["ferrite_ram", "byte_window", "output_beat"];
 /// Verilator's runtime, compiled alongside the models (they call into it; the VCD writer serves
 /// the waveform dump).
 const VERILATOR_RUNTIME_SOURCES: &[&str] = &[

@@ -38,10 +38,10 @@ module lz4_compress #(
     input  wire [63:0] s_data,
     input  wire [7:0]  s_keep,
     input  wire        s_last,
-    output reg         m_valid,
+    output wire        m_valid,
     input  wire        m_ready,
-    output reg  [63:0] m_data,
-    output reg  [7:0]  m_keep,
+    output wire [63:0] m_data,
+    output wire [7:0]  m_keep,
     output reg         done,
     output reg  [31:0] result_len
 );
@@ -236,8 +236,10 @@ module lz4_compress #(
                                        : (head_match_code >= 15) ? 4'd15 : head_match_code[3:0];
 
     // Output packing: up to 16 bytes wait in `pack`; a beat leaves when 8 are there (or at the end).
-    reg [127:0] pack;
-    reg [4:0]   pack_count;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [127:0] pack;           // bytes 8..15 wait for a later beat
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [4:0]   pack_count;
     wire        output_free = !m_valid || m_ready;
     wire        block_emitted = match_state == M_END && queue_count == 0 && emit_state == E_IDLE;
     wire        drain = output_free && (pack_count >= 5'd8 || (block_emitted && pack_count != 5'd0));
@@ -489,12 +491,30 @@ module lz4_compress #(
     assign second_candidate_read_at = second_candidate;
 
     // ---------------------------------------------------------------- registers
-    reg [127:0] pack_after_drain;
-    reg [4:0]   count_after_drain;
-    always @* begin
-        pack_after_drain = drain ? pack >> {drain_count, 3'd0} : pack;
-        count_after_drain = drain ? pack_count - {1'b0, drain_count} : pack_count;
-    end
+    // The packer takes the emitter's bytes and gives up a beat's worth to the output register.
+    byte_window packer (
+        .clk(clk),
+        .rst(rst),
+        .enable(!done),
+        .drop_count(drain ? {1'b0, drain_count} : 5'd0),
+        .append_data(append_bytes),
+        .append_count(append_count),
+        .bytes(pack),
+        .count(pack_count)
+    );
+
+    output_beat output_register (
+        .clk(clk),
+        .rst(rst),
+        .enable(!done),
+        .load(drain),
+        .load_data(pack[63:0]),
+        .load_count(drain_count),
+        .m_ready(m_ready),
+        .m_valid(m_valid),
+        .m_data(m_data),
+        .m_keep(m_keep)
+    );
 
     always @(posedge clk) begin
         if (rst) begin
@@ -514,11 +534,6 @@ module lz4_compress #(
             emit_literal_position <= {LENGTH_BITS{1'b0}};
             emit_literal_remaining <= {LENGTH_BITS{1'b0}};
             emit_length_remaining <= {LENGTH_BITS{1'b0}};
-            pack <= 128'd0;
-            pack_count <= 5'd0;
-            m_valid <= 1'b0;
-            m_data <= 64'd0;
-            m_keep <= 8'd0;
             done <= 1'b0;
             result_len <= 32'd0;
         end else if (!done) begin
@@ -576,17 +591,7 @@ module lz4_compress #(
                 endcase
             end
 
-            // Packing and output.
-            pack <= pack_after_drain | ({64'd0, append_bytes & ({64{1'b1}} >> {4'd8 - append_count, 3'd0})}
-                                        << {count_after_drain, 3'd0});
-            pack_count <= count_after_drain + {1'b0, append_count};
-            if (m_valid && m_ready) begin
-                m_valid <= 1'b0;
-            end
             if (drain) begin
-                m_valid <= 1'b1;
-                m_data <= pack[63:0];
-                m_keep <= 8'hFF >> (4'd8 - drain_count);
                 result_len <= result_len + {28'd0, drain_count};
             end
             if (block_emitted && pack_count == 5'd0 && !m_valid) begin

@@ -39,10 +39,10 @@ module lz4_decompress #(
     input  wire [63:0] s_data,
     input  wire [7:0]  s_keep,
     input  wire        s_last,
-    output reg         m_valid,
+    output wire        m_valid,
     input  wire        m_ready,
-    output reg  [63:0] m_data,
-    output reg  [7:0]  m_keep,
+    output wire [63:0] m_data,
+    output wire [7:0]  m_keep,
     output reg         done,
     output reg  [2:0]  error,
     output reg  [31:0] result_len
@@ -66,8 +66,8 @@ module lz4_decompress #(
     localparam [31:0] MIN_MATCH = 32'd4;
 
     // ---------------------------------------------------------------- input window
-    reg [127:0] window;          // byte i of the window is window[8i +: 8], byte 0 oldest
-    reg [4:0]   window_count;    // bytes held, 0..16
+    wire [127:0] window;         // byte i of the window is window[8i +: 8], byte 0 oldest
+    wire [4:0]   window_count;   // bytes held, 0..16
     reg         input_ended;     // the beat with s_last has been taken
 
     assign s_ready = !input_ended && !done && window_count <= 5'd8;
@@ -409,21 +409,37 @@ module lz4_decompress #(
     end
 
     // ---------------------------------------------------------------- sequencing
-    reg [127:0] window_after_consume;
-    reg [4:0]   count_after_consume;
-    reg [3:0]   append_count;
+    wire [3:0] beat_count = {3'd0, s_keep[0]} + {3'd0, s_keep[1]} + {3'd0, s_keep[2]} + {3'd0, s_keep[3]}
+                          + {3'd0, s_keep[4]} + {3'd0, s_keep[5]} + {3'd0, s_keep[6]} + {3'd0, s_keep[7]};
 
-    always @* begin
-        window_after_consume = window >> {consume, 3'd0};
-        count_after_consume = window_count - consume;
-        append_count = {3'd0, s_keep[0]} + {3'd0, s_keep[1]} + {3'd0, s_keep[2]} + {3'd0, s_keep[3]}
-                     + {3'd0, s_keep[4]} + {3'd0, s_keep[5]} + {3'd0, s_keep[6]} + {3'd0, s_keep[7]};
-    end
+    // Input window: drops what the parser consumed, appends the accepted beat.
+    byte_window input_window (
+        .clk(clk),
+        .rst(rst),
+        .enable(!done),
+        .drop_count(consume),
+        .append_data(s_data),
+        .append_count((s_valid && s_ready) ? beat_count : 4'd0),
+        .bytes(window),
+        .count(window_count)
+    );
+
+    // Each copier clock's bytes are one output beat.
+    output_beat output_register (
+        .clk(clk),
+        .rst(rst),
+        .enable(!done),
+        .load(copier_go),
+        .load_data(copy_bytes),
+        .load_count(copy_count),
+        .m_ready(m_ready),
+        .m_valid(m_valid),
+        .m_data(m_data),
+        .m_keep(m_keep)
+    );
 
     always @(posedge clk) begin
         if (rst) begin
-            window <= 128'd0;
-            window_count <= 5'd0;
             input_ended <= 1'b0;
             queue_head <= {QUEUE_LOG2{1'b0}};
             queue_tail <= {QUEUE_LOG2{1'b0}};
@@ -437,21 +453,12 @@ module lz4_decompress #(
             match_length <= 32'd0;
             produced <= 32'd0;
             write_position <= {HISTORY_LOG2{1'b0}};
-            m_valid <= 1'b0;
-            m_data <= 64'd0;
-            m_keep <= 8'd0;
             done <= 1'b0;
             error <= ERR_NONE;
             result_len <= 32'd0;
         end else if (!done) begin
-            // Input window: drop what the parser consumed, append the accepted beat.
             if (s_valid && s_ready) begin
-                window <= window_after_consume | ({64'd0, s_data} << {count_after_consume, 3'd0});
-                window_count <= count_after_consume + {1'b0, append_count};
                 input_ended <= s_last;
-            end else begin
-                window <= window_after_consume;
-                window_count <= count_after_consume;
             end
 
             parse_state <= parse_state_next;
@@ -472,13 +479,7 @@ module lz4_decompress #(
                 queue_tail <= queue_tail + 1'b1;
             end
 
-            if (m_valid && m_ready) begin
-                m_valid <= 1'b0;
-            end
             if (copier_go) begin
-                m_valid <= 1'b1;
-                m_data <= copy_bytes;
-                m_keep <= 8'hFF >> (4'd8 - copy_count);
                 write_position <= write_position_next;
                 if (head_done) begin
                     queue_head <= queue_head + 1'b1;

@@ -6,6 +6,7 @@
 use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
@@ -23,6 +24,11 @@ pub const MEMORY_BYTES_DEFAULT: u64 = 1 << 30;
 pub const MEMORY_BYTES_MIN: u64 = 8 << 20;
 /// Open client connections per process, all shards together, when none is given.
 pub const CLIENTS_MAX_DEFAULT: usize = 10_000;
+/// How long an RDMA link is busy-polled after its last completion when none is given.
+pub const RDMA_BUSY_POLL_DEFAULT: Duration = crate::io::rdma::BUSY_POLL_DEFAULT;
+/// The longest busy-poll window accepted: beyond a few milliseconds a shard would spin for an
+/// idle client as long as a sleep-and-wake costs many times over.
+pub const RDMA_BUSY_POLL_MAX: Duration = Duration::from_millis(10);
 /// The least raw/compressed ratio for which a cold value is kept compressed, when none is given.
 pub const COMPRESS_RATIO_DEFAULT: f64 = 1.25;
 /// `--compress-ratio` is refused above this (no LZ4 block of a cache value reaches it anyway).
@@ -137,6 +143,10 @@ pub struct Flags {
     /// RDMA device to serve on (e.g. rxe0, mlx5_0) (default: the first with an active port).
     #[arg(long, value_name = "NAME")]
     pub rdma_device: Option<String>,
+    /// Microseconds an RDMA link that had completions is polled again before its shard arms the
+    /// completion fd and may sleep; 0 turns busy polling off (default 0, at most 10000).
+    #[arg(long, value_name = "MICROSECONDS")]
+    pub rdma_busy_poll_us: Option<u64>,
     /// Number of shard threads, one per core, cores taken NUMA node by node (default: every
     /// core this process may use).
     #[arg(long, value_name = "N", conflicts_with = "cores")]
@@ -229,6 +239,8 @@ pub struct Config {
     /// None when the RDMA transport is off.
     pub rdma_port: Option<u16>,
     pub rdma_device: Option<String>,
+    /// How long an RDMA link is busy-polled after its last completion (zero: never).
+    pub rdma_busy_poll: Duration,
     pub placement: ShardPlacement,
     pub memory_bytes: u64,
     pub data_file: Option<PathBuf>,
@@ -274,6 +286,8 @@ pub enum ConfigError {
     NoClients,
     #[error("both ports are 0: nothing to serve")]
     NothingToServe,
+    #[error("rdma-busy-poll-us: {0} µs is above the maximum of {max} µs", max = RDMA_BUSY_POLL_MAX.as_micros())]
+    BusyPollTooLong(u64),
     #[error("slowlog-max-len {0} is above the limit of {limit}", limit = crate::observe::slowlog::LEN_MAX_LIMIT)]
     SlowlogTooLong(usize),
 }
@@ -309,6 +323,14 @@ impl Config {
         let memcache_port = port_or_off(flags.memcache_port.unwrap_or(MEMCACHE_PORT_DEFAULT));
         if resp_port.is_none() && memcache_port.is_none() {
             return Err(ConfigError::NothingToServe);
+        }
+        let rdma_busy_poll = flags
+            .rdma_busy_poll_us
+            .map_or(RDMA_BUSY_POLL_DEFAULT, Duration::from_micros);
+        if rdma_busy_poll > RDMA_BUSY_POLL_MAX {
+            return Err(ConfigError::BusyPollTooLong(
+                rdma_busy_poll.as_micros() as u64
+            ));
         }
         let clients_max = flags.max_clients.unwrap_or(CLIENTS_MAX_DEFAULT);
         if clients_max == 0 {
@@ -351,6 +373,7 @@ impl Config {
             memcache_port,
             rdma_port: flags.rdma_port.and_then(port_or_off),
             rdma_device: flags.rdma_device,
+            rdma_busy_poll,
             placement,
             memory_bytes,
             data_file: flags.data_file,
@@ -601,6 +624,10 @@ mod tests {
             Err(ConfigError::NothingToServe)
         ));
         assert!(resolve(&["--io", "kqueue"]).is_err());
+        assert!(matches!(
+            resolve(&["--rdma-busy-poll-us", "10001"]),
+            Err(ConfigError::BusyPollTooLong(10001))
+        ));
         assert!(
             resolve(&["--data-size", "1GiB"]).is_err(),
             "a file tier needs a file"
@@ -613,6 +640,15 @@ mod tests {
             resolve(&["--compress-ratio", "0.5"]),
             Err(ConfigError::CompressRatio(_))
         ));
+    }
+
+    #[test]
+    fn rdma_busy_polling_is_off_unless_asked_for() {
+        assert_eq!(resolve(&[]).unwrap().rdma_busy_poll, Duration::ZERO);
+        let on = resolve(&["--rdma-busy-poll-us", "50"]).unwrap();
+        assert_eq!(on.rdma_busy_poll, Duration::from_micros(50));
+        let longest = resolve(&["--rdma-busy-poll-us", "10000"]).unwrap();
+        assert_eq!(longest.rdma_busy_poll, RDMA_BUSY_POLL_MAX);
     }
 
     #[test]

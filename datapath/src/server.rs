@@ -111,7 +111,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     }
 
     warn_if_exposed(&config);
-    let (mut rdma, rdma_info) = rdma_port(&config)?;
+    let (rdma, rdma_info) = rdma_ports(&config, shard_count)?;
+    let mut rdma = rdma.into_iter();
     let signals = block_stop_signals().map_err(ServerError::Signals)?;
     let (mailboxes, addresses): (Vec<Mailbox<Mail>>, Vec<Address<Mail>>) = (0..shard_count)
         .map(|_| Mailbox::new())
@@ -154,8 +155,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let config = config.clone();
         let store_settings = store_settings.clone();
         let ready = ready_sender.clone();
-        // RDMA CM listens once per port, so one shard serves the RDMA links.
-        let shard_rdma = if id == 0 { rdma.take() } else { None };
+        // Shard 0's port listens and hands links to the others (see io::rdma).
+        let shard_rdma = rdma.next();
         let spawned = std::thread::Builder::new()
             .name(format!("shard-{id}"))
             .spawn(move || {
@@ -263,11 +264,12 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     }
 }
 
-/// The RDMA listener, when `--rdma-port` asks for one and the machine has a device to serve it
-/// on, and what INFO says about it. No device is not an error: the server says so and serves TCP.
-fn rdma_port(config: &Config) -> Result<(Option<RdmaPort>, String), ServerError> {
+/// Every shard's RDMA port (the first listening), when `--rdma-port` asks for them and the
+/// machine has a device to serve on, and what INFO says about it. No device is not an error: the
+/// server says so and serves TCP.
+fn rdma_ports(config: &Config, shard_count: usize) -> Result<(Vec<RdmaPort>, String), ServerError> {
     let Some(port) = config.rdma_port else {
-        return Ok((None, "off".to_owned()));
+        return Ok((Vec::new(), "off".to_owned()));
     };
     let found = platform::rdma::probe();
     let chosen = found
@@ -281,12 +283,20 @@ fn rdma_port(config: &Config) -> Result<(Option<RdmaPort>, String), ServerError>
         let wanted = config.rdma_device.as_deref().unwrap_or("any device");
         let why = format!("no active RoCEv2 port on {wanted}; probed: {found}");
         tracing::warn!("RDMA transport off, serving TCP only: {why}");
-        return Ok((None, format!("off ({why})")));
+        return Ok((Vec::new(), format!("off ({why})")));
     };
-    let listener = RdmaPort::bind(address)
+    let ports = RdmaPort::bind(address, shard_count, config.rdma_busy_poll)
         .map_err(|error| ServerError::Rdma(format!("listen on {address}: {error}")))?;
-    tracing::info!(device = %device.name, %address, "RDMA transport: RoCEv2 RC queue pairs on {address}");
-    Ok((Some(listener), format!("{} {address}", device.name)))
+    tracing::info!(device = %device.name, %address, busy_poll_us = config.rdma_busy_poll.as_micros() as u64,
+        "RDMA transport: RoCEv2 RC queue pairs on {address}, links spread over {shard_count} shards");
+    if config.tunables.requirepass.is_none() {
+        tracing::warn!(
+            %address,
+            "SECURITY WARNING: RDMA clients reach {address} with no password: anyone on that \
+             network can read, change and flush every item; set --requirepass"
+        );
+    }
+    Ok((ports, format!("{} {address}", device.name)))
 }
 
 fn stop_all(shared: &Shared) {

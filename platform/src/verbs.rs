@@ -11,9 +11,23 @@
 //!           each `buffer_bytes` long; a work request's wr_id is its buffer's index
 //! ```
 //!
-//! Everything is non-blocking and driven by the caller's event loop: [`Listener::fd`] and
-//! [`Link::completion_fd`] become readable when there is work, then [`Listener::next_event`]
-//! and [`Link::poll`] do it. Only [`Link::connect`] (the client side) blocks, with a timeout.
+//! Everything is non-blocking and driven by the caller's event loop: [`Events::fd`] and
+//! [`Link::completion_fd`] become readable when there is work, then [`Events::next_event`] and
+//! [`Link::poll`] do it. Only [`Link::connect`] (the client side) blocks, with a timeout.
+//!
+//! Connection-manager events arrive on an [`Events`] channel. A [`Listener`] reports connect
+//! requests on the channel it was bound to; a [`Request`] may be moved to another thread's
+//! channel ([`Request::migrate`]) before that thread accepts it, so every link's later events
+//! (established, disconnected) reach the thread that owns the link:
+//!
+//! ```text
+//!  listening thread                         owning thread
+//!  Events::next_event -> Request --migrate(address of B's Events)--> hand over --> Request::accept
+//!                                                              B's Events::next_event -> Disconnected
+//! ```
+//!
+//! A link can also be busy-polled: [`Link::poll_unarmed`] takes completions without asking the
+//! NIC for a wake-up, and [`Link::poll`] (which arms the wake-up) ends a busy spell.
 //!
 //! Flow control is the NIC's: a SEND that finds no posted receive is retried by the hardware
 //! [`RNR_RETRY_COUNT`] times, then fails, and the link reports [`VerbsError::Completion`]; a
@@ -23,6 +37,7 @@ use std::ffi::CStr;
 use std::net::SocketAddrV4;
 use std::os::fd::RawFd;
 use std::ptr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdma_sys::*;
@@ -50,6 +65,21 @@ const LISTEN_BACKLOG: i32 = 128;
 /// The most a client's greeting (connect private data) may carry. An RC connect request has room
 /// for 56 bytes after the connection manager's own header; we keep well inside that.
 pub const GREETING_BYTES_MAX: usize = 32;
+
+/// What one poll took from a link's completion queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Completions {
+    /// Messages received (each handed to the caller).
+    pub messages: usize,
+    /// Sends the peer acknowledged (each freed a send slot).
+    pub sends: usize,
+}
+
+impl Completions {
+    pub fn any(&self) -> bool {
+        self.messages + self.sends > 0
+    }
+}
 
 /// The shape of a link's buffers. Both sides should agree on `buffer_bytes`: a message longer than
 /// the receiver's buffer fails on the receiver's side.
@@ -143,6 +173,14 @@ fn event_name(event: rdma_cm_event_type::Type) -> String {
 /// An event channel: the fd the connection manager reports on.
 struct EventChannel(*mut rdma_event_channel);
 
+// SAFETY: the channel is one fd and a heap struct that librdmacm never mutates after creation.
+// Events are read from it only through `Events::next_event` (`&mut`, so one thread) or a client link's
+// own channel; other threads only pass the pointer to rdma_migrate_id and rdma_destroy_id, which
+// write commands to its fd (the kernel serialises those).
+unsafe impl Send for EventChannel {}
+// SAFETY: as above.
+unsafe impl Sync for EventChannel {}
+
 impl EventChannel {
     fn new() -> Result<Self, VerbsError> {
         // SAFETY: no arguments; a null answer is checked.
@@ -228,46 +266,173 @@ impl Drop for EventChannel {
     }
 }
 
-/// Listens for RC connections on an IPv4 address (the one bound to the RDMA device's netdev).
-pub struct Listener {
-    id: *mut rdma_cm_id,
-    // Declared last so it drops after the id.
-    channel: EventChannel,
+/// A connection-manager event channel owned by one thread: connect requests of the listeners
+/// bound to it and the established/disconnected events of the links on it arrive here.
+pub struct Events {
+    channel: Arc<EventChannel>,
 }
 
-// SAFETY: the CM id and channel are owned by this value and used by one thread at a time.
-unsafe impl Send for Listener {}
+/// Where another thread can move a [`Request`] so that its events arrive on an [`Events`]
+/// channel it does not own.
+#[derive(Clone)]
+pub struct EventsAddress {
+    channel: Arc<EventChannel>,
+}
 
-/// What the connection manager told a listener.
-pub enum ListenerEvent {
-    /// A new link, accepted and ready for receives; it becomes established a moment later.
-    Accepted(Link),
-    /// A peer's link was established (data may flow).
+/// What the connection manager reported.
+pub enum Event {
+    /// A client asks to connect: accept it ([`Request::accept`]) or drop it (which rejects).
+    Request(Request),
+    /// A link on this channel was established (data may flow).
     Established(LinkId),
-    /// A peer went away: drop the link with this id.
+    /// A link on this channel went away (or failed to connect): drop the link with this id.
     Disconnected(LinkId),
-    /// A connection request that could not be served (out of resources); already rejected.
-    Refused(VerbsError),
 }
 
-/// Identifies a link in listener events: the address of its CM id.
+/// Identifies a link in [`Event`]s: the address of its CM id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LinkId(usize);
 
-impl Listener {
-    pub fn bind(address: SocketAddrV4) -> Result<Listener, VerbsError> {
+impl Events {
+    pub fn new() -> Result<Events, VerbsError> {
         let channel = EventChannel::new()?;
+        set_nonblocking(channel.fd())?;
+        Ok(Events {
+            channel: Arc::new(channel),
+        })
+    }
+
+    /// Readable when [`Events::next_event`] has something.
+    pub fn fd(&self) -> RawFd {
+        self.channel.fd()
+    }
+
+    pub fn address(&self) -> EventsAddress {
+        EventsAddress {
+            channel: Arc::clone(&self.channel),
+        }
+    }
+
+    /// The next connection-manager event, without blocking.
+    pub fn next_event(&mut self) -> Result<Option<Event>, VerbsError> {
+        let Some(event) = self.channel.next()? else {
+            return Ok(None);
+        };
+        // SAFETY: `event` is live until acked below.
+        let (kind, id) = unsafe { ((*event).event, (*event).id) };
+        let answer = match kind {
+            rdma_cm_event_type::RDMA_CM_EVENT_CONNECT_REQUEST => Event::Request(Request {
+                id,
+                // SAFETY: a connect request not yet acked (it is acked below).
+                greeting: unsafe { greeting_of(event) },
+                channel: Arc::clone(&self.channel),
+            }),
+            rdma_cm_event_type::RDMA_CM_EVENT_ESTABLISHED => {
+                Event::Established(LinkId(id as usize))
+            }
+            _ => Event::Disconnected(LinkId(id as usize)),
+        };
+        // SAFETY: acked exactly once, after its fields were read (the greeting was copied).
+        unsafe { rdma_ack_cm_event(event) };
+        Ok(Some(answer))
+    }
+}
+
+/// A connect request not yet answered. Dropping it rejects the client.
+pub struct Request {
+    id: *mut rdma_cm_id,
+    greeting: Vec<u8>,
+    /// The channel the id reports on, held so it outlives the id.
+    channel: Arc<EventChannel>,
+}
+
+// SAFETY: the CM id is owned by this value alone; librdmacm lets ids move between threads.
+unsafe impl Send for Request {}
+
+impl Request {
+    /// What the client said when it connected (the connect request's private data; the
+    /// connection manager may pad it with zeros).
+    pub fn greeting(&self) -> &[u8] {
+        &self.greeting
+    }
+
+    pub fn id(&self) -> LinkId {
+        LinkId(self.id as usize)
+    }
+
+    /// Moves this request's events (and those of the link it becomes) to `target`'s channel.
+    /// The request's connect event must have been acked, which [`Events::next_event`] did.
+    pub fn migrate(&mut self, target: &EventsAddress) -> Result<(), VerbsError> {
+        // SAFETY: the id is live and owned here; its only event so far (the connect request) is
+        // acked, so rdma_migrate_id does not wait; the target channel is live (held by `target`).
+        check("rdma_migrate_id", unsafe {
+            rdma_migrate_id(self.id, target.channel.0)
+        })?;
+        self.channel = Arc::clone(&target.channel);
+        Ok(())
+    }
+
+    /// Makes the link (queue pair, registered buffers, receives posted) and accepts the client.
+    /// On error the client is rejected.
+    pub fn accept(mut self, config: LinkConfig) -> Result<Link, VerbsError> {
+        let id = std::mem::replace(&mut self.id, ptr::null_mut());
+        let mut link = Link::empty(id, config, Arc::clone(&self.channel), false);
+        link.greeting = std::mem::take(&mut self.greeting);
+        let made = link.make_queue_pair().and_then(|()| {
+            let mut parameters = connection_parameters();
+            // SAFETY: the id came with a connect request and its QP exists.
+            check("rdma_accept", unsafe { rdma_accept(id, &mut parameters) })
+        });
+        if let Err(error) = made {
+            // SAFETY: the request's id, not accepted; the link's Drop then frees it.
+            unsafe { rdma_reject(id, ptr::null(), 0) };
+            return Err(error);
+        }
+        Ok(link)
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        if self.id.is_null() {
+            return;
+        }
+        // SAFETY: a connect request's id, never accepted, its event acked: rejecting then
+        // destroying it is the connection manager's protocol for a request we will not serve.
+        unsafe {
+            rdma_reject(self.id, ptr::null(), 0);
+            rdma_destroy_id(self.id);
+        }
+    }
+}
+
+/// Listens for RC connections on an IPv4 address (the one bound to the RDMA device's netdev).
+/// Its connect requests arrive on the [`Events`] channel it was bound with.
+pub struct Listener {
+    id: *mut rdma_cm_id,
+    /// Held so the channel outlives the id.
+    _channel: Arc<EventChannel>,
+}
+
+// SAFETY: the CM id is owned by this value and used by one thread at a time.
+unsafe impl Send for Listener {}
+
+impl Listener {
+    pub fn bind(address: SocketAddrV4, events: &Events) -> Result<Listener, VerbsError> {
         let mut id = ptr::null_mut();
-        // SAFETY: channel is live; `id` is a valid out-pointer.
+        // SAFETY: the channel is live; `id` is a valid out-pointer.
         check("rdma_create_id", unsafe {
             rdma_create_id(
-                channel.0,
+                events.channel.0,
                 &mut id,
                 ptr::null_mut(),
                 rdma_port_space::RDMA_PS_TCP,
             )
         })?;
-        let listener = Listener { id, channel };
+        let listener = Listener {
+            id,
+            _channel: Arc::clone(&events.channel),
+        };
         let mut socket = socket_address(address);
         // SAFETY: id is live; the sockaddr outlives the call.
         check("rdma_bind_addr", unsafe {
@@ -277,56 +442,13 @@ impl Listener {
         check("rdma_listen", unsafe {
             rdma_listen(listener.id, LISTEN_BACKLOG)
         })?;
-        set_nonblocking(listener.channel.fd())?;
         Ok(listener)
-    }
-
-    /// Readable when [`Listener::next_event`] has something.
-    pub fn fd(&self) -> RawFd {
-        self.channel.fd()
-    }
-
-    /// Handles the next connection-manager event without blocking.
-    pub fn next_event(&mut self, config: LinkConfig) -> Result<Option<ListenerEvent>, VerbsError> {
-        let Some(event) = self.channel.next()? else {
-            return Ok(None);
-        };
-        // SAFETY: `event` is live until acked below.
-        let (kind, id) = unsafe { ((*event).event, (*event).id) };
-        let answer = match kind {
-            rdma_cm_event_type::RDMA_CM_EVENT_CONNECT_REQUEST => {
-                // SAFETY: a connect request not yet acked (it is acked below).
-                let greeting = unsafe { greeting_of(event) };
-                match Link::accept(id, config, greeting) {
-                    Ok(link) => ListenerEvent::Accepted(link),
-                    Err(error) => {
-                        // SAFETY: `id` is the request's id; rejecting then destroying it is the CM's
-                        // protocol for a request we will not serve.
-                        unsafe {
-                            rdma_reject(id, ptr::null(), 0);
-                        }
-                        ListenerEvent::Refused(error)
-                    }
-                }
-            }
-            rdma_cm_event_type::RDMA_CM_EVENT_ESTABLISHED => {
-                ListenerEvent::Established(LinkId(id as usize))
-            }
-            _ => ListenerEvent::Disconnected(LinkId(id as usize)),
-        };
-        // SAFETY: acked exactly once, after its fields were read.
-        unsafe { rdma_ack_cm_event(event) };
-        if let ListenerEvent::Refused(_) = answer {
-            // SAFETY: the event referring to it is acked; nothing else holds the id.
-            unsafe { rdma_destroy_id(id) };
-        }
-        Ok(Some(answer))
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        // SAFETY: the id is live and all its events were acked in next_event.
+        // SAFETY: the id is live; its events are acked in Events::next_event as they are read.
         unsafe { rdma_destroy_id(self.id) };
     }
 }
@@ -342,8 +464,10 @@ pub struct Link {
     config: LinkConfig,
     /// Send slots not in flight, as buffer indices.
     free_send_slots: Vec<u32>,
-    /// Set on a client link: the channel its own CM events arrive on.
-    client_channel: Option<EventChannel>,
+    /// The channel this link's CM events arrive on, held so it outlives the id.
+    channel: Arc<EventChannel>,
+    /// Whether `channel` is this link's alone (the client side), so `peer_disconnected` reads it.
+    owns_channel: bool,
     queue_pair_made: bool,
     /// What the client said when it connected (the connect request's private data; the
     /// connection manager may pad it with zeros).
@@ -370,7 +494,7 @@ impl Link {
         }
         let deadline = Instant::now() + timeout;
         let timeout_ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
-        let channel = EventChannel::new()?;
+        let channel = Arc::new(EventChannel::new()?);
         set_nonblocking(channel.fd())?;
         let mut id = ptr::null_mut();
         // SAFETY: channel is live; `id` is a valid out-pointer.
@@ -382,9 +506,7 @@ impl Link {
                 rdma_port_space::RDMA_PS_TCP,
             )
         })?;
-        let mut link = Link::empty(id, config);
-        link.client_channel = Some(channel);
-        let channel = link.client_channel.as_ref().expect("set above");
+        let mut link = Link::empty(id, config, Arc::clone(&channel), true);
         let mut socket = socket_address(server);
         // SAFETY: id is live; the sockaddr outlives the call.
         check("rdma_resolve_addr", unsafe {
@@ -418,7 +540,6 @@ impl Link {
         // SAFETY: the route is resolved and the QP exists; the greeting outlives the call.
         check("rdma_connect", unsafe { rdma_connect(id, &mut parameters) })?;
         link.greeting = greeting.to_vec();
-        let channel = link.client_channel.as_ref().expect("set above");
         channel.expect(
             rdma_cm_event_type::RDMA_CM_EVENT_ESTABLISHED,
             "ESTABLISHED",
@@ -428,27 +549,12 @@ impl Link {
         Ok(link)
     }
 
-    fn accept(
+    fn empty(
         id: *mut rdma_cm_id,
         config: LinkConfig,
-        greeting: Vec<u8>,
-    ) -> Result<Link, VerbsError> {
-        let mut link = Link::empty(id, config);
-        link.greeting = greeting;
-        // A link that fails to set up must not destroy the id: the listener rejects it first.
-        let made = link.make_queue_pair().and_then(|()| {
-            let mut parameters = connection_parameters();
-            // SAFETY: the id came with a connect request and its QP exists.
-            check("rdma_accept", unsafe { rdma_accept(id, &mut parameters) })
-        });
-        if let Err(error) = made {
-            link.id = ptr::null_mut();
-            return Err(error);
-        }
-        Ok(link)
-    }
-
-    fn empty(id: *mut rdma_cm_id, config: LinkConfig) -> Link {
+        channel: Arc<EventChannel>,
+        owns_channel: bool,
+    ) -> Link {
         assert!(config.receive_buffers > 0 && config.send_slots > 0 && config.buffer_bytes > 0);
         let total =
             (config.receive_buffers + config.send_slots) as usize * config.buffer_bytes as usize;
@@ -463,7 +569,8 @@ impl Link {
             free_send_slots: (config.receive_buffers..config.receive_buffers + config.send_slots)
                 .rev()
                 .collect(),
-            client_channel: None,
+            channel,
+            owns_channel,
             queue_pair_made: false,
             greeting: Vec::new(),
         }
@@ -659,43 +766,65 @@ impl Link {
     /// Returns the number of messages received. An error means the link is broken: drop it.
     pub fn poll(&mut self, mut on_message: impl FnMut(&[u8])) -> Result<usize, VerbsError> {
         self.take_wakeup();
-        let mut received = 0;
-        // Poll, arm, poll again: a completion landing between the last poll and the arm would
-        // otherwise wait for the next wake-up.
-        for pass in 0..2 {
-            loop {
-                // SAFETY: ibv_wc is plain data; zero is valid.
-                let mut completions: [ibv_wc; POLL_BATCH] = unsafe { std::mem::zeroed() };
-                // SAFETY: the CQ is live and the array holds POLL_BATCH entries.
-                let count = unsafe {
-                    ibv_poll_cq(
-                        self.completion_queue,
-                        POLL_BATCH as i32,
-                        completions.as_mut_ptr(),
-                    )
-                };
-                if count < 0 {
-                    return Err(last_error("ibv_poll_cq"));
-                }
-                for completion in &completions[..count as usize] {
-                    received += self.complete(completion, &mut on_message)?;
-                }
-                if (count as usize) < POLL_BATCH {
-                    break;
-                }
-            }
-            if pass == 0 {
-                self.arm()?;
-            }
-        }
-        Ok(received)
+        // Drain, arm, drain again: a completion landing between the last drain and the arm
+        // would otherwise wait for the next wake-up.
+        let before = self.drain(&mut on_message)?;
+        self.arm()?;
+        let after = self.drain(&mut on_message)?;
+        Ok(before.messages + after.messages)
     }
 
+    /// Takes every waiting completion like [`Link::poll`] but leaves the completion fd unarmed:
+    /// for busy polling, where the caller polls again soon and needs no wake-up. No system
+    /// call unless `woken` (the completion fd was readable: its event is consumed first). End a
+    /// busy spell with [`Link::poll`], or the fd never wakes the caller again.
+    pub fn poll_unarmed(
+        &mut self,
+        woken: bool,
+        mut on_message: impl FnMut(&[u8]),
+    ) -> Result<Completions, VerbsError> {
+        if woken {
+            self.take_wakeup();
+        }
+        self.drain(&mut on_message)
+    }
+
+    /// Takes completions until the queue is empty.
+    fn drain(&mut self, on_message: &mut impl FnMut(&[u8])) -> Result<Completions, VerbsError> {
+        let mut taken = Completions::default();
+        loop {
+            // SAFETY: ibv_wc is plain data; zero is valid.
+            let mut completions: [ibv_wc; POLL_BATCH] = unsafe { std::mem::zeroed() };
+            // SAFETY: the CQ is live and the array holds POLL_BATCH entries.
+            let count = unsafe {
+                ibv_poll_cq(
+                    self.completion_queue,
+                    POLL_BATCH as i32,
+                    completions.as_mut_ptr(),
+                )
+            };
+            if count < 0 {
+                return Err(last_error("ibv_poll_cq"));
+            }
+            for completion in &completions[..count as usize] {
+                if self.complete(completion, on_message)? {
+                    taken.messages += 1;
+                } else {
+                    taken.sends += 1;
+                }
+            }
+            if (count as usize) < POLL_BATCH {
+                return Ok(taken);
+            }
+        }
+    }
+
+    /// Handles one completion; true when it was a received message, false for a finished send.
     fn complete(
         &mut self,
         completion: &ibv_wc,
         on_message: &mut impl FnMut(&[u8]),
-    ) -> Result<usize, VerbsError> {
+    ) -> Result<bool, VerbsError> {
         if completion.status != ibv_wc_status::IBV_WC_SUCCESS {
             // SAFETY: returns a static string for any status.
             let status = unsafe { CStr::from_ptr(ibv_wc_status_str(completion.status)) };
@@ -707,13 +836,13 @@ impl Link {
         let index = completion.wr_id as u32;
         if completion.opcode & ibv_wc_opcode::IBV_WC_RECV == 0 {
             self.free_send_slots.push(index);
-            return Ok(0);
+            return Ok(false);
         }
         let start = index as usize * self.config.buffer_bytes as usize;
         let length = (completion.byte_len as usize).min(self.config.buffer_bytes as usize);
         on_message(&self.buffers[start..start + length]);
         self.post_receive(index)?;
-        Ok(1)
+        Ok(true)
     }
 
     /// Consumes a pending completion-channel event, if any (the fd is non-blocking).
@@ -753,10 +882,10 @@ impl Link {
 
     /// For the client side: whether the server has gone away (a pending DISCONNECTED event).
     pub fn peer_disconnected(&self) -> Result<bool, VerbsError> {
-        let Some(channel) = &self.client_channel else {
+        if !self.owns_channel {
             return Ok(false);
-        };
-        let Some(event) = channel.next()? else {
+        }
+        let Some(event) = self.channel.next()? else {
             return Ok(false);
         };
         // SAFETY: read then acked once.

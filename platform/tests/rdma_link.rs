@@ -1,7 +1,7 @@
 //! RC links over a real RDMA device. Hosts without one (developer machines, CI) cannot run these:
 //! `scripts/rxe/test.sh` runs them inside a soft-RoCE VM, with `--ignored`.
 use platform::rdma::probe;
-use platform::verbs::{Link, LinkConfig, Listener, ListenerEvent, VerbsError};
+use platform::verbs::{Event, Events, Link, LinkConfig, Listener, VerbsError};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -22,9 +22,16 @@ fn device_address() -> Ipv4Addr {
     port.roce_v2_ipv4().expect("a RoCEv2 IPv4 GID")
 }
 
+/// Listens on `address` with a fresh event channel.
+fn listen(address: SocketAddrV4) -> (Events, Listener) {
+    let events = Events::new().unwrap();
+    let listener = Listener::bind(address, &events).unwrap();
+    (events, listener)
+}
+
 /// Serves one link at a time, echoing every message, until `links_to_serve` links have ended;
 /// returns how each ended.
-fn echo_server(mut listener: Listener, links_to_serve: usize) -> Vec<String> {
+fn echo_server((mut events, _listener): (Events, Listener), links_to_serve: usize) -> Vec<String> {
     let mut endings = Vec::new();
     let mut link: Option<Link> = None;
     let started = Instant::now();
@@ -33,19 +40,18 @@ fn echo_server(mut listener: Listener, links_to_serve: usize) -> Vec<String> {
             started.elapsed() < DEADLINE,
             "server gave up after {endings:?}"
         );
-        match listener.next_event(CONFIG).unwrap() {
-            Some(ListenerEvent::Accepted(accepted)) => {
+        match events.next_event().unwrap() {
+            Some(Event::Request(request)) => {
                 assert!(
-                    accepted.greeting().starts_with(b"echo"),
+                    request.greeting().starts_with(b"echo"),
                     "greeting {:?}",
-                    accepted.greeting()
+                    request.greeting()
                 );
+                let accepted = request.accept(CONFIG).unwrap();
                 assert!(accepted.peer().is_some(), "the peer's address is known");
                 link = Some(accepted);
             }
-            Some(ListenerEvent::Disconnected(id))
-                if link.as_ref().is_some_and(|link| link.id() == id) =>
-            {
+            Some(Event::Disconnected(id)) if link.as_ref().is_some_and(|link| link.id() == id) => {
                 link = None;
                 endings.push("disconnected".to_owned());
             }
@@ -90,8 +96,8 @@ fn round_trip(link: &mut Link, message: &[u8]) -> Vec<u8> {
 #[ignore = "needs an RDMA device: scripts/rxe/test.sh runs it in a soft-RoCE VM"]
 fn messages_echo_in_order_and_bad_peers_are_cut_off() {
     let address = SocketAddrV4::new(device_address(), 18515);
-    let listener = Listener::bind(address).unwrap();
-    let server = thread::spawn(move || echo_server(listener, 3));
+    let listening = listen(address);
+    let server = thread::spawn(move || echo_server(listening, 3));
 
     // 1. Every size from empty to a full buffer comes back byte for byte.
     let mut link = Link::connect(address, CONFIG, b"echo", DEADLINE).unwrap();
@@ -163,6 +169,73 @@ fn messages_echo_in_order_and_bad_peers_are_cut_off() {
     assert_eq!(endings[2], "disconnected");
 }
 
+/// A request moved to another thread's channel before it is accepted: that thread serves the
+/// link and hears its disconnect; the listening thread's channel hears nothing more of it.
+#[test]
+#[ignore = "needs an RDMA device: scripts/rxe/test.sh runs it in a soft-RoCE VM"]
+fn a_migrated_link_reports_to_its_new_channel() {
+    let address = SocketAddrV4::new(device_address(), 18516);
+    let (mut listening, listener) = listen(address);
+    let mut owning = Events::new().unwrap();
+    let owner_address = owning.address();
+    let (handover, inbox) = std::sync::mpsc::channel();
+    let (owner_done, owner_finished) = std::sync::mpsc::channel();
+    let accepting = thread::spawn(move || {
+        let _listener = listener;
+        let started = Instant::now();
+        let mut migrated = None;
+        // Keep reading the listening channel until the owner has seen the link end: nothing of
+        // the link may come here.
+        while owner_finished.try_recv().is_err() {
+            assert!(started.elapsed() < DEADLINE, "the owner never finished");
+            match listening.next_event().unwrap() {
+                Some(Event::Request(mut request)) => {
+                    assert!(migrated.is_none(), "a second request");
+                    request.migrate(&owner_address).unwrap();
+                    migrated = Some(request.id());
+                    handover.send(request).unwrap();
+                }
+                Some(Event::Established(id) | Event::Disconnected(id)) => {
+                    panic!("the listening channel heard of link {id:?}")
+                }
+                None => thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    });
+    let owner = thread::spawn(move || {
+        let request = inbox.recv_timeout(DEADLINE).expect("no handover");
+        let id = request.id();
+        let mut link = request.accept(CONFIG).unwrap();
+        let started = Instant::now();
+        let mut established = false;
+        loop {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "the owner never heard the disconnect"
+            );
+            match owning.next_event().unwrap() {
+                Some(Event::Established(event_id)) if event_id == id => established = true,
+                Some(Event::Disconnected(event_id)) if event_id == id => {
+                    owner_done.send(()).unwrap();
+                    return established;
+                }
+                Some(_) => panic!("unexpected event on the owner's channel"),
+                None => {}
+            }
+            echo_waiting(&mut link).unwrap();
+            thread::sleep(Duration::from_micros(200));
+        }
+    });
+    let mut link = Link::connect(address, CONFIG, b"echo", DEADLINE).unwrap();
+    assert_eq!(round_trip(&mut link, b"migrated"), b"migrated");
+    drop(link);
+    assert!(
+        owner.join().unwrap(),
+        "ESTABLISHED reached the owner's channel"
+    );
+    accepting.join().unwrap();
+}
+
 /// Where no device exists (the usual developer machine and CI host), making a link is an error
 /// that says which call failed: never a panic or a hang.
 #[test]
@@ -171,7 +244,8 @@ fn without_a_device_links_fail_with_an_error() {
         return; // this host has RDMA: the VM test above covers it
     }
     let address = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 18515);
-    let error = Listener::bind(address)
+    let error = Events::new()
+        .and_then(|events| Listener::bind(address, &events))
         .err()
         .expect("no device, yet the listener bound");
     assert!(matches!(error, VerbsError::Call { .. }), "{error}");
@@ -192,7 +266,7 @@ fn messages_cross_between_two_hosts() {
     let role = std::env::var("RXE_ROLE").expect("RXE_ROLE=server|client");
     let own = SocketAddrV4::new(device_address(), 18515);
     if role == "server" {
-        let endings = echo_server(Listener::bind(own).unwrap(), 1);
+        let endings = echo_server(listen(own), 1);
         assert_eq!(endings, ["disconnected"]);
         return;
     }

@@ -20,8 +20,8 @@ const EVENTS_PER_WAIT_MAX: usize = 1024;
 const TOKEN_DOORBELL: u64 = u64::MAX;
 /// Tokens of listening sockets: `TOKEN_LISTENER_BASE + listener index`; below are connections.
 const TOKEN_LISTENER_BASE: u64 = u64::MAX - 16;
-/// Token of the RDMA connection manager's event channel.
-const TOKEN_RDMA_LISTENER: u64 = u64::MAX - 32;
+/// Token of the shard's RDMA connection-manager event channel.
+const TOKEN_RDMA_EVENTS: u64 = u64::MAX - 32;
 /// Tokens of RDMA links' completion channels: `TOKEN_RDMA_LINK_BASE + connection index`
 /// (connection tokens are below 2^32).
 const TOKEN_RDMA_LINK_BASE: u64 = 1 << 40;
@@ -105,12 +105,12 @@ pub fn run(
         libc::EPOLLIN as u32,
         TOKEN_DOORBELL,
     )?;
-    if let Some(fd) = rdma.as_ref().and_then(RdmaPort::listener_fd) {
+    if let Some(fd) = rdma.as_ref().map(RdmaPort::events_fd) {
         epoll.control(
             libc::EPOLL_CTL_ADD,
             fd,
             libc::EPOLLIN as u32,
-            TOKEN_RDMA_LISTENER,
+            TOKEN_RDMA_EVENTS,
         )?;
     }
     let mut rdma_changes: Vec<FdChange> = Vec::new();
@@ -126,7 +126,9 @@ pub fn run(
         } else {
             STORE_TICK_MS as i32
         };
-        if shard.mailbox.prepare_to_sleep() {
+        // A busy-polled RDMA link needs the loop back at once: no sleep.
+        let rdma_busy = rdma.as_ref().is_some_and(RdmaPort::busy_polling);
+        if !rdma_busy && shard.mailbox.prepare_to_sleep() {
             epoll.wait(&mut events, timeout)?;
         } else {
             epoll.wait(&mut events, 0)?;
@@ -137,9 +139,9 @@ pub fn run(
             let flags = event.events;
             if token == TOKEN_DOORBELL {
                 shard.mailbox.doorbell().drain();
-            } else if let (Some(port), TOKEN_RDMA_LISTENER) = (rdma.as_mut(), token) {
-                port.listener_ready(shard, &mut rdma_changes);
-            } else if let (Some(port), TOKEN_RDMA_LINK_BASE..TOKEN_RDMA_LISTENER) =
+            } else if let (Some(port), TOKEN_RDMA_EVENTS) = (rdma.as_mut(), token) {
+                port.events_ready(shard, &mut rdma_changes);
+            } else if let (Some(port), TOKEN_RDMA_LINK_BASE..TOKEN_RDMA_EVENTS) =
                 (rdma.as_mut(), token)
             {
                 port.link_ready(
@@ -161,6 +163,9 @@ pub fn run(
                     dirty.push(index);
                 }
             }
+        }
+        if let Some(port) = rdma.as_mut() {
+            port.tick(shard, &mut rdma_changes);
         }
         shard.deliver_mail();
         shard.end_tick(&mut wake);

@@ -5,26 +5,53 @@
 //! link buffer, so parsing, routing across shards and execution are the ones TCP uses. The client
 //! names its protocol in the connect request's private data ([`greeting`]): `resp` or `memcache`.
 //!
-//! Both event loops drive an [`RdmaPort`] the same way: they watch [`RdmaPort::listener_fd`] and
-//! each link's completion fd, call [`RdmaPort::listener_ready`] and [`RdmaPort::link_ready`] when
-//! one is readable, and hand every connection with new output to [`RdmaPort::write_out`]. Each call
-//! reports the completion fds that appeared or went away in a `Vec<FdChange>`, so the loop can
-//! watch or forget them.
+//! Links are spread over the shards. RDMA CM listens once per port, so shard 0 holds the
+//! listener; each connect request goes to the shard with the fewest RDMA links open (ties taken
+//! in turn, [`choose_shard`]), like the kernel spreads TCP connections over SO_REUSEPORT sockets.
+//! Shard 0 moves the request's connection-manager events to that shard's own event channel
+//! (`rdma_migrate_id`) and hands it over through a bounded queue, ringing the shard's doorbell;
+//! the shard builds the queue pair, its completion queue and its registered buffers on its own
+//! thread (so its memory is first touched on its own core and NUMA node) and accepts. From then
+//! on the link is that shard's alone: its completions, its disconnect, its replies.
 //!
-//! Limits: links per shard are bounded by the server's client limit (the same `--max-clients`
-//! as TCP); each link holds [`LINK_CONFIG`]'s buffers (`receive_buffers` + `send_slots`
-//! messages of `buffer_bytes`), registered once when it is accepted. A client that stops
-//! re-posting receives makes our SENDs fail after the NIC's retries and is disconnected
-//! (`platform::verbs::RNR_RETRY_COUNT`); one that sends garbage gets the protocol's error and is
-//! closed, as on TCP.
+//! ```text
+//!  shard 0: Events --connect request--> choose_shard --migrate + queue + doorbell--> shard k
+//!  shard k: tick(): accept, completion fd watched by its loop; Events(k): disconnects
+//! ```
+//!
+//! Both event loops drive an [`RdmaPort`] the same way: they watch [`RdmaPort::events_fd`] and
+//! each link's completion fd, call [`RdmaPort::events_ready`] and [`RdmaPort::link_ready`] when
+//! one is readable, call [`RdmaPort::tick`] once per loop iteration, and hand every connection
+//! with new output to [`RdmaPort::write_out`]. Each call reports the completion fds that appeared
+//! or went away in a `Vec<FdChange>`, so the loop can watch or forget them. While
+//! [`RdmaPort::busy_polling`] says so, the loop must not sleep.
+//!
+//! Busy polling: after a wake-up that found completions, a link's completion queue is polled
+//! again every loop iteration, without arming its completion fd, until it has been idle for the
+//! busy-poll window (`--rdma-busy-poll-us`); only then is the fd armed and the shard may sleep.
+//! A busy link thus costs no interrupt, no fd read and no wake-up per message; an idle one costs
+//! nothing. A window of 0 (the default, [`BUSY_POLL_DEFAULT`]) arms after every poll.
+//!
+//! Limits: links are bounded by the server's client limit (the same `--max-clients` as TCP);
+//! each link holds [`LINK_CONFIG`]'s buffers (`receive_buffers` + `send_slots` messages of
+//! `buffer_bytes`), registered once when it is accepted; at most [`HANDOVER_REQUESTS_MAX`]
+//! requests wait for one shard (more are rejected). A client that stops re-posting receives makes
+//! our SENDs fail after the NIC's retries and is disconnected (`platform::verbs::RNR_RETRY_COUNT`);
+//! one that sends garbage gets the protocol's error and is closed, as on TCP.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use platform::verbs::{Link, LinkConfig, LinkId, Listener, ListenerEvent, VerbsError};
+use crossbeam::channel::{Receiver, Sender, TrySendError};
+use platform::verbs::{
+    Event, Events, EventsAddress, Link, LinkConfig, LinkId, Listener, Request, VerbsError,
+};
 
+use super::ACCEPTS_PER_TICK_MAX;
 use crate::shard::conn::Protocol;
 use crate::shard::{Refusal, Shard};
 
@@ -35,6 +62,16 @@ pub const LINK_CONFIG: LinkConfig = LinkConfig {
     send_slots: 32,
     buffer_bytes: 16 * 1024,
 };
+
+/// How long a link that found completions keeps being polled without a wake-up once it goes
+/// quiet, by default: off. Measured in the soft-RoCE VMs (README, `## RDMA (RoCEv2)`), a 50 µs
+/// window lost more often than it won, since there the "NIC" is the kernel on the same CPUs the
+/// spinning shard takes from it; on a hardware NIC with spare cores it may pay: measure.
+pub const BUSY_POLL_DEFAULT: Duration = Duration::ZERO;
+
+/// Connect requests waiting in one shard's handover queue; beyond this they are rejected (the
+/// shard is not keeping up, and the listener's own backlog is of the same order).
+pub const HANDOVER_REQUESTS_MAX: usize = 128;
 
 /// How often a stopping shard looks at its links' send completions.
 const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_micros(100);
@@ -61,6 +98,19 @@ pub fn protocol_of(greeting: &[u8]) -> Option<Protocol> {
     }
 }
 
+/// The shard that takes the next link: the one with the fewest RDMA links open, ties going to
+/// the first at or after `cursor` (the listener moves it past each choice, so equally loaded
+/// shards take turns). Only RDMA links count: they are what costs a shard registered memory and
+/// a queue pair, and TCP connections are spread by the kernel.
+pub fn choose_shard(links_open: &[AtomicUsize], cursor: usize) -> usize {
+    let shard_count = links_open.len();
+    assert!(shard_count > 0, "a server has at least one shard");
+    (0..shard_count)
+        .map(|offset| (cursor + offset) % shard_count)
+        .min_by_key(|&shard| links_open[shard].load(Ordering::Relaxed))
+        .expect("at least one shard")
+}
+
 /// A completion fd the loop must start or stop watching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FdChange {
@@ -68,25 +118,95 @@ pub enum FdChange {
     Forget { index: u32, fd: RawFd },
 }
 
-/// A shard's RDMA listener and the links it accepted, indexed like the shard's connections.
+/// What all shards' ports share: where to hand a request to each shard, and how many RDMA links
+/// each holds (counted from the handover on, so requests in flight weigh too).
+struct Handover {
+    queues: Vec<Sender<Request>>,
+    events: Vec<EventsAddress>,
+    links_open: Vec<AtomicUsize>,
+}
+
+/// How to poll a link's completion queue.
+#[derive(Clone, Copy, Debug)]
+enum Polling {
+    /// Leave its completion fd unarmed (the caller polls again soon); `woken`: the fd was
+    /// readable, so its event is consumed first.
+    Busy { woken: bool },
+    /// Arm its completion fd, so the next completion wakes the loop.
+    Arm,
+}
+
+/// A link being busy-polled, and when it last had a completion.
+#[derive(Clone, Copy, Debug)]
+struct HotLink {
+    index: u32,
+    active: Instant,
+}
+
+/// A shard's share of the RDMA transport: its connection-manager channel, the links it owns
+/// (indexed like the shard's connections) and, on shard 0, the listener.
 pub struct RdmaPort {
+    shard: usize,
     listener: Option<Listener>,
+    events: Events,
+    queue: Receiver<Request>,
+    handover: Arc<Handover>,
+    /// Where the next tie between equally loaded shards starts (the listening shard's).
+    cursor: usize,
     links: Vec<Option<Box<Link>>>,
     indices: HashMap<LinkId, u32>,
+    busy_poll: Duration,
+    hot: Vec<HotLink>,
+    /// `hot`'s twin, swapped in while `hot` is walked, so a tick allocates nothing.
+    hot_spare: Vec<HotLink>,
 }
 
 impl RdmaPort {
-    /// Listens on `address`, the IPv4 address of the RDMA device's network interface.
-    pub fn bind(address: SocketAddrV4) -> Result<RdmaPort, VerbsError> {
-        Ok(RdmaPort {
-            listener: Some(Listener::bind(address)?),
-            links: Vec::new(),
-            indices: HashMap::new(),
-        })
+    /// Listens on `address` (the IPv4 address of the RDMA device's network interface) and makes
+    /// one port per shard; the first holds the listener. `busy_poll` is the busy-poll window
+    /// (zero: off).
+    pub fn bind(
+        address: SocketAddrV4,
+        shard_count: usize,
+        busy_poll: Duration,
+    ) -> Result<Vec<RdmaPort>, VerbsError> {
+        assert!(shard_count > 0, "a server has at least one shard");
+        let events = (0..shard_count)
+            .map(|_| Events::new())
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut listener = Some(Listener::bind(address, &events[0])?);
+        let (queues, receivers): (Vec<_>, Vec<_>) = (0..shard_count)
+            .map(|_| crossbeam::channel::bounded(HANDOVER_REQUESTS_MAX))
+            .unzip();
+        let handover = Arc::new(Handover {
+            queues,
+            events: events.iter().map(Events::address).collect(),
+            links_open: (0..shard_count).map(|_| AtomicUsize::new(0)).collect(),
+        });
+        Ok(events
+            .into_iter()
+            .zip(receivers)
+            .enumerate()
+            .map(|(shard, (events, queue))| RdmaPort {
+                shard,
+                listener: listener.take(),
+                events,
+                queue,
+                handover: Arc::clone(&handover),
+                cursor: 0,
+                links: Vec::new(),
+                indices: HashMap::new(),
+                busy_poll,
+                hot: Vec::new(),
+                hot_spare: Vec::new(),
+            })
+            .collect())
     }
 
-    pub fn listener_fd(&self) -> Option<RawFd> {
-        self.listener.as_ref().map(Listener::fd)
+    /// This shard's connection-manager channel: readable when [`RdmaPort::events_ready`] has
+    /// work (connect requests on shard 0, disconnects of this shard's links everywhere).
+    pub fn events_fd(&self) -> RawFd {
+        self.events.fd()
     }
 
     /// Closes the listener (the server is stopping); open links are served until they drain.
@@ -96,21 +216,22 @@ impl RdmaPort {
 
     /// The completion fd of link `index`, while it is open.
     pub fn completion_fd(&self, index: u32) -> Option<RawFd> {
-        self.link(index).map(Link::completion_fd)
+        self.links
+            .get(index as usize)
+            .and_then(Option::as_deref)
+            .map(Link::completion_fd)
     }
 
-    fn link(&self, index: u32) -> Option<&Link> {
-        self.links.get(index as usize).and_then(Option::as_deref)
+    /// Whether a link is being busy-polled: the loop must come back without sleeping.
+    pub fn busy_polling(&self) -> bool {
+        !self.hot.is_empty()
     }
 
-    /// Handles every waiting connection-manager event: new links become shard connections,
-    /// disconnected ones are closed.
-    pub fn listener_ready(&mut self, shard: &mut Shard, changes: &mut Vec<FdChange>) {
-        loop {
-            let Some(listener) = self.listener.as_mut() else {
-                return;
-            };
-            let event = match listener.next_event(LINK_CONFIG) {
+    /// Handles waiting connection-manager events (a bounded batch; the fd stays readable for
+    /// the rest): connect requests go to a shard, disconnected links are closed.
+    pub fn events_ready(&mut self, shard: &mut Shard, changes: &mut Vec<FdChange>) {
+        for _ in 0..ACCEPTS_PER_TICK_MAX {
+            let event = match self.events.next_event() {
                 Ok(Some(event)) => event,
                 Ok(None) => return,
                 Err(error) => {
@@ -119,24 +240,61 @@ impl RdmaPort {
                 }
             };
             match event {
-                ListenerEvent::Accepted(link) => self.adopt(shard, link, changes),
-                ListenerEvent::Established(_) => {}
-                ListenerEvent::Disconnected(id) => {
+                Event::Request(request) => self.route(shard, request, changes),
+                Event::Established(_) => {}
+                Event::Disconnected(id) => {
                     if let Some(&index) = self.indices.get(&id) {
                         self.close(shard, index, changes);
                     }
-                }
-                ListenerEvent::Refused(error) => {
-                    tracing::warn!(%error, "RDMA connection refused")
                 }
             }
         }
     }
 
-    fn adopt(&mut self, shard: &mut Shard, link: Link, changes: &mut Vec<FdChange>) {
-        let Some(protocol) = protocol_of(link.greeting()) else {
-            tracing::warn!(greeting = ?link.greeting(), "RDMA client named no known protocol; disconnected");
+    /// Sends a connect request to the shard that takes it (dropping a request rejects it).
+    fn route(&mut self, shard: &mut Shard, mut request: Request, changes: &mut Vec<FdChange>) {
+        if self.listener.is_none() {
             return;
+        }
+        let handover = Arc::clone(&self.handover);
+        let target = choose_shard(&handover.links_open, self.cursor);
+        self.cursor = (target + 1) % handover.links_open.len();
+        handover.links_open[target].fetch_add(1, Ordering::Relaxed);
+        if target == self.shard {
+            self.adopt(shard, request, changes);
+            return;
+        }
+        let refused = match request.migrate(&handover.events[target]) {
+            Err(error) => Some(error.to_string()),
+            Ok(()) => match handover.queues[target].try_send(request) {
+                Ok(()) => None,
+                Err(TrySendError::Full(_)) => Some(format!("shard {target} is not keeping up")),
+                Err(TrySendError::Disconnected(_)) => Some(format!("shard {target} has exited")),
+            },
+        };
+        match refused {
+            None => shard.core.shared.addresses[target].doorbell().ring(),
+            Some(why) => {
+                handover.links_open[target].fetch_sub(1, Ordering::Relaxed);
+                tracing::warn!(target, "RDMA connection refused: {why}");
+            }
+        }
+    }
+
+    /// Makes a link of a request handed to this shard and registers it as a connection.
+    fn adopt(&mut self, shard: &mut Shard, request: Request, changes: &mut Vec<FdChange>) {
+        let Some(protocol) = protocol_of(request.greeting()) else {
+            tracing::warn!(greeting = ?request.greeting(), "RDMA client named no known protocol; rejected");
+            self.link_gone();
+            return;
+        };
+        let mut link = match request.accept(LINK_CONFIG) {
+            Ok(link) => link,
+            Err(error) => {
+                tracing::warn!(%error, "RDMA connection refused");
+                self.link_gone();
+                return;
+            }
         };
         let peer = link
             .peer()
@@ -144,9 +302,9 @@ impl RdmaPort {
         let index = match shard.accept(protocol, peer) {
             Ok(index) => index,
             Err(Refusal::TooManyClients(message)) => {
-                let mut link = link;
                 // Best effort, as on TCP: the error, then the link drops (disconnects).
                 let _ = link.send(message);
+                self.link_gone();
                 return;
             }
         };
@@ -160,21 +318,88 @@ impl RdmaPort {
             fd: link.completion_fd(),
         });
         self.links[position] = Some(Box::new(link));
-        tracing::debug!(index, %peer, ?protocol, "RDMA client connected");
+        tracing::info!(shard = self.shard, index, %peer, ?protocol, "RDMA client connected");
     }
 
-    /// Takes link `index`'s completions: received messages go to the shard as input, finished
-    /// sends free slots for the output still waiting.
-    pub fn link_ready(&mut self, shard: &mut Shard, index: u32, changes: &mut Vec<FdChange>) {
-        let Some(link) = self.links.get_mut(index as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        if let Err(error) = link.poll(|message| shard.receive(index, message)) {
-            tracing::debug!(index, %error, "RDMA link failed");
-            self.close(shard, index, changes);
+    /// Once per loop iteration: adopts the requests handed to this shard, and busy-polls the
+    /// links that had completions lately (arming each once it has been idle for the window).
+    pub fn tick(&mut self, shard: &mut Shard, changes: &mut Vec<FdChange>) {
+        while let Ok(request) = self.queue.try_recv() {
+            self.adopt(shard, request, changes);
+        }
+        if self.hot.is_empty() {
             return;
         }
-        self.write_out(shard, index, changes);
+        let now = Instant::now();
+        let mut hot = std::mem::replace(&mut self.hot, std::mem::take(&mut self.hot_spare));
+        for entry in hot.drain(..) {
+            if now.duration_since(entry.active) >= self.busy_poll {
+                self.take_completions(shard, entry.index, Polling::Arm, changes);
+                continue;
+            }
+            let busy = Polling::Busy { woken: false };
+            match self.take_completions(shard, entry.index, busy, changes) {
+                Some(true) => self.hot.push(HotLink {
+                    index: entry.index,
+                    active: now,
+                }),
+                Some(false) => self.hot.push(entry),
+                None => {}
+            }
+        }
+        self.hot_spare = hot;
+    }
+
+    /// Link `index`'s completion fd is readable: takes its completions (received messages go to
+    /// the shard as input, finished sends free slots for the output still waiting). With busy
+    /// polling on, a link that had some stays unarmed and is polled again by [`RdmaPort::tick`].
+    pub fn link_ready(&mut self, shard: &mut Shard, index: u32, changes: &mut Vec<FdChange>) {
+        if self.busy_poll.is_zero() {
+            self.take_completions(shard, index, Polling::Arm, changes);
+            return;
+        }
+        match self.take_completions(shard, index, Polling::Busy { woken: true }, changes) {
+            Some(true) => {
+                let active = Instant::now();
+                match self.hot.iter_mut().find(|entry| entry.index == index) {
+                    Some(entry) => entry.active = active,
+                    None => self.hot.push(HotLink { index, active }),
+                }
+            }
+            Some(false) => {
+                self.take_completions(shard, index, Polling::Arm, changes);
+            }
+            None => {}
+        }
+    }
+
+    /// Polls link `index` as `polling` says, then sends what its connection has waiting.
+    /// Returns whether completions came, or None when the link is (now) closed.
+    fn take_completions(
+        &mut self,
+        shard: &mut Shard,
+        index: u32,
+        polling: Polling,
+        changes: &mut Vec<FdChange>,
+    ) -> Option<bool> {
+        let link = self.links.get_mut(index as usize)?.as_mut()?;
+        let deliver = |message: &[u8]| shard.receive(index, message);
+        let polled = match polling {
+            Polling::Busy { woken } => link.poll_unarmed(woken, deliver).map(|taken| taken.any()),
+            Polling::Arm => link.poll(deliver).map(|messages| messages > 0),
+        };
+        match polled {
+            Ok(active) => {
+                self.write_out(shard, index, changes);
+                self.links.get(index as usize)?.as_ref()?;
+                Some(active)
+            }
+            Err(error) => {
+                tracing::debug!(index, %error, "RDMA link failed");
+                self.close(shard, index, changes);
+                None
+            }
+        }
     }
 
     /// Sends what connection `index` has in its output, as far as free send slots allow.
@@ -227,11 +452,18 @@ impl RdmaPort {
         }
     }
 
+    /// A link of this shard is gone (or never came): one fewer for [`choose_shard`].
+    fn link_gone(&self) {
+        self.handover.links_open[self.shard].fetch_sub(1, Ordering::Relaxed);
+    }
+
     fn close(&mut self, shard: &mut Shard, index: u32, changes: &mut Vec<FdChange>) {
         let Some(link) = self.links.get_mut(index as usize).and_then(Option::take) else {
             return;
         };
         self.indices.remove(&link.id());
+        self.hot.retain(|entry| entry.index != index);
+        self.link_gone();
         changes.push(FdChange::Forget {
             index,
             fd: link.completion_fd(),
@@ -253,5 +485,31 @@ mod tests {
         assert_eq!(protocol_of(b"memcache\0\0\0\0"), Some(Protocol::Memcache));
         assert_eq!(protocol_of(b""), Some(Protocol::Resp));
         assert_eq!(protocol_of(b"gopher"), None);
+    }
+
+    fn counts(links: &[usize]) -> Vec<AtomicUsize> {
+        links.iter().map(|&count| AtomicUsize::new(count)).collect()
+    }
+
+    #[test]
+    fn links_go_to_the_least_loaded_shard_and_equal_shards_take_turns() {
+        assert_eq!(choose_shard(&counts(&[3, 1, 2]), 0), 1);
+        assert_eq!(choose_shard(&counts(&[0, 0, 0]), 2), 2);
+        assert_eq!(choose_shard(&counts(&[1, 0, 0]), 0), 1);
+        assert_eq!(choose_shard(&counts(&[5]), 0), 0);
+        // As the listener uses it: each choice counted at once, the cursor moved past it.
+        let links_open = counts(&[0, 0, 0, 0]);
+        let mut cursor = 0;
+        let mut chosen = Vec::new();
+        for _ in 0..8 {
+            let shard = choose_shard(&links_open, cursor);
+            links_open[shard].fetch_add(1, Ordering::Relaxed);
+            cursor = (shard + 1) % links_open.len();
+            chosen.push(shard);
+        }
+        assert_eq!(chosen, [0, 1, 2, 3, 0, 1, 2, 3]);
+        // A shard whose links closed is filled first.
+        links_open[2].fetch_sub(2, Ordering::Relaxed);
+        assert_eq!(choose_shard(&links_open, cursor), 2);
     }
 }

@@ -47,8 +47,8 @@ const KIND_SEND: u64 = 3 << 56;
 const KIND_DOORBELL: u64 = 4 << 56;
 /// A MSG_RING from another shard: mail is waiting (the completion itself carries nothing).
 const KIND_MAIL: u64 = 5 << 56;
-/// The RDMA connection manager's event channel is readable (a one-shot POLL_ADD).
-const KIND_RDMA_LISTENER: u64 = 6 << 56;
+/// The shard's RDMA connection-manager event channel is readable (a one-shot POLL_ADD).
+const KIND_RDMA_EVENTS: u64 = 6 << 56;
 /// An RDMA link's completion channel is readable (a one-shot POLL_ADD, re-armed after each).
 const KIND_RDMA_LINK: u64 = 7 << 56;
 const KIND_MASK: u64 = 0xff << 56;
@@ -319,8 +319,8 @@ impl Loop<'_> {
             self.arm_accept(index)?;
         }
         self.arm_doorbell()?;
-        if let Some(fd) = self.rdma.as_ref().and_then(RdmaPort::listener_fd) {
-            self.arm_rdma_poll(fd, KIND_RDMA_LISTENER)?;
+        if let Some(fd) = self.rdma.as_ref().map(RdmaPort::events_fd) {
+            self.arm_rdma_poll(fd, KIND_RDMA_EVENTS)?;
         }
         let shard_id = self.shard.core.id;
         self.shard.core.shared.ring_fds[shard_id].store(self.ring.as_raw_fd(), Ordering::Release);
@@ -328,7 +328,9 @@ impl Loop<'_> {
         let mut stopping = Stopping::default();
         let mut completions: Vec<(u64, i32, u32)> = Vec::with_capacity(RING_ENTRIES as usize * 4);
         loop {
-            let may_sleep = self.shard.mailbox.prepare_to_sleep();
+            // A busy-polled RDMA link needs the loop back at once: no sleep.
+            let rdma_busy = self.rdma.as_ref().is_some_and(RdmaPort::busy_polling);
+            let may_sleep = !rdma_busy && self.shard.mailbox.prepare_to_sleep();
             let sleep_ms = match (may_sleep, stopping.started()) {
                 (false, _) => 0,
                 (true, true) => SHUTDOWN_POLL_MS as u64,
@@ -369,6 +371,9 @@ impl Loop<'_> {
             for index in std::mem::take(&mut self.rearm) {
                 self.arm_recv(index)?;
             }
+            if let Some(port) = self.rdma.as_mut() {
+                port.tick(self.shard, &mut self.rdma_changes);
+            }
             self.shard.deliver_mail();
             self.shard.end_tick(&mut self.wake);
             for target in std::mem::take(&mut self.wake) {
@@ -390,7 +395,7 @@ impl Loop<'_> {
                 StopStep::Continue => {}
                 StopStep::CloseListeners => {
                     if let Some(port) = self.rdma.as_mut() {
-                        // Its pending POLL_ADD completes with an error when the channel closes.
+                        // The event channel stays open: links still draining report on it.
                         port.stop_listening();
                     }
                     for listener in self.listeners.iter_mut() {
@@ -457,12 +462,11 @@ impl Loop<'_> {
             KIND_SEND => self.sent(index, result)?,
             // The target ring of a MSG_RING that failed (it exited): nothing to deliver.
             KIND_MAIL => {}
-            KIND_RDMA_LISTENER => {
+            KIND_RDMA_EVENTS => {
                 if let Some(port) = self.rdma.as_mut() {
-                    port.listener_ready(self.shard, &mut self.rdma_changes);
-                    if let Some(fd) = port.listener_fd() {
-                        self.arm_rdma_poll(fd, KIND_RDMA_LISTENER)?;
-                    }
+                    port.events_ready(self.shard, &mut self.rdma_changes);
+                    let fd = port.events_fd();
+                    self.arm_rdma_poll(fd, KIND_RDMA_EVENTS)?;
                 }
             }
             // A cancelled poll (its link closed) is not re-armed: a new link at the same index has

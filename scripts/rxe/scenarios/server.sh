@@ -2,6 +2,8 @@
 # ferrite over RoCEv2 on the VM's rxe device, TCP served at the same time.
 # Roles: single (server and clients in one VM), server / client (two VMs; the client sets key
 # "done" when it has finished, which lets the server VM stop ferrite and check a clean exit).
+# A second ferrite (ports 6380 and 7001) runs with RDMA busy polling on (the default is off): it
+# gets a verify run of its own and the figures that compare the two.
 role=$1 ip_self=$2 ip_peer=$3
 server=$ip_self
 [ "$role" = client ] && server=$ip_peer
@@ -13,23 +15,29 @@ expect() { # WANT COMMAND...: the command's output must be exactly WANT
 }
 rdma() { timeout 30 ferrite-cli --transport rdma --host "$server" --port 7000 "$@"; }
 tcp() { timeout 30 ferrite-cli --port 6379 "$@"; }
+stop() { # PID: SIGTERM, then a clean exit
+    kill -TERM "$1"; wait "$1" || fail "ferrite exit status $?"
+}
 
 if [ "$role" != client ]; then
     ferrite --bind 127.0.0.1 --port 6379 --memcache-port 11211 --rdma-port 7000 --threads "$(nproc)" \
         --memory 512MiB >/tmp/ferrite.log 2>&1 &
     ferrite_pid=$!
+    ferrite --bind 127.0.0.1 --port 6380 --memcache-port 11212 --rdma-port 7001 --threads "$(nproc)" \
+        --memory 64MiB --rdma-busy-poll-us 50 >/tmp/ferrite-busy.log 2>&1 &
+    busy_pid=$!
     tries=0
-    until tcp PING >/dev/null 2>&1; do
-        tries=$((tries + 1)); [ $tries -lt 100 ] || { cat /tmp/ferrite.log; fail "ferrite did not start"; }; sleep 0.1
+    until tcp PING >/dev/null 2>&1 && timeout 30 ferrite-cli --port 6380 PING >/dev/null 2>&1; do
+        tries=$((tries + 1)); [ $tries -lt 100 ] || { cat /tmp/ferrite*.log; fail "ferrite did not start"; }; sleep 0.1
     done
-    grep "RDMA transport" /tmp/ferrite.log
+    grep "RDMA transport" /tmp/ferrite.log /tmp/ferrite-busy.log
 fi
 if [ "$role" = server ]; then
     tries=0
     until [ "$(tcp GET done)" = '"yes"' ]; do
         tries=$((tries + 1)); [ $tries -lt 600 ] || fail "the client never finished"; sleep 0.2
     done
-    kill -TERM $ferrite_pid; wait $ferrite_pid || fail "ferrite exit status $?"
+    stop $ferrite_pid; stop $busy_pid
     exit 0
 fi
 tries=0
@@ -68,6 +76,14 @@ fi
 timeout 120 loadgen --proto memcache-meta --port 7000 --host "$server" --transport rdma --mode verify \
     --requests 5000 --conns 2 --pipeline 16 --key-start 3000000 >/tmp/meta-verify.csv || fail "RDMA meta verify"
 if [ -n "$tcp_verify" ]; then wait "$tcp_verify" || fail "TCP verify while RDMA ran"; fi
+# RDMA links are spread over the shards like TCP connections (2 shards in the one-VM run)
+if [ "$role" = single ]; then
+    for shard in 0 1; do
+        grep -q "RDMA client connected shard=$shard " /tmp/ferrite.log ||
+            fail "no RDMA link on shard $shard: $(grep 'RDMA client connected' /tmp/ferrite.log | tail -5)"
+    done
+    echo "RDMA links per shard: $(grep -o 'RDMA client connected shard=[0-9]*' /tmp/ferrite.log | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
+fi
 # bad peers: a malformed request gets Redis' protocol error and its link is closed; a message
 # larger than the server's receive buffers cuts that client off; the server goes on serving
 expect "$(printf '%s\n%s' '-ERR Protocol error: invalid bulk length' '(closed by the server)')" \
@@ -85,21 +101,32 @@ sleep 1
 kill -9 $!
 expect PONG rdma PING
 [ "$role" = single ] && expect PONG tcp PING
-# the same load over both transports, for the README (soft-RoCE is emulation: compare, don't quote)
-timeout 60 loadgen --host "$server" --port 7000 --transport rdma --mode load --requests 5000 --conns 2 \
-    --pipeline 32 >/dev/null || fail "preload"
-for transport in tcp rdma; do
+# the same load over both transports, for the README (soft-RoCE is emulation: compare, don't quote);
+# "rdma" is the default (busy polling off), "rdma-busy" the second server, busy-polling 50 µs
+# (verified in the one-VM run only, to keep the two-VM run short)
+if [ "$role" = single ]; then
+    timeout 60 loadgen --host "$server" --port 7001 --transport rdma --mode verify --requests 5000 --conns 4 \
+        --pipeline 32 --key-start 4000000 >/tmp/busy-verify.csv || fail "RDMA verify with busy polling"
+fi
+for port in 7000 7001; do
+    timeout 60 loadgen --host "$server" --port $port --transport rdma --mode load --requests 5000 --conns 2 \
+        --pipeline 32 >/dev/null || fail "preload on $port"
+done
+for transport in tcp rdma rdma-busy; do
     for p in 1 16; do
-        host=$server; [ $transport = tcp ] && host=127.0.0.1
-        [ $transport = tcp ] && [ "$role" = client ] && continue
-        port=7000; [ $transport = tcp ] && port=6379
-        line=$(timeout 60 loadgen --host $host --port $port --transport $transport --mode get --pipeline $p \
-            --conns 4 --requests 5000 --keyspace 5000 --max-seconds 8) || fail "bench $transport P=$p"
+        host=$server kind=rdma port=7000
+        [ $transport = rdma-busy ] && port=7001
+        if [ $transport = tcp ]; then
+            [ "$role" = client ] && continue
+            host=127.0.0.1 kind=tcp port=6379
+        fi
+        line=$(timeout 60 loadgen --host $host --port $port --transport $kind --mode get --pipeline $p \
+            --conns 4 --requests 5000 --keyspace 5000 --max-seconds 5) || fail "bench $transport P=$p"
         echo "FERRITE-BENCH,$role,$transport,$line"
     done
 done
 if [ "$role" = client ]; then
     expect OK rdma SET done yes
 else
-    kill -TERM $ferrite_pid; wait $ferrite_pid || fail "ferrite exit status $?"
+    stop $ferrite_pid; stop $busy_pid
 fi
