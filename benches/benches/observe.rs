@@ -39,7 +39,7 @@ fn per_command(c: &mut Criterion) {
                     key: Cow::Borrowed(&keys[next]),
                 };
                 observer.op_done(black_box(&op), &Outcome::Missing);
-                observer.command_done(get, &conn, Vec::new);
+                observer.command_done(get, &conn, false, Vec::new);
                 // One receive per loop tick: the worst case, two clock reads per command.
                 observer.end_tick();
             })

@@ -8,9 +8,9 @@
 //! exporter's thread) and add them up ([`report`]).
 //!
 //! Latency is measured from the moment a read batch reached the shard to the moment a
-//! command's reply was queued (or, for a key owned by another shard, its request was posted):
-//! one clock read per command, plus one for the first batch of a loop tick (the batches after it
-//! start when the previous command ended). With `--observability off` no clock is
+//! command's reply was queued, or, for a reply that waits for other shards, to the moment its
+//! last outcome arrived: one clock read per command, plus one for the first batch of a loop
+//! tick (the batches after it start when the previous command ended). With `--observability off` no clock is
 //! read, no histogram, slow log, hot-key sketch or anomaly window is kept; the counters stay.
 
 pub mod anomaly;
@@ -380,25 +380,26 @@ impl Observer {
         self.tick_clock = None;
     }
 
-    /// A command was run (its reply queued or its requests posted): counts it, times it, and
-    /// logs it as slow when it is; `arguments` are asked for only then.
+    /// A command was run: counts it and logs it as slow when it is (`arguments` are asked for
+    /// only then). Its latency is recorded now when its reply is queued; when the reply
+    /// `waits` for other shards, the batch's start is returned, for [`Observer::reply_ready`]
+    /// to record the latency when the last outcome arrives. The slow log, like Redis', times
+    /// the command's own work: up to here.
     pub fn command_done<'a>(
         &mut self,
         id: CommandId,
         conn: &Conn,
+        waits: bool,
         arguments: impl FnOnce() -> Vec<&'a [u8]>,
-    ) {
-        let calls = &mut self.calls[id.index()];
-        calls.calls += 1;
-        let Some(started) = self.batch_started else {
-            return;
-        };
+    ) -> Option<Instant> {
+        self.calls[id.index()].calls += 1;
+        let started = self.batch_started?;
         let now = Instant::now();
         self.tick_clock = Some(now);
         let duration_ns = (now.duration_since(started).as_nanos() as u64).max(1);
-        calls.time_ns += duration_ns;
-        self.latency[self.families[id.index()] as usize].saturating_record(duration_ns);
-        self.window_latency.saturating_record(duration_ns);
+        if !waits {
+            self.record_latency(id, duration_ns);
+        }
         if self.slowlog.is_slow(duration_ns) {
             let unix_seconds = crate::shard::now_ms() / 1000;
             self.slowlog.push(
@@ -409,6 +410,21 @@ impl Observer {
                 conn.resp.name.clone().unwrap_or_default(),
             );
         }
+        waits.then_some(started)
+    }
+
+    /// The last outcome of a command that waited for other shards arrived: its reply is ready.
+    pub fn reply_ready(&mut self, id: CommandId, started: Instant) {
+        let now = Instant::now();
+        self.tick_clock = Some(now);
+        let duration_ns = (now.duration_since(started).as_nanos() as u64).max(1);
+        self.record_latency(id, duration_ns);
+    }
+
+    fn record_latency(&mut self, id: CommandId, duration_ns: u64) {
+        self.calls[id.index()].time_ns += duration_ns;
+        self.latency[self.families[id.index()] as usize].saturating_record(duration_ns);
+        self.window_latency.saturating_record(duration_ns);
     }
 
     /// An op ran on this shard's store: count writes and deletes, sample its key.

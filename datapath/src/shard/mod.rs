@@ -186,6 +186,23 @@ impl Core {
         figures
     }
 
+    /// A command parsed from `conn`'s input ran; `seq` is the reply slot it would have taken
+    /// had it queued one (see [`Observer::command_done`]).
+    pub fn observe_command<'a>(
+        &mut self,
+        id: CommandId,
+        conn: &mut Conn,
+        seq: u64,
+        arguments: impl FnOnce() -> Vec<&'a [u8]>,
+    ) {
+        let waits = conn.is_waiting(seq);
+        if let Some(started) = self.observe.command_done(id, conn, waits, arguments) {
+            if let Some(pending) = conn.pending_mut(seq) {
+                pending.timing = Some((id, started));
+            }
+        }
+    }
+
     fn reset_stats(&mut self, scope: ResetScope) {
         self.observe.reset(scope);
         if scope == ResetScope::All {
@@ -364,10 +381,10 @@ fn run_requests(
             Ok(resp::Parsed::Complete { consumed }) => {
                 if !request.is_empty() {
                     let bytes = &input[offset..offset + consumed];
+                    let seq = conn.next_seq();
                     let spec = crate::commands::dispatch(core, index, conn, request, bytes);
                     let id = spec.map_or_else(CommandId::unknown, CommandId::resp);
-                    core.observe
-                        .command_done(id, conn, || request.args(bytes).collect());
+                    core.observe_command(id, conn, seq, || request.args(bytes).collect());
                 }
                 offset += consumed;
             }
@@ -712,6 +729,13 @@ impl Shard {
                 if conn.fill(ticket.seq, ticket.part as usize, reply.outcome) {
                     self.core
                         .continue_if_complete(ticket.conn, conn, ticket.seq);
+                    if let Some(pending) = conn.pending_mut(ticket.seq) {
+                        if pending.remaining == 0 {
+                            if let Some((id, started)) = pending.timing.take() {
+                                self.core.observe.reply_ready(id, started);
+                            }
+                        }
+                    }
                     let was_paused = conn.paused();
                     conn.flush_ready();
                     if was_paused && !conn.paused() && !conn.input.is_empty() {

@@ -289,3 +289,19 @@ def test_recovery_and_expiry_figures(ferrite_server, tmp_path):
     assert metric(samples, "ferrite_expired_items_total") == 1
     assert metric(samples, "ferrite_keyspace_misses_total") == 1
     assert r.info("ferrite")["recovery_items_restored"] == 5
+
+
+def test_replies_from_other_shards_are_timed_once(ferrite_server):
+    # Two shards: about half of these keys live on the other shard, whose reply comes back by
+    # mail; each GET and MGET is one latency sample, recorded when its reply is ready.
+    server = start(ferrite_server)
+    r = client(server)
+    for n in range(50):
+        r.get(f"spread:{n}")
+    for n in range(10):
+        r.mget(*(f"spread:{n}:{part}" for part in range(8)))
+    samples = scrape(server)
+    assert metric(samples, "ferrite_command_latency_seconds_count", family="read") == 60
+    assert metric(samples, "ferrite_cross_shard_requests_total") > 0
+    info = r.info("commandstats")
+    assert info["cmdstat_get"]["calls"] == 50 and info["cmdstat_mget"]["calls"] == 10
