@@ -25,8 +25,8 @@
 //! item and its TTL. `flush_all <delay>` flushes every shard once the delay has passed.
 //!
 //! Not served: `E` (explicit new CAS) is refused with a `SERVER_ERROR`: an item's CAS is where it
-//! lives (`segment generation << 24 | offset`), not a stored field, so a client-chosen value
-//! could not be kept without eight more bytes per item. `l` is coarse: to the minute (memcached
+//! lives (`segment generation << 24 | offset`), not a stored field; keeping a client-chosen value
+//! would take an optional CAS field in the item, carried by every write path a meta command takes. `l` is coarse: to the minute (memcached
 //! refreshes its own access time at most once a minute), wrapping after 8192 minutes.
 
 mod finish;
