@@ -157,6 +157,7 @@ impl Core {
                     self.shared.clients_max.store(*clients, Ordering::Relaxed);
                 }
                 self.tunables.apply(change);
+                self.observe.configure(change);
                 return Outcome::Stored { cas: 0 };
             }
             Op::ResetStats(scope) => {
@@ -735,6 +736,7 @@ impl Shard {
             self.process(index);
         }
         self.core.post_outbox(wake);
+        self.core.observe.end_tick();
     }
 
     /// Stop: no more input is parsed on any connection; what is owed is still delivered.

@@ -146,6 +146,15 @@ def test_slowlog_threshold_keeps_fast_commands_out(ferrite_server):
     for _ in range(10):
         r.set("k", "v")
     assert r.execute_command("SLOWLOG", "LEN") == 0
+    # CONFIG SET reaches every shard; the CONFIG SET itself is the first command logged.
+    assert r.config_set("slowlog-log-slower-than", 0)
+    r.set("k", "v")
+    assert r.execute_command("SLOWLOG", "LEN") == 2
+    assert r.config_get("slowlog-*") == {"slowlog-log-slower-than": "0", "slowlog-max-len": "128"}
+    assert r.config_set("slowlog-max-len", 1)
+    assert r.execute_command("SLOWLOG", "LEN") == 1
+    with pytest.raises(redis.ResponseError, match="slowlog-max-len"):
+        r.config_set("slowlog-max-len", 10_001)
 
 
 def test_planted_hot_key_is_found_everywhere(ferrite_server):
@@ -242,3 +251,41 @@ def test_metrics_endpoint_answers_only_get_metrics(ferrite_server):
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/other", timeout=READ_TIMEOUT_S)
     assert error.value.code == 404
+
+
+def test_grafana_dashboard_uses_only_exported_metrics(ferrite_server):
+    import json
+    import re
+
+    from conftest import REPO
+
+    server = start(ferrite_server)
+    client(server).get("k")  # at least one sample of every labelled family
+    exported = {name for name, _ in scrape(server)}
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "ferrite.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"\bferrite_[a-z_]+", target["expr"])}
+    used |= set(re.findall(r"\bferrite_[a-z_]+", dashboard["templating"]["list"][0]["query"]))
+    assert used and used <= exported, used - exported
+
+
+def test_recovery_and_expiry_figures(ferrite_server, tmp_path):
+    data = str(tmp_path / "ferrite.data")
+    flags = ("--threads", "1", "--data-file", data, "--sync", "no")
+    first = start(ferrite_server, *flags)
+    r = client(first)
+    for n in range(5):
+        assert r.set(f"kept:{n}", "v")
+    assert first.stop() == 0
+    second = start(ferrite_server, *flags)
+    samples = scrape(second)
+    assert metric(samples, "ferrite_recovery_items_restored") == 5
+    assert metric(samples, "ferrite_recovery_items_corrupt") == 0
+    r = client(second)
+    assert r.set("short", "v", px=50)
+    time.sleep(0.2)
+    assert r.get("short") is None
+    samples = scrape(second)
+    assert metric(samples, "ferrite_expired_items_total") == 1
+    assert metric(samples, "ferrite_keyspace_misses_total") == 1
+    assert r.info("ferrite")["recovery_items_restored"] == 5
