@@ -311,3 +311,30 @@ def test_replies_from_other_shards_are_timed_once(observed):
     assert metric(samples, "ferrite_cross_shard_requests_total") > 0
     info = r.info("commandstats")
     assert info["cmdstat_get"]["calls"] == 50 and info["cmdstat_mget"]["calls"] == 10
+
+
+def test_a_hit_ratio_drop_is_counted_and_logged_once(ferrite_server):
+    # One shard, so every lookup falls in the same windows. Steady hits build the baseline
+    # (5 windows of 1 s, each with at least 100 lookups), then only misses.
+    server = start(ferrite_server, "epoll", "--threads", "1")
+    r = client(server)
+    r.set("present", "v")
+
+    def lookups(key, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            pipe = r.pipeline(transaction=False)
+            for _ in range(100):
+                pipe.get(key)
+            pipe.execute()
+            time.sleep(0.05)
+
+    lookups("present", 6.5)
+    assert metric(scrape(server), "ferrite_anomalies_total", signal="hit_ratio_drop") == 0
+    lookups("absent", 2.5)
+    samples = scrape(server)
+    # The windows of misses fire (one or two, by where the window edges fell); the log says so
+    # once, since a signal is logged at most once a minute.
+    assert metric(samples, "ferrite_anomalies_total", signal="hit_ratio_drop") in (1, 2, 3)
+    assert metric(samples, "ferrite_anomalies_total", signal="eviction_storm") == 0
+    assert server.log().count('signal="hit_ratio_drop"') == 1
