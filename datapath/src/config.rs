@@ -214,7 +214,7 @@ pub struct Flags {
     /// a negative value none (default 10000).
     #[arg(long, value_name = "MICROSECONDS", allow_negative_numbers = true)]
     pub slowlog_log_slower_than: Option<i64>,
-    /// SLOWLOG: entries kept per shard (default 128, at most 100000).
+    /// SLOWLOG: entries kept per shard (default 128, at most 10000).
     #[arg(long, value_name = "N")]
     pub slowlog_max_len: Option<usize>,
 }
@@ -555,8 +555,8 @@ mod tests {
             }
         );
         assert!(matches!(
-            resolve(&["--slowlog-max-len", "100001"]),
-            Err(ConfigError::SlowlogTooLong(100_001))
+            resolve(&["--slowlog-max-len", "10001"]),
+            Err(ConfigError::SlowlogTooLong(10_001))
         ));
     }
 

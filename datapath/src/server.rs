@@ -480,14 +480,6 @@ fn settings(config: &Config, shard_count: usize, backend: Backend) -> Vec<(Strin
             config.data_size_bytes.unwrap_or(0).to_string(),
         ),
         (
-            "slowlog-log-slower-than",
-            config.observe.slowlog_slower_than_us.to_string(),
-        ),
-        (
-            "slowlog-max-len",
-            config.observe.slowlog_len_max.to_string(),
-        ),
-        (
             "ferrite-observability",
             if config.observe.enabled { "on" } else { "off" }.to_owned(),
         ),

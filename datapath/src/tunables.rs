@@ -34,10 +34,21 @@ pub enum Change {
     StallTimeout(u64),
     /// Applied by the shard that runs CONFIG SET (the limit is process-wide).
     MaxClients(usize),
+    /// The slow log's threshold in microseconds (negative: off); the shard's `Observer` keeps it.
+    SlowlogSlowerThan(i64),
+    /// The slow log's entries per shard; the shard's `Observer` keeps it.
+    SlowlogMaxLen(usize),
 }
 
 /// The names CONFIG SET accepts (CONFIG GET shows them with the fixed settings).
-pub const CHANGEABLE: [&str; 4] = ["requirepass", "timeout", "stall-timeout", "maxclients"];
+pub const CHANGEABLE: [&str; 6] = [
+    "requirepass",
+    "timeout",
+    "stall-timeout",
+    "maxclients",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+];
 
 impl Change {
     /// Parses `CONFIG SET name value`; the error is Redis' reason text.
@@ -54,6 +65,18 @@ impl Change {
             )),
             b"timeout" => Ok(Change::IdleTimeout(number()?)),
             b"stall-timeout" => Ok(Change::StallTimeout(number()?)),
+            b"slowlog-log-slower-than" => std::str::from_utf8(value)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .map(Change::SlowlogSlowerThan)
+                .ok_or_else(|| "argument couldn't be parsed into an integer".to_owned()),
+            b"slowlog-max-len" => match number()? {
+                length if length as usize > crate::observe::slowlog::LEN_MAX_LIMIT => Err(format!(
+                    "argument must be between 0 and {} inclusive",
+                    crate::observe::slowlog::LEN_MAX_LIMIT
+                )),
+                length => Ok(Change::SlowlogMaxLen(length as usize)),
+            },
             b"maxclients" => match number()? {
                 0 => Err("argument must be between 1 and 4294967295 inclusive".to_owned()),
                 clients => Ok(Change::MaxClients(clients as usize)),
@@ -69,7 +92,8 @@ impl Tunables {
             Change::RequirePass(secret) => self.requirepass = secret.clone(),
             Change::IdleTimeout(secs) => self.idle_timeout_secs = *secs,
             Change::StallTimeout(secs) => self.stall_timeout_secs = *secs,
-            Change::MaxClients(_) => {}
+            // Kept elsewhere: the process-wide limit, the shard's slow log.
+            Change::MaxClients(_) | Change::SlowlogSlowerThan(_) | Change::SlowlogMaxLen(_) => {}
         }
     }
 
@@ -113,6 +137,15 @@ mod tests {
         assert_eq!(tunables.requirepass, None);
         assert!(Change::parse(b"timeout", b"-1").is_err());
         assert!(Change::parse(b"maxclients", b"0").is_err());
+        assert_eq!(
+            Change::parse(b"slowlog-log-slower-than", b"-1"),
+            Ok(Change::SlowlogSlowerThan(-1))
+        );
+        assert_eq!(
+            Change::parse(b"SLOWLOG-MAX-LEN", b"10000"),
+            Ok(Change::SlowlogMaxLen(10_000))
+        );
+        assert!(Change::parse(b"slowlog-max-len", b"10001").is_err());
         assert_eq!(
             Change::parse(b"port", b"1"),
             Err("can't set immutable config".to_owned())

@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{encode_command, Server};
+use common::{encode_command, free_port, Server};
+use std::io::{Read, Write};
 
 /// About 1 KiB each: 40,000 keys are 40 MiB of values, with 16 MiB of DRAM.
 const KEYS: usize = 40_000;
@@ -57,6 +58,20 @@ fn check_keys(server: &Server) {
     );
 }
 
+/// A memcached `stats` reply, up to its END.
+fn memcache_stats(port: &str, command: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    stream.write_all(command.as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !reply.ends_with(b"END\r\n") {
+        let read = stream.read(&mut buffer).unwrap();
+        assert!(read > 0, "the server closed the connection");
+        reply.extend_from_slice(&buffer[..read]);
+    }
+    String::from_utf8(reply).unwrap()
+}
+
 /// The value of `name` in an INFO reply.
 fn info_number(info: &str, name: &str) -> u64 {
     info.lines()
@@ -73,7 +88,10 @@ fn a_tiered_server_holds_more_than_its_dram_and_a_restart_keeps_every_key() {
     let _ = std::fs::remove_dir_all(&directory);
     std::fs::create_dir_all(&directory).unwrap();
     let data_file = directory.join("items");
+    let memcache_port = free_port().to_string();
     let flags = [
+        "--memcache-port",
+        &memcache_port,
         "--threads",
         "2",
         "--memory",
@@ -105,6 +123,21 @@ fn a_tiered_server_holds_more_than_its_dram_and_a_restart_keeps_every_key() {
         "{info}"
     );
     assert_eq!(info_number(&info, "tier_cold_evicted_keys"), 0, "{info}");
+    // memcached's stats say the same.
+    let stats = memcache_stats(&memcache_port, "stats\r\n");
+    assert!(
+        stats.contains(&format!("STAT curr_items {KEYS}\r\n")),
+        "{stats}"
+    );
+    assert!(
+        stats.contains(&format!("STAT tier_cold_keys {cold_keys}\r\n")),
+        "{stats}"
+    );
+    let settings = memcache_stats(&memcache_port, "stats settings\r\n");
+    assert!(
+        settings.contains(&format!("STAT tier_cold_maxbytes {}\r\n", (2 * 31) << 20)),
+        "{settings}"
+    );
     check_keys(&server);
     let log = server.stop();
     assert!(log.contains("stopped cleanly"), "{log}");

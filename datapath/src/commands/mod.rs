@@ -825,6 +825,7 @@ impl Run<'_> {
                 .iter()
                 .cloned()
                 .chain(changeable)
+                .chain(self.core.observe.settings_pairs())
                 .chain([clients_max])
                 .filter(|(name, _)| {
                     argv[2..].iter().any(|pattern| {

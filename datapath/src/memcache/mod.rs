@@ -110,14 +110,14 @@ pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) 
             core.commands += 1;
             conn.commands += 1;
             let id = CommandId::memcache(&command);
+            let seq = conn.next_seq();
             if conn.authenticated {
                 lower::run(core, conn_index, conn, command, now);
             } else {
                 authenticate(core, conn, command);
             }
             let request = &input[offset..offset + consumed];
-            core.observe
-                .command_done(id, conn, || request_words(request));
+            core.observe_command(id, conn, seq, || request_words(request));
             offset += consumed;
         }
         match end {

@@ -119,11 +119,11 @@ pub(super) fn run(core: &mut Core, conn_index: u32, conn: &mut Conn, args: Keys<
             .settings
             .iter()
             .filter(|(name, _)| {
-                name.starts_with("slowlog-")
-                    || name.starts_with("ferrite-observability")
-                    || name.starts_with("ferrite-metrics")
+                name.starts_with("ferrite-observability") || name.starts_with("ferrite-metrics")
             })
-            .map(|(name, value)| (name.replace('-', "_"), value.clone()))
+            .cloned()
+            .chain(core.observe.settings_pairs())
+            .map(|(name, value)| (name.replace('-', "_"), value))
             .collect(),
     };
     let shards = shared.shard_count;

@@ -254,9 +254,11 @@ impl Collector for Scrape {
                 "Lookups that did not.",
                 |f, _| f.misses,
             ),
-            ("ferrite_sets", "Writes that stored an item.", |_, s| {
-                s.counters.sets
-            }),
+            (
+                "ferrite_sets",
+                "SET-family writes that stored an item.",
+                |_, s| s.counters.sets,
+            ),
             (
                 "ferrite_deletes",
                 "Keys deleted by delete commands.",

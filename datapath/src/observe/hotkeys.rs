@@ -46,7 +46,8 @@ pub struct HotKey {
 /// One shard's sketch and top list.
 pub struct HotKeys {
     counters: Box<[u32]>,
-    top: Vec<(Box<[u8]>, u32)>,
+    /// The key's first hash (compared before the key's bytes), the key, its estimate.
+    top: Vec<(u64, Box<[u8]>, u32)>,
     sample_one_in: u64,
     /// Accesses still to skip before the next sample.
     skip: u64,
@@ -102,15 +103,20 @@ impl HotKeys {
 
     fn sample(&mut self, key: &[u8]) {
         let key = &key[..key.len().min(KEY_BYTES_TRACKED_MAX)];
-        let estimate = self.increment(key);
+        let (first, step) = hashes(key);
+        let estimate = self.increment(first, step);
         self.samples += 1;
-        if let Some(entry) = self.top.iter_mut().find(|(held, _)| **held == *key) {
-            entry.1 = estimate;
+        if let Some(entry) = self
+            .top
+            .iter_mut()
+            .find(|(hash, held, _)| *hash == first && **held == *key)
+        {
+            entry.2 = estimate;
         } else if self.top.len() < TOP_KEYS {
-            self.top.push((key.into(), estimate));
-        } else if let Some(smallest) = self.top.iter_mut().min_by_key(|(_, count)| *count) {
-            if estimate > smallest.1 {
-                *smallest = (key.into(), estimate);
+            self.top.push((first, key.into(), estimate));
+        } else if let Some(smallest) = self.top.iter_mut().min_by_key(|(_, _, count)| *count) {
+            if estimate > smallest.2 {
+                *smallest = (first, key.into(), estimate);
             }
         }
         if self.samples >= DECAY_SAMPLES {
@@ -118,9 +124,9 @@ impl HotKeys {
         }
     }
 
-    /// Adds one to the key's smallest counters (conservative update); returns the new estimate.
-    fn increment(&mut self, key: &[u8]) -> u32 {
-        let (first, step) = hashes(key);
+    /// Adds one to the smallest counters of the key hashed to `first` and `step` (conservative
+    /// update); returns the key's new estimate.
+    fn increment(&mut self, first: u64, step: u64) -> u32 {
         let slot = |row: usize| {
             row * SKETCH_WIDTH
                 + (first.wrapping_add((row as u64).wrapping_mul(step)) as usize
@@ -140,8 +146,8 @@ impl HotKeys {
 
     fn decay(&mut self) {
         self.counters.iter_mut().for_each(|counter| *counter /= 2);
-        self.top.iter_mut().for_each(|(_, count)| *count /= 2);
-        self.top.retain(|(_, count)| *count > 0);
+        self.top.iter_mut().for_each(|(_, _, count)| *count /= 2);
+        self.top.retain(|(_, _, count)| *count > 0);
         self.samples /= 2;
     }
 
@@ -150,7 +156,7 @@ impl HotKeys {
         let mut keys: Vec<HotKey> = self
             .top
             .iter()
-            .map(|(key, count)| HotKey {
+            .map(|(_, key, count)| HotKey {
                 key: key.to_vec(),
                 accesses: u64::from(*count) * self.sample_one_in,
             })

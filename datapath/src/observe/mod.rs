@@ -8,8 +8,9 @@
 //! exporter's thread) and add them up ([`report`]).
 //!
 //! Latency is measured from the moment a read batch reached the shard to the moment a
-//! command's reply was queued (or, for a key owned by another shard, its request was posted):
-//! one clock read per read batch and one per command. With `--observability off` no clock is
+//! command's reply was queued, or, for a reply that waits for other shards, to the moment its
+//! last outcome arrived: one clock read per command, plus one for the first batch of a loop
+//! tick (the batches after it start when the previous command ended). With `--observability off` no clock is
 //! read, no histogram, slow log, hot-key sketch or anomaly window is kept; the counters stay.
 
 pub mod anomaly;
@@ -109,6 +110,27 @@ const MEMCACHE_COMMANDS: [(&str, Family); 25] = [
     ("mc_mn", Family::Other),
 ];
 
+/// The position of `name` in [`MEMCACHE_COMMANDS`] (evaluated at compile time; a name missing
+/// from the list fails the build).
+const fn memcache_index(name: &str) -> usize {
+    let name = name.as_bytes();
+    let mut index = 0;
+    while index < MEMCACHE_COMMANDS.len() {
+        let known = MEMCACHE_COMMANDS[index].0.as_bytes();
+        if known.len() == name.len() {
+            let mut byte = 0;
+            while byte < name.len() && known[byte] == name[byte] {
+                byte += 1;
+            }
+            if byte == name.len() {
+                return index;
+            }
+        }
+        index += 1;
+    }
+    panic!("a memcached command missing from MEMCACHE_COMMANDS");
+}
+
 /// Which command ran: an index over the RESP table, then the memcached commands, then one
 /// slot for unknown RESP commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -135,45 +157,42 @@ impl CommandId {
     }
 
     pub fn memcache(command: &MemcacheCommand<'_>) -> CommandId {
-        let name = match command {
-            MemcacheCommand::Get { cas: false, .. } => "mc_get",
-            MemcacheCommand::Get { cas: true, .. } => "mc_gets",
-            MemcacheCommand::GetAndTouch { cas: false, .. } => "mc_gat",
-            MemcacheCommand::GetAndTouch { cas: true, .. } => "mc_gats",
+        // Names are looked up when compiling, not per command.
+        let index = match command {
+            MemcacheCommand::Get { cas: false, .. } => const { memcache_index("mc_get") },
+            MemcacheCommand::Get { cas: true, .. } => const { memcache_index("mc_gets") },
+            MemcacheCommand::GetAndTouch { cas: false, .. } => const { memcache_index("mc_gat") },
+            MemcacheCommand::GetAndTouch { cas: true, .. } => const { memcache_index("mc_gats") },
             MemcacheCommand::Store { mode, .. } => match mode {
-                StoreMode::Set => "mc_set",
-                StoreMode::Add => "mc_add",
-                StoreMode::Replace => "mc_replace",
-                StoreMode::Append => "mc_append",
-                StoreMode::Prepend => "mc_prepend",
-                StoreMode::Cas { .. } => "mc_cas",
+                StoreMode::Set => const { memcache_index("mc_set") },
+                StoreMode::Add => const { memcache_index("mc_add") },
+                StoreMode::Replace => const { memcache_index("mc_replace") },
+                StoreMode::Append => const { memcache_index("mc_append") },
+                StoreMode::Prepend => const { memcache_index("mc_prepend") },
+                StoreMode::Cas { .. } => const { memcache_index("mc_cas") },
             },
             MemcacheCommand::Arithmetic {
                 decrement: false, ..
-            } => "mc_incr",
+            } => const { memcache_index("mc_incr") },
             MemcacheCommand::Arithmetic {
                 decrement: true, ..
-            } => "mc_decr",
-            MemcacheCommand::Delete { .. } => "mc_delete",
-            MemcacheCommand::Touch { .. } => "mc_touch",
-            MemcacheCommand::FlushAll { .. } => "mc_flush_all",
-            MemcacheCommand::Version => "mc_version",
-            MemcacheCommand::Verbosity { .. } => "mc_verbosity",
-            MemcacheCommand::Quit => "mc_quit",
-            MemcacheCommand::Stats { .. } => "mc_stats",
+            } => const { memcache_index("mc_decr") },
+            MemcacheCommand::Delete { .. } => const { memcache_index("mc_delete") },
+            MemcacheCommand::Touch { .. } => const { memcache_index("mc_touch") },
+            MemcacheCommand::FlushAll { .. } => const { memcache_index("mc_flush_all") },
+            MemcacheCommand::Version => const { memcache_index("mc_version") },
+            MemcacheCommand::Verbosity { .. } => const { memcache_index("mc_verbosity") },
+            MemcacheCommand::Quit => const { memcache_index("mc_quit") },
+            MemcacheCommand::Stats { .. } => const { memcache_index("mc_stats") },
             MemcacheCommand::Meta { kind, .. } => match kind {
-                MetaKind::Get => "mc_mg",
-                MetaKind::Set => "mc_ms",
-                MetaKind::Delete => "mc_md",
-                MetaKind::Arithmetic => "mc_ma",
-                MetaKind::Debug => "mc_me",
+                MetaKind::Get => const { memcache_index("mc_mg") },
+                MetaKind::Set => const { memcache_index("mc_ms") },
+                MetaKind::Delete => const { memcache_index("mc_md") },
+                MetaKind::Arithmetic => const { memcache_index("mc_ma") },
+                MetaKind::Debug => const { memcache_index("mc_me") },
             },
-            MemcacheCommand::MetaNoop => "mc_mn",
+            MemcacheCommand::MetaNoop => const { memcache_index("mc_mn") },
         };
-        let index = MEMCACHE_COMMANDS
-            .iter()
-            .position(|(known, _)| *known == name)
-            .expect("every memcached command has a name in the list");
         CommandId((COMMANDS.len() + index) as u16)
     }
 
@@ -222,7 +241,8 @@ pub struct Counters {
     pub protocol_errors: u64,
     /// Messages posted to other shards (each carries every request and reply of one tick).
     pub mail_sent: u64,
-    /// Writes that stored an item.
+    /// SET-family writes (memcached's storage commands included) that stored an item; a SET
+    /// with GET, which answers the old value, is not counted.
     pub sets: u64,
     /// Keys deleted by a delete command.
     pub deletes: u64,
@@ -304,6 +324,8 @@ pub struct Observer {
     enabled: bool,
     pub counters: Counters,
     calls: Box<[CallStats]>,
+    /// Each command's family, by [`CommandId::index`] (looked up once, not per command).
+    families: Box<[Family]>,
     latency: Vec<Histogram<u64>>,
     /// Every command's latency in the current anomaly window.
     window_latency: Histogram<u64>,
@@ -313,6 +335,9 @@ pub struct Observer {
     detector: Detector,
     /// When the read batch being processed reached the shard (None when timing is off).
     batch_started: Option<Instant>,
+    /// The last clock reading of this loop tick: a batch that follows work in the same tick
+    /// starts when that work ended, without a clock read of its own.
+    tick_clock: Option<Instant>,
 }
 
 impl Observer {
@@ -322,6 +347,9 @@ impl Observer {
             enabled: settings.enabled,
             counters: Counters::default(),
             calls: vec![CallStats::default(); CommandId::count()].into_boxed_slice(),
+            families: (0..CommandId::count())
+                .map(|index| CommandId::from_index(index).family())
+                .collect(),
             latency: Family::ALL.iter().map(|_| latency_histogram()).collect(),
             window_latency: latency_histogram(),
             window: WindowStart::default(),
@@ -334,33 +362,44 @@ impl Observer {
             ),
             detector: Detector::default(),
             batch_started: None,
+            tick_clock: None,
         }
     }
 
-    /// A read batch reached the shard: the commands parsed from it are timed from now.
+    /// A read batch reached the shard: the commands parsed from it are timed from now (or
+    /// from the end of the previous command, when the shard went on from it in the same tick).
     pub fn begin_batch(&mut self) {
         if self.enabled {
-            self.batch_started = Some(Instant::now());
+            let now = *self.tick_clock.get_or_insert_with(Instant::now);
+            self.batch_started = Some(now);
         }
     }
 
-    /// A command was run (its reply queued or its requests posted): counts it, times it, and
-    /// logs it as slow when it is; `arguments` are asked for only then.
+    /// The loop tick ended: the next batch may have waited, so it reads the clock again.
+    pub fn end_tick(&mut self) {
+        self.tick_clock = None;
+    }
+
+    /// A command was run: counts it and logs it as slow when it is (`arguments` are asked for
+    /// only then). Its latency is recorded now when its reply is queued; when the reply
+    /// `waits` for other shards, the batch's start is returned, for [`Observer::reply_ready`]
+    /// to record the latency when the last outcome arrives. The slow log, like Redis', times
+    /// the command's own work: up to here.
     pub fn command_done<'a>(
         &mut self,
         id: CommandId,
         conn: &Conn,
+        waits: bool,
         arguments: impl FnOnce() -> Vec<&'a [u8]>,
-    ) {
-        let calls = &mut self.calls[id.index()];
-        calls.calls += 1;
-        let Some(started) = self.batch_started else {
-            return;
-        };
-        let duration_ns = (started.elapsed().as_nanos() as u64).max(1);
-        calls.time_ns += duration_ns;
-        self.latency[id.family() as usize].saturating_record(duration_ns);
-        self.window_latency.saturating_record(duration_ns);
+    ) -> Option<Instant> {
+        self.calls[id.index()].calls += 1;
+        let started = self.batch_started?;
+        let now = Instant::now();
+        self.tick_clock = Some(now);
+        let duration_ns = (now.duration_since(started).as_nanos() as u64).max(1);
+        if !waits {
+            self.record_latency(id, duration_ns);
+        }
         if self.slowlog.is_slow(duration_ns) {
             let unix_seconds = crate::shard::now_ms() / 1000;
             self.slowlog.push(
@@ -371,12 +410,27 @@ impl Observer {
                 conn.resp.name.clone().unwrap_or_default(),
             );
         }
+        waits.then_some(started)
+    }
+
+    /// The last outcome of a command that waited for other shards arrived: its reply is ready.
+    pub fn reply_ready(&mut self, id: CommandId, started: Instant) {
+        let now = Instant::now();
+        self.tick_clock = Some(now);
+        let duration_ns = (now.duration_since(started).as_nanos() as u64).max(1);
+        self.record_latency(id, duration_ns);
+    }
+
+    fn record_latency(&mut self, id: CommandId, duration_ns: u64) {
+        self.calls[id.index()].time_ns += duration_ns;
+        self.latency[self.families[id.index()] as usize].saturating_record(duration_ns);
+        self.window_latency.saturating_record(duration_ns);
     }
 
     /// An op ran on this shard's store: count writes and deletes, sample its key.
     pub fn op_done(&mut self, op: &Op<'_>, outcome: &Outcome<'_>) {
         match (op, outcome) {
-            (_, Outcome::Stored { .. }) => self.counters.sets += 1,
+            (Op::Set { .. }, Outcome::Stored { .. }) => self.counters.sets += 1,
             (Op::Delete { .. }, Outcome::Integer(deleted)) => {
                 self.counters.deletes += *deleted as u64
             }
@@ -437,6 +491,31 @@ impl Observer {
             misses,
             evictions,
         };
+    }
+
+    /// A CONFIG SET change: the slow log's settings are kept here.
+    pub fn configure(&mut self, change: &crate::tunables::Change) {
+        match change {
+            crate::tunables::Change::SlowlogSlowerThan(micros) => {
+                self.slowlog.set_slower_than_us(*micros)
+            }
+            crate::tunables::Change::SlowlogMaxLen(length) => self.slowlog.set_len_max(*length),
+            _ => {}
+        }
+    }
+
+    /// The CONFIG GET pairs of the settings kept here.
+    pub fn settings_pairs(&self) -> [(String, String); 2] {
+        [
+            (
+                "slowlog-log-slower-than".to_owned(),
+                self.slowlog.slower_than_us().to_string(),
+            ),
+            (
+                "slowlog-max-len".to_owned(),
+                self.slowlog.len_max().to_string(),
+            ),
+        ]
     }
 
     pub fn reset(&mut self, scope: ResetScope) {

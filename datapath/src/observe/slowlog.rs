@@ -9,9 +9,10 @@ use std::collections::VecDeque;
 
 /// Entries kept per shard when `--slowlog-max-len` is not given (Redis' default).
 pub const LEN_MAX_DEFAULT: usize = 128;
-/// Largest `--slowlog-max-len` accepted: bounds a shard's slow log memory (about 4 KiB an
-/// entry at most).
-pub const LEN_MAX_LIMIT: usize = 100_000;
+/// Largest `--slowlog-max-len` accepted: bounds a shard's slow log memory (an entry holds at
+/// most [`ARGUMENTS_MAX`] arguments of [`ARGUMENT_BYTES_MAX`] bytes, about 4 KiB: 40 MiB at
+/// most per shard).
+pub const LEN_MAX_LIMIT: usize = 10_000;
 /// Threshold in microseconds when `--slowlog-log-slower-than` is not given (Redis' default);
 /// 0 logs every command, a negative value none.
 pub const SLOWER_THAN_US_DEFAULT: i64 = 10_000;
@@ -111,6 +112,29 @@ impl SlowLog {
 
     pub fn reset(&mut self) {
         self.entries.clear();
+    }
+
+    pub fn slower_than_us(&self) -> i64 {
+        self.slower_than_us
+    }
+
+    pub fn len_max(&self) -> usize {
+        self.len_max
+    }
+
+    /// CONFIG SET slowlog-log-slower-than.
+    pub fn set_slower_than_us(&mut self, slower_than_us: i64) {
+        self.slower_than_us = slower_than_us;
+    }
+
+    /// CONFIG SET slowlog-max-len: the oldest entries beyond it go at once.
+    pub fn set_len_max(&mut self, len_max: usize) {
+        assert!(
+            len_max <= LEN_MAX_LIMIT,
+            "CONFIG SET checks the slow log length"
+        );
+        self.len_max = len_max;
+        self.entries.truncate(len_max);
     }
 }
 

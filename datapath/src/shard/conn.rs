@@ -69,6 +69,9 @@ pub struct Pending {
     pub remaining: usize,
     /// Bytes of the values and keys the outcomes hold.
     bytes: usize,
+    /// The command and when its read batch reached the shard: its latency is recorded when
+    /// the last outcome arrives (None when timing is off).
+    pub timing: Option<(crate::observe::CommandId, std::time::Instant)>,
 }
 
 #[derive(Debug)]
@@ -202,8 +205,22 @@ impl Conn {
             outcomes,
             remaining: parts,
             bytes: 0,
+            timing: None,
         }));
         seq
+    }
+
+    /// The sequence number the next queued reply will take.
+    pub fn next_seq(&self) -> u64 {
+        self.first_seq + self.slots.len() as u64
+    }
+
+    /// Whether reply `seq` waits for outcomes from other shards.
+    pub fn is_waiting(&self, seq: u64) -> bool {
+        let Some(index) = seq.checked_sub(self.first_seq) else {
+            return false;
+        };
+        matches!(self.slots.get(index as usize), Some(Slot::Waiting(pending)) if pending.remaining > 0)
     }
 
     /// Records the outcome of part `part` of reply `seq`. Returns false for an unknown slot

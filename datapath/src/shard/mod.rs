@@ -157,6 +157,7 @@ impl Core {
                     self.shared.clients_max.store(*clients, Ordering::Relaxed);
                 }
                 self.tunables.apply(change);
+                self.observe.configure(change);
                 return Outcome::Stored { cas: 0 };
             }
             Op::ResetStats(scope) => {
@@ -183,6 +184,23 @@ impl Core {
         let recovery = RecoveryFigures::of(self.executor.recovery_report());
         figures.observed = Some(Box::new(self.observe.snapshot(recovery)));
         figures
+    }
+
+    /// A command parsed from `conn`'s input ran; `seq` is the reply slot it would have taken
+    /// had it queued one (see [`Observer::command_done`]).
+    pub fn observe_command<'a>(
+        &mut self,
+        id: CommandId,
+        conn: &mut Conn,
+        seq: u64,
+        arguments: impl FnOnce() -> Vec<&'a [u8]>,
+    ) {
+        let waits = conn.is_waiting(seq);
+        if let Some(started) = self.observe.command_done(id, conn, waits, arguments) {
+            if let Some(pending) = conn.pending_mut(seq) {
+                pending.timing = Some((id, started));
+            }
+        }
     }
 
     fn reset_stats(&mut self, scope: ResetScope) {
@@ -363,10 +381,10 @@ fn run_requests(
             Ok(resp::Parsed::Complete { consumed }) => {
                 if !request.is_empty() {
                     let bytes = &input[offset..offset + consumed];
+                    let seq = conn.next_seq();
                     let spec = crate::commands::dispatch(core, index, conn, request, bytes);
                     let id = spec.map_or_else(CommandId::unknown, CommandId::resp);
-                    core.observe
-                        .command_done(id, conn, || request.args(bytes).collect());
+                    core.observe_command(id, conn, seq, || request.args(bytes).collect());
                 }
                 offset += consumed;
             }
@@ -711,6 +729,13 @@ impl Shard {
                 if conn.fill(ticket.seq, ticket.part as usize, reply.outcome) {
                     self.core
                         .continue_if_complete(ticket.conn, conn, ticket.seq);
+                    if let Some(pending) = conn.pending_mut(ticket.seq) {
+                        if pending.remaining == 0 {
+                            if let Some((id, started)) = pending.timing.take() {
+                                self.core.observe.reply_ready(id, started);
+                            }
+                        }
+                    }
                     let was_paused = conn.paused();
                     conn.flush_ready();
                     if was_paused && !conn.paused() && !conn.input.is_empty() {
@@ -735,6 +760,7 @@ impl Shard {
             self.process(index);
         }
         self.core.post_outbox(wake);
+        self.core.observe.end_tick();
     }
 
     /// Stop: no more input is parsed on any connection; what is owed is still delivered.

@@ -20,9 +20,9 @@ def client(server):
                        lib_name=None, lib_version=None)
 
 
-def start(ferrite_server, *flags, resp=True, memcache=False):
+def start(ferrite_server, backend, *flags, resp=True, memcache=False):
     metrics_port = free_port()
-    server = ferrite_server("--threads", "2", "--io", "epoll", "--metrics-port", str(metrics_port),
+    server = ferrite_server("--threads", "2", "--io", backend, "--metrics-port", str(metrics_port),
                             *flags, resp=resp, memcache=memcache)
     server.metrics_port = metrics_port
     # The endpoint starts once every shard is up, a moment after the data ports listen.
@@ -34,6 +34,12 @@ def start(ferrite_server, *flags, resp=True, memcache=False):
         except OSError:
             assert time.monotonic() < deadline, f"no metrics endpoint; log:\n{server.log()}"
             time.sleep(0.01)
+
+
+@pytest.fixture(params=["epoll", "uring"])
+def observed(request, ferrite_server):
+    """Starts a two-shard server on each event loop, with /metrics on a free port."""
+    return lambda *flags, **options: start(ferrite_server, request.param, *flags, **options)
 
 
 def scrape(server):
@@ -67,8 +73,8 @@ def raw_exchange(port, request, reply_bytes):
         return received
 
 
-def test_every_figure_after_a_known_sequence(ferrite_server):
-    server = start(ferrite_server)
+def test_every_figure_after_a_known_sequence(observed):
+    server = observed()
     r = client(server)
     assert r.set("a", "1") and r.set("b", "2")
     assert r.get("a") == b"1" and r.get("a") == b"1" and r.get("missing") is None
@@ -108,8 +114,8 @@ def test_every_figure_after_a_known_sequence(ferrite_server):
     assert metric(scrape(server), "ferrite_commands_total", command="info") == 1
 
 
-def test_network_bytes_are_counted_exactly(ferrite_server):
-    server = start(ferrite_server)
+def test_network_bytes_are_counted_exactly(observed):
+    server = observed()
     ping = b"*1\r\n$4\r\nPING\r\n"
     assert raw_exchange(server.port, ping + ping, 14) == b"+PONG\r\n+PONG\r\n"
     samples = scrape(server)
@@ -117,8 +123,8 @@ def test_network_bytes_are_counted_exactly(ferrite_server):
     assert metric(samples, "ferrite_network_sent_bytes_total") == 14
 
 
-def test_slowlog_get_len_reset(ferrite_server):
-    server = start(ferrite_server, "--slowlog-log-slower-than", "0", "--slowlog-max-len", "3")
+def test_slowlog_get_len_reset(observed):
+    server = observed("--slowlog-log-slower-than", "0", "--slowlog-max-len", "3")
     r = client(server)
     assert r.execute_command("SLOWLOG", "RESET") == b"OK"
     assert r.set("k", "v")
@@ -140,16 +146,25 @@ def test_slowlog_get_len_reset(ferrite_server):
         r.execute_command("SLOWLOG", "NOPE")
 
 
-def test_slowlog_threshold_keeps_fast_commands_out(ferrite_server):
-    server = start(ferrite_server, "--slowlog-log-slower-than", "10000000")
+def test_slowlog_threshold_keeps_fast_commands_out(observed):
+    server = observed("--slowlog-log-slower-than", "10000000")
     r = client(server)
     for _ in range(10):
         r.set("k", "v")
     assert r.execute_command("SLOWLOG", "LEN") == 0
+    # CONFIG SET reaches every shard; the CONFIG SET itself is the first command logged.
+    assert r.config_set("slowlog-log-slower-than", 0)
+    r.set("k", "v")
+    assert r.execute_command("SLOWLOG", "LEN") == 2
+    assert r.config_get("slowlog-*") == {"slowlog-log-slower-than": "0", "slowlog-max-len": "128"}
+    assert r.config_set("slowlog-max-len", 1)
+    assert r.execute_command("SLOWLOG", "LEN") == 1
+    with pytest.raises(redis.ResponseError, match="slowlog-max-len"):
+        r.config_set("slowlog-max-len", 10_001)
 
 
-def test_planted_hot_key_is_found_everywhere(ferrite_server):
-    server = start(ferrite_server, memcache=True)
+def test_planted_hot_key_is_found_everywhere(observed):
+    server = observed(memcache=True)
     r = client(server)
     hot_accesses = 20_000
     pipe = r.pipeline(transaction=False)
@@ -181,8 +196,8 @@ def test_planted_hot_key_is_found_everywhere(ferrite_server):
     assert lines[1] == f"STAT hotkey:1:accesses {accesses}"
 
 
-def test_config_resetstat_clears_the_figures(ferrite_server):
-    server = start(ferrite_server, "--slowlog-log-slower-than", "0")
+def test_config_resetstat_clears_the_figures(observed):
+    server = observed("--slowlog-log-slower-than", "0")
     r = client(server)
     r.set("k", "v")
     r.get("k")
@@ -196,8 +211,8 @@ def test_config_resetstat_clears_the_figures(ferrite_server):
     assert r.execute_command("FERRITE.HOTKEYS") == []
 
 
-def test_memcached_stats_count_exactly(ferrite_server):
-    server = start(ferrite_server, resp=False, memcache=True)
+def test_memcached_stats_count_exactly(observed):
+    server = observed(resp=False, memcache=True)
     requests = [b"set k 0 0 1\r\nv\r\n", b"get k\r\n", b"get missing\r\n", b"bogus\r\n"]
     replies = [b"STORED\r\n", b"VALUE k 0 1\r\nv\r\nEND\r\n", b"END\r\n", b"ERROR\r\n"]
     with socket.create_connection(("127.0.0.1", server.memcache_port), timeout=READ_TIMEOUT_S) as sock:
@@ -223,8 +238,8 @@ def test_memcached_stats_count_exactly(ferrite_server):
     assert metric(samples, "ferrite_commands_total", command="mc_set") == 1
 
 
-def test_observability_off_keeps_counters_only(ferrite_server):
-    server = start(ferrite_server, "--observability", "off", "--slowlog-log-slower-than", "0")
+def test_observability_off_keeps_counters_only(observed):
+    server = observed("--observability", "off", "--slowlog-log-slower-than", "0")
     r = client(server)
     for _ in range(100):
         r.get("k")
@@ -237,8 +252,89 @@ def test_observability_off_keeps_counters_only(ferrite_server):
     assert r.execute_command("FERRITE.HOTKEYS") == []
 
 
-def test_metrics_endpoint_answers_only_get_metrics(ferrite_server):
-    server = start(ferrite_server)
+def test_metrics_endpoint_answers_only_get_metrics(observed):
+    server = observed()
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/other", timeout=READ_TIMEOUT_S)
     assert error.value.code == 404
+
+
+def test_grafana_dashboard_uses_only_exported_metrics(observed):
+    import json
+    import re
+
+    from conftest import REPO
+
+    server = observed()
+    client(server).get("k")  # at least one sample of every labelled family
+    exported = {name for name, _ in scrape(server)}
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "ferrite.json").read_text())
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"\bferrite_[a-z_]+", target["expr"])}
+    used |= set(re.findall(r"\bferrite_[a-z_]+", dashboard["templating"]["list"][0]["query"]))
+    assert used and used <= exported, used - exported
+
+
+def test_recovery_and_expiry_figures(observed, tmp_path):
+    data = str(tmp_path / "ferrite.data")
+    flags = ("--threads", "1", "--data-file", data, "--sync", "no")
+    first = observed(*flags)
+    r = client(first)
+    for n in range(5):
+        assert r.set(f"kept:{n}", "v")
+    assert first.stop() == 0
+    second = observed(*flags)
+    samples = scrape(second)
+    assert metric(samples, "ferrite_recovery_items_restored") == 5
+    assert metric(samples, "ferrite_recovery_items_corrupt") == 0
+    r = client(second)
+    assert r.set("short", "v", px=50)
+    time.sleep(0.2)
+    assert r.get("short") is None
+    samples = scrape(second)
+    assert metric(samples, "ferrite_expired_items_total") == 1
+    assert metric(samples, "ferrite_keyspace_misses_total") == 1
+    assert r.info("ferrite")["recovery_items_restored"] == 5
+
+
+def test_replies_from_other_shards_are_timed_once(observed):
+    # Two shards: about half of these keys live on the other shard, whose reply comes back by
+    # mail; each GET and MGET is one latency sample, recorded when its reply is ready.
+    server = observed()
+    r = client(server)
+    for n in range(50):
+        r.get(f"spread:{n}")
+    for n in range(10):
+        r.mget(*(f"spread:{n}:{part}" for part in range(8)))
+    samples = scrape(server)
+    assert metric(samples, "ferrite_command_latency_seconds_count", family="read") == 60
+    assert metric(samples, "ferrite_cross_shard_requests_total") > 0
+    info = r.info("commandstats")
+    assert info["cmdstat_get"]["calls"] == 50 and info["cmdstat_mget"]["calls"] == 10
+
+
+def test_a_hit_ratio_drop_is_counted_and_logged_once(ferrite_server):
+    # One shard, so every lookup falls in the same windows. Steady hits build the baseline
+    # (5 windows of 1 s, each with at least 100 lookups), then only misses.
+    server = start(ferrite_server, "epoll", "--threads", "1")
+    r = client(server)
+    r.set("present", "v")
+
+    def lookups(key, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            pipe = r.pipeline(transaction=False)
+            for _ in range(100):
+                pipe.get(key)
+            pipe.execute()
+            time.sleep(0.05)
+
+    lookups("present", 6.5)
+    assert metric(scrape(server), "ferrite_anomalies_total", signal="hit_ratio_drop") == 0
+    lookups("absent", 2.5)
+    samples = scrape(server)
+    # The windows of misses fire (one or two, by where the window edges fell); the log says so
+    # once, since a signal is logged at most once a minute.
+    assert metric(samples, "ferrite_anomalies_total", signal="hit_ratio_drop") in (1, 2, 3)
+    assert metric(samples, "ferrite_anomalies_total", signal="eviction_storm") == 0
+    assert server.log().count('signal="hit_ratio_drop"') == 1

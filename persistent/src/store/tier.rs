@@ -31,10 +31,13 @@ use crate::config::ColdTierConfig;
 /// key promotes when its slot still holds its own read from within the window; two hot keys
 /// sharing a slot delay each other's promotion, they never promote a third key.
 pub const PROMOTION_FILTER_SLOTS: usize = 4096;
-/// Slots of the rejection filter (8 bytes each): the key hashes of recent demotions that
-/// [`Admission::Reused`] refused. An unread item demoted again while its slot still holds it
-/// was written again after being dropped, so it is not a one-hit wonder and is admitted.
-pub const REJECTION_FILTER_SLOTS: usize = 1 << 16;
+/// Slots of the rejection filter (a 16-bit tag of the key's hash each, 2 MiB): recent
+/// demotions that [`Admission::Reused`] refused. An unread item demoted again while its slot
+/// still holds its tag was written again after being dropped, so it is not a one-hit wonder and
+/// is admitted. A million slots remember about the last million refusals, long enough for a
+/// key to miss, be written and be demoted again; a tag collision (1 in 65,535) admits one item
+/// too many, which costs one file write.
+pub const REJECTION_FILTER_SLOTS: usize = 1 << 20;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct RecentRead {
@@ -72,7 +75,7 @@ pub(crate) struct ColdTier {
     pub admission: Admission,
     promote_window_ms: u64,
     recent: Box<[RecentRead]>,
-    rejected: Box<[u64]>,
+    rejected: Box<[u16]>,
     stats: TierStats,
 }
 
@@ -98,13 +101,15 @@ impl ColdTier {
         if admission == Admission::All || fetched {
             return true;
         }
-        // Other bits than the promotion filter's slot, so the two filters do not alias alike.
-        let slot = &mut self.rejected[(hash >> 32) as usize % REJECTION_FILTER_SLOTS];
-        if *slot == hash {
+        // The slot from bits 20..40 (not the promotion filter's low bits), the tag from the top
+        // 16, never 0 (an empty slot).
+        let slot = &mut self.rejected[(hash >> 20) as usize % REJECTION_FILTER_SLOTS];
+        let tag = (hash >> 48) as u16 | 1;
+        if *slot == tag {
             *slot = 0;
             return true;
         }
-        *slot = hash;
+        *slot = tag;
         false
     }
 
