@@ -437,6 +437,10 @@ fn meta(
     now: u64,
 ) {
     match kind {
+        // memcached counts an mg that sets a TTL as a touch, not a get.
+        MetaKind::Get if flags.ttl.is_some() => {
+            stats::count(core.id, |counters| &counters.cmd_touch, 1)
+        }
         MetaKind::Get => stats::count(core.id, |counters| &counters.cmd_get, 1),
         MetaKind::Set => stats::count(core.id, |counters| &counters.cmd_set, 1),
         _ => {}

@@ -465,6 +465,10 @@ def test_meta_compare_cas_remove_value_and_recache(server):
     assert raw.ask(b"mg r R10\r\n") == b"HD"
     assert raw.ask(b"mg r R30\r\n") == b"HD W"
     assert raw.ask(b"mg r R30\r\n") == b"HD Z"
+    # memcached counts an mg that sets a TTL as a touch.
+    touches = int(client(server).stats()[b"cmd_touch"])
+    assert raw.ask(b"mg r T30\r\n") == b"HD Z"
+    assert int(client(server).stats()[b"cmd_touch"]) == touches + 1
 
 
 def test_flush_all_with_a_delay(server):
