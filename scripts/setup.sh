@@ -10,7 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build_packages=(build-essential pkg-config libhwloc-dev libudev-dev libibverbs-dev librdmacm-dev
     libclang-dev verilator)
 test_packages=(yosys memcached redis-server redis-tools libmemcached-tools nutcracker iproute2
-    python3-venv qemu-system-x86 cpio busybox-static kmod ibverbs-utils ibverbs-providers liblz4-dev)
+    python3-venv qemu-system-x86 cpio busybox-static kmod ibverbs-utils ibverbs-providers liblz4-dev
+    curl)
 
 packages=("${build_packages[@]}")
 [[ ${1:-} == --test ]] && packages+=("${test_packages[@]}")
