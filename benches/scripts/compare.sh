@@ -11,8 +11,9 @@
 #   ferrite-IO-tN runs ferrite with N shards (--threads N) instead of one per core;
 #   each server is measured on the protocols it speaks (ferrite: redis, memcache, memcache-meta).
 # Every server listens on 127.0.0.1 on a free port and is stopped by its PID.
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+NAME=compare
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SERVERS=${SERVERS:-"ferrite-uring ferrite-epoll redis memcached-t1 memcached-t2"}
 PIPELINES=${PIPELINES:-"1 16"}
 OPS=${OPS:-"set get"}
@@ -24,23 +25,7 @@ KEYSPACE=${KEYSPACE:-100000}
 VALUE=${VALUE:-100}
 REPEAT=${REPEAT:-3}
 MAX_S=${MAX_S:-20}
-work=$(mktemp -d -t ferrite-compare.XXXXXX)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-
-for tool in redis-server memcached ss; do
-    command -v "$tool" >/dev/null || { echo "compare: $tool missing: apt-get install redis-server memcached iproute2" >&2; exit 1; }
-done
-cargo build -q --release --bin ferrite --bin loadgen
-loadgen=target/release/loadgen
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 200); do [[ -n $(ss -Hltn "sport = :$1") ]] && return 0; sleep 0.05; done
-    echo "compare: nothing listening on 127.0.0.1:$1" >&2; exit 1
-}
+need "redis-server memcached iproute2" redis-server memcached ss
 
 # start SERVER -> sets pid, and ports[protocol]
 declare -A ports

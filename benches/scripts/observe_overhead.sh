@@ -10,8 +10,9 @@
 # usage: bash benches/scripts/observe_overhead.sh     (from the repo root; builds release first)
 # knobs (env): REPEAT OPS REQUESTS CONNS KEYSPACE VALUE PIPELINE PROTO
 # Both servers listen on 127.0.0.1 on free ports and are stopped by their PIDs.
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+NAME=observe_overhead
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 REPEAT=${REPEAT:-7}
 OPS=${OPS:-"get set"}
 REQUESTS=${REQUESTS:-200000}
@@ -20,27 +21,7 @@ KEYSPACE=${KEYSPACE:-100000}
 VALUE=${VALUE:-100}
 PIPELINE=${PIPELINE:-1}
 PROTO=${PROTO:-redis}
-work=$(mktemp -d -t ferrite-observe.XXXXXX)
-pids=()
-scraper=
-cleanup() {
-    [[ -n $scraper ]] && kill "$scraper" 2>/dev/null
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-
-for tool in ss curl; do
-    command -v "$tool" >/dev/null || { echo "observe_overhead: $tool missing: apt-get install iproute2 curl" >&2; exit 1; }
-done
-cargo build -q --release --bin ferrite --bin loadgen
-loadgen=target/release/loadgen
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 200); do [[ -n $(ss -Hltn "sport = :$1") ]] && return 0; sleep 0.05; done
-    echo "observe_overhead: nothing listening on 127.0.0.1:$1" >&2; exit 1
-}
+need "iproute2 curl" ss curl
 
 declare -A port pid
 metrics_port=$(free_port)
@@ -59,7 +40,7 @@ done
 wait_port "$metrics_port"
 # A Prometheus server scrapes every few seconds; once a second is harsher.
 (while sleep 1; do curl -s -o /dev/null "http://127.0.0.1:$metrics_port/metrics" || true; done) &
-scraper=$!
+pids+=("$!")
 
 csv=$work/overhead.csv
 echo "mode,op,round,ops_per_s,p50_us,p99_us,server_cpu_us_per_op" >"$csv"

@@ -12,8 +12,9 @@
 #   SERVERS defaults to "ferrite-dram ferrite-tiered ferrite-tiered-all memcached"
 # Every server listens on 127.0.0.1 on a free port and is stopped by its PID; the cold files
 # live in a temporary directory removed at the end.
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+NAME=tiered REMOVE_WORK=1
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 DRAM_MIB=${DRAM_MIB:-256}
 COLD_MIB=${COLD_MIB:-2048}
 KEYSPACE=${KEYSPACE:-4000000}
@@ -23,27 +24,7 @@ WARM=${WARM:-6000000}
 MEASURE=${MEASURE:-2000000}
 HOT=${HOT:-100000}
 SERVERS=${SERVERS:-"ferrite-dram ferrite-tiered ferrite-tiered-all memcached"}
-work=$(mktemp -d -t ferrite-tiered.XXXXXX)
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-
-for tool in memcached ss python3; do
-    command -v "$tool" >/dev/null || { echo "tiered: $tool missing: apt-get install memcached iproute2 python3" >&2; exit 1; }
-done
-cargo build -q --release --bin ferrite --bin loadgen
-loadgen=target/release/loadgen
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 200); do [[ -n $(ss -Hltn "sport = :$1") ]] && return 0; sleep 0.05; done
-    echo "tiered: nothing listening on 127.0.0.1:$1" >&2; exit 1
-}
+need "memcached iproute2 python3" memcached ss python3
 # stat PORT NAME: a figure of memcached-protocol `stats` (0 when absent).
 stat() {
     python3 - "$1" "$2" <<'PY'
