@@ -550,6 +550,19 @@ impl Store {
         }
     }
 
+    /// The start of an operation that changes `key`'s existing item: the per-operation work,
+    /// the key's hash, and its live item, moved into this tier first if only the cold tier had it.
+    fn live_for_update(
+        &mut self,
+        key: &[u8],
+        now_ms: u64,
+    ) -> (u64, Option<(Location, ItemHeader)>) {
+        self.before_operation(now_ms);
+        let hash = self.hash(key);
+        self.fault_in(key, hash, now_ms);
+        (hash, self.find_live(key, hash, now_ms))
+    }
+
     /// The live item for `key`, dropping it if it expired.
     fn find_live(&mut self, key: &[u8], hash: u64, now_ms: u64) -> Option<(Location, ItemHeader)> {
         let (location, header) = self.find(key, hash)?;
@@ -980,10 +993,8 @@ impl Store {
         expiry_ms: Option<u64>,
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
-        self.before_operation(now_ms);
-        let hash = self.hash(key);
-        self.fault_in(key, hash, now_ms);
-        let Some((location, header)) = self.find_live(key, hash, now_ms) else {
+        let (hash, live) = self.live_for_update(key, now_ms);
+        let Some((location, header)) = live else {
             self.commit()?;
             return Ok(None);
         };
@@ -1196,10 +1207,8 @@ impl Store {
         side: Side,
         now_ms: u64,
     ) -> Result<Option<usize>, StoreError> {
-        self.before_operation(now_ms);
-        let hash = self.hash(key);
-        self.fault_in(key, hash, now_ms);
-        let Some((location, header)) = self.find_live(key, hash, now_ms) else {
+        let (hash, live) = self.live_for_update(key, now_ms);
+        let Some((location, header)) = live else {
             self.commit()?;
             return Ok(None);
         };
@@ -1289,10 +1298,8 @@ impl Store {
         now_ms: u64,
         step: impl FnOnce(u64) -> u64,
     ) -> Result<Option<u64>, StoreError> {
-        self.before_operation(now_ms);
-        let hash = self.hash(key);
-        self.fault_in(key, hash, now_ms);
-        let Some((location, header)) = self.find_live(key, hash, now_ms) else {
+        let (hash, live) = self.live_for_update(key, now_ms);
+        let Some((location, header)) = live else {
             self.commit()?;
             return Ok(None);
         };
@@ -1312,10 +1319,8 @@ impl Store {
     /// Redis INCRBY / DECRBY: a missing key counts as 0 (and is created without expiry); the
     /// value must be a canonical i64; overflow is [`StoreError::Overflow`]. Keeps the expiry.
     pub fn incr_i64(&mut self, key: &[u8], delta: i64, now_ms: u64) -> Result<i64, StoreError> {
-        self.before_operation(now_ms);
-        let hash = self.hash(key);
-        self.fault_in(key, hash, now_ms);
-        let (current, header) = match self.find_live(key, hash, now_ms) {
+        let (hash, live) = self.live_for_update(key, now_ms);
+        let (current, header) = match live {
             None => (0, None),
             Some((location, header)) => {
                 let value = self
@@ -1372,10 +1377,8 @@ impl Store {
         expiry_ms: Option<u64>,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        self.before_operation(now_ms);
-        let hash = self.hash(key);
-        self.fault_in(key, hash, now_ms);
-        let Some((location, header)) = self.find_live(key, hash, now_ms) else {
+        let (hash, live) = self.live_for_update(key, now_ms);
+        let Some((location, header)) = live else {
             self.commit()?;
             return Ok(false);
         };
