@@ -798,6 +798,35 @@ impl Store {
         Ok(())
     }
 
+    /// Rewrites `key`'s live item at `old` with the same value, encoding and flags but a new
+    /// expiry and usage word (so its CAS changes): the value goes through `scratch`, as the
+    /// append may reuse the segment it is read from.
+    fn rewrite_item(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        (location, header): (Location, &ItemHeader),
+        expiry_ms: u64,
+        usage: ItemUse,
+        now_ms: u64,
+    ) -> Location {
+        let mut stored = std::mem::take(&mut self.scratch);
+        stored.clear();
+        stored.extend_from_slice(header.stored_value(self.item_bytes(location, header)));
+        let item = NewItem {
+            key,
+            value_parts: &[&stored],
+            encoding: header.encoding,
+            raw_len: header.raw_len,
+            flags: header.flags,
+            expiry_ms,
+            usage,
+        };
+        let location = self.write_item(hash, &item, now_ms);
+        self.scratch = stored;
+        location
+    }
+
     /// Appends `item` to a segment of its TTL bucket, points the index at it and marks the
     /// key's previous item dead. Sizes are checked by the caller.
     fn write_item(&mut self, hash: u64, item: &NewItem, now_ms: u64) -> Location {
@@ -1004,23 +1033,10 @@ impl Store {
             self.commit()?;
             return Ok(Some(0));
         }
-        let mut stored = std::mem::take(&mut self.scratch);
-        stored.clear();
-        stored.extend_from_slice(header.stored_value(self.item_bytes(location, &header)));
         let mut usage = header.usage;
         usage.stale = true;
         usage.win_token = false;
-        let item = NewItem {
-            key,
-            value_parts: &[&stored],
-            encoding: header.encoding,
-            raw_len: header.raw_len,
-            flags: header.flags,
-            expiry_ms,
-            usage,
-        };
-        let location = self.write_item(hash, &item, now_ms);
-        self.scratch = stored;
+        let location = self.rewrite_item(key, hash, (location, &header), expiry_ms, usage, now_ms);
         self.commit()?;
         Ok(Some(self.cas(location)))
     }
@@ -1386,20 +1402,8 @@ impl Store {
         if expiry_ms != 0 && expiry_ms <= now_ms {
             self.unlink(hash, location);
         } else if expiry_ms != header.expiry_ms {
-            let mut stored = std::mem::take(&mut self.scratch);
-            stored.clear();
-            stored.extend_from_slice(header.stored_value(self.item_bytes(location, &header)));
-            let item = NewItem {
-                key,
-                value_parts: &[&stored],
-                encoding: header.encoding,
-                raw_len: header.raw_len,
-                flags: header.flags,
-                expiry_ms,
-                usage: header.usage,
-            };
-            self.write_item(hash, &item, now_ms);
-            self.scratch = stored;
+            let usage = header.usage;
+            self.rewrite_item(key, hash, (location, &header), expiry_ms, usage, now_ms);
         }
         self.commit()?;
         Ok(true)
