@@ -4,27 +4,18 @@
 //! every key the index counts can be read, scanned and iterated, and nothing else.
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use persistent::{Expiry, FlushPolicy, SetOptions, Store, StoreConfig, StoreError};
 use platform::offload::SoftwareOffload;
-use std::path::PathBuf;
 
 const NOW_MS: u64 = 1_700_000_000_000;
 const SEGMENT_BYTES: usize = 4096;
-const SUPERBLOCK_BYTES: usize = 4096;
-const ARENA_BYTES: usize = SUPERBLOCK_BYTES + 8 * SEGMENT_BYTES;
-
-fn path() -> PathBuf {
-    let directory = if std::path::Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    directory.join(format!("ferrite-fuzz-recover-{}", std::process::id()))
-}
+const ARENA_BYTES: usize = common::SUPERBLOCK_BYTES + 8 * SEGMENT_BYTES;
 
 fuzz_target!(|data: &[u8]| {
-    let path = path();
+    let path = common::path("recover");
     let _ = std::fs::remove_file(&path);
     let config = StoreConfig {
         segment_bytes: SEGMENT_BYTES,
@@ -59,37 +50,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     store.close().expect("close");
-    let mut bytes = std::fs::read(&path).expect("read back");
-    for chunk in damage.chunks(4) {
-        let &[high, low, mode, value] = chunk else {
-            break;
-        };
-        let position = SUPERBLOCK_BYTES
-            + (u16::from_le_bytes([low, high]) as usize) % (ARENA_BYTES - SUPERBLOCK_BYTES);
-        match mode % 3 {
-            0 => bytes[position] ^= value,
-            1 => bytes[position] = value,
-            _ => bytes[position..(position + value as usize).min(ARENA_BYTES)].fill(0),
-        }
-    }
-    std::fs::write(&path, &bytes).expect("write damaged");
+    common::damage_file(&path, ARENA_BYTES, damage);
     let mut store = Store::open(&config, Box::new(SoftwareOffload), NOW_MS)
         .expect("segment damage never fails an open");
-    let count = store.len();
-    let mut scanned = Vec::new();
-    let mut cursor = 0;
-    loop {
-        cursor = store.scan(cursor, 8, NOW_MS, |key| scanned.push(key.to_vec()));
-        if cursor == 0 {
-            break;
-        }
-    }
-    assert_eq!(scanned.len(), count);
-    assert_eq!(
-        store.items(NOW_MS).count(),
-        count,
-        "iteration yields exactly the indexed items"
-    );
+    let scanned = common::scan_all(&mut store, NOW_MS);
     for key in &scanned {
         assert!(store.get(key, NOW_MS).is_some());
     }

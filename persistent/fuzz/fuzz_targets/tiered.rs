@@ -7,30 +7,21 @@
 //! it counts can be read, scanned and iterated.
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use persistent::{
     Admission, ColdTierConfig, FlushPolicy, SetOptions, Store, StoreConfig, StoreError,
 };
 use platform::offload::SoftwareOffload;
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 const NOW_MS: u64 = 1_700_000_000_000;
 const SEGMENT_BYTES: usize = 4096;
-const SUPERBLOCK_BYTES: usize = 4096;
-const HOT_BYTES: usize = SUPERBLOCK_BYTES + 4 * SEGMENT_BYTES;
-const COLD_BYTES: usize = SUPERBLOCK_BYTES + 8 * SEGMENT_BYTES;
+const HOT_BYTES: usize = common::SUPERBLOCK_BYTES + 4 * SEGMENT_BYTES;
+const COLD_BYTES: usize = common::SUPERBLOCK_BYTES + 8 * SEGMENT_BYTES;
 /// Reads within this window promote; the fuzzer's clock advances by the input.
 const WINDOW_MS: u64 = 100;
-
-fn path() -> PathBuf {
-    let directory = if std::path::Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    directory.join(format!("ferrite-fuzz-tiered-{}", std::process::id()))
-}
 
 fn open(config: &StoreConfig) -> Store {
     Store::open_tiered(
@@ -62,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&policy, data)) = data.split_first() else {
         return;
     };
-    let path = path();
+    let path = common::path("tiered");
     let _ = std::fs::remove_file(&path);
     let config = StoreConfig {
         segment_bytes: SEGMENT_BYTES,
@@ -130,36 +121,9 @@ fuzz_target!(|data: &[u8]| {
     }
     check(&mut store, &model, now_ms);
     store.close().expect("close");
-    let mut bytes = std::fs::read(&path).expect("read back");
-    for chunk in damage.chunks(4) {
-        let &[high, low, mode, value] = chunk else {
-            break;
-        };
-        let position = SUPERBLOCK_BYTES
-            + (u16::from_le_bytes([low, high]) as usize) % (COLD_BYTES - SUPERBLOCK_BYTES);
-        match mode % 3 {
-            0 => bytes[position] ^= value,
-            1 => bytes[position] = value,
-            _ => bytes[position..(position + value as usize).min(COLD_BYTES)].fill(0),
-        }
-    }
-    std::fs::write(&path, &bytes).expect("write damaged");
+    common::damage_file(&path, COLD_BYTES, damage);
     let mut store = open(&config);
-    let count = store.len();
-    let mut scanned = Vec::new();
-    let mut cursor = 0;
-    loop {
-        cursor = store.scan(cursor, 8, now_ms, |key| scanned.push(key.to_vec()));
-        if cursor == 0 {
-            break;
-        }
-    }
-    assert_eq!(scanned.len(), count);
-    assert_eq!(
-        store.items(now_ms).count(),
-        count,
-        "iteration yields exactly the indexed items"
-    );
+    let scanned = common::scan_all(&mut store, now_ms);
     check(&mut store, &model, now_ms);
     for key in &scanned {
         assert!(store.get(key, now_ms).is_some());
