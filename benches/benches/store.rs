@@ -3,7 +3,10 @@
 //! (recovering) a 1 GiB file of 100-byte items takes.
 //!
 //! `cargo bench -p ferrite-benches --bench store`
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use persistent::{FlushPolicy, SetOptions, Store, StoreConfig};
 use platform::offload::SoftwareOffload;
 use std::collections::HashMap;
@@ -49,6 +52,31 @@ fn filled(config: &StoreConfig, keys: &[Vec<u8>]) -> Store {
     store
 }
 
+/// Benchmarks `set` of the keys in `order`, one per iteration, as `set/name`.
+fn bench_sets(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    store: &mut Store,
+    keys: &[Vec<u8>],
+    order: &[usize],
+    value: &[u8],
+) {
+    let mut next = 0usize;
+    group.bench_function(BenchmarkId::new("set", name), |bench| {
+        bench.iter(|| {
+            next = (next + 1) % KEYS;
+            store
+                .set(
+                    &keys[order[next]],
+                    black_box(value),
+                    &SetOptions::default(),
+                    NOW_MS,
+                )
+                .expect("set")
+        })
+    });
+}
+
 fn get_and_set(criterion: &mut Criterion) {
     let keys: Vec<Vec<u8>> = (0..KEYS).map(key).collect();
     let order = order();
@@ -77,19 +105,7 @@ fn get_and_set(criterion: &mut Criterion) {
                 black_box(item.value.len())
             })
         });
-        group.bench_function(BenchmarkId::new("set", name), |bench| {
-            bench.iter(|| {
-                next = (next + 1) % KEYS;
-                store
-                    .set(
-                        &keys[order[next]],
-                        black_box(&value),
-                        &SetOptions::default(),
-                        NOW_MS,
-                    )
-                    .expect("set")
-            })
-        });
+        bench_sets(&mut group, name, &mut store, &keys, &order, &value);
         assert_eq!(
             store.stats().evicted_items,
             0,
@@ -111,20 +127,7 @@ fn get_and_set(criterion: &mut Criterion) {
         ..everysec
     };
     let mut store = Store::open(&always, Box::new(SoftwareOffload), NOW_MS).expect("reopen");
-    let mut next = 0usize;
-    group.bench_function(BenchmarkId::new("set", "file_always"), |bench| {
-        bench.iter(|| {
-            next = (next + 1) % KEYS;
-            store
-                .set(
-                    &keys[order[next]],
-                    black_box(&value),
-                    &SetOptions::default(),
-                    NOW_MS,
-                )
-                .expect("set")
-        })
-    });
+    bench_sets(&mut group, "file_always", &mut store, &keys, &order, &value);
     drop(store);
     let _ = std::fs::remove_file(&file_path);
 
