@@ -263,8 +263,6 @@ pub struct Config {
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("{message}")]
-    Flags { message: String },
     #[error("cannot read config file {path}: {source}")]
     ReadFile {
         path: PathBuf,
@@ -398,18 +396,15 @@ impl Config {
 }
 
 impl Flags {
-    /// The settings of `command_line` (program name first) over those of the config file it
-    /// names, if any. The file's settings are turned into flags placed before the command
+    /// These settings, parsed from `command_line` (program name first), over those of the
+    /// config file they name, if any. The file's settings are turned into flags placed before the command
     /// line's, so clap checks both alike and a flag given on the command line wins. `threads`
     /// and `cores` override as a pair: either on the command line drops both from the file.
-    pub fn over_config_file(command_line: &[OsString]) -> Result<Flags, ConfigError> {
-        let flags = Flags::try_parse_from(command_line).map_err(|error| ConfigError::Flags {
-            message: error.to_string(),
-        })?;
-        let Some(path) = flags.config.clone() else {
-            return Ok(flags);
+    pub fn over_config_file(self, command_line: &[OsString]) -> Result<Flags, ConfigError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
         };
-        let placement_given = flags.threads.is_some() || flags.cores.is_some();
+        let placement_given = self.threads.is_some() || self.cores.is_some();
         let from_file = file_arguments(&path, placement_given)?;
         let (program, rest) = command_line.split_at(1.min(command_line.len()));
         let arguments = program.iter().chain(&from_file).chain(rest);
@@ -510,7 +505,12 @@ mod tests {
             .chain(arguments.iter().copied())
             .map(OsString::from)
             .collect();
-        Config::resolve(Flags::over_config_file(&command_line)?)
+        let flags =
+            Flags::try_parse_from(&command_line).map_err(|error| ConfigError::ParseFile {
+                path: PathBuf::new(),
+                message: error.to_string(),
+            })?;
+        Config::resolve(flags.over_config_file(&command_line)?)
     }
 
     #[test]

@@ -6,8 +6,11 @@ use datapath::config::{Config, Flags};
 fn main() -> std::process::ExitCode {
     let command_line: Vec<_> = std::env::args_os().collect();
     // --help, --version and malformed flags end here, with clap's own message and exit code.
-    Flags::parse_from(&command_line);
-    let config = match Flags::over_config_file(&command_line).and_then(Config::resolve) {
+    let flags = Flags::parse_from(&command_line);
+    let config = match flags
+        .over_config_file(&command_line)
+        .and_then(Config::resolve)
+    {
         Ok(config) => config,
         Err(error) => {
             eprintln!("ferrite: {error}");

@@ -210,6 +210,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             None
         }
     };
+    let mut exporter = None;
     if ready == shard_count && first_error.is_none() {
         if let Some(port) = config.resp_port {
             tracing::info!(
@@ -218,7 +219,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                 SocketAddr::new(config.bind, port)
             );
         }
-        let exporter = config.metrics_port.and_then(|port| {
+        exporter = config.metrics_port.and_then(|port| {
             match crate::observe::exporter::Exporter::start(port, Arc::clone(&shared)) {
                 Ok(exporter) => {
                     tracing::info!("metrics: http://{}/metrics", exporter.address);
@@ -232,12 +233,11 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             }
         });
         wait_for_stop(&signals, &threads);
-        stop_all(&shared);
-        if let Some(exporter) = exporter {
-            exporter.join();
-        }
     }
     stop_all(&shared);
+    if let Some(exporter) = exporter {
+        exporter.join();
+    }
     if let Some(syncer) = syncer {
         syncer.stop();
     }

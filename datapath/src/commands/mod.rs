@@ -336,24 +336,17 @@ impl Run<'_> {
             "config" => self.config(argv),
             "command" => self.command_command(argv),
             "slowlog" => self.slowlog(argv),
-            "ferrite.hotkeys" => match argv {
-                [_] => self.every_shard(
-                    Finish::HotKeys {
-                        count: HOTKEYS_COUNT_DEFAULT,
+            "ferrite.hotkeys" => {
+                let count = match argv {
+                    [_] => HOTKEYS_COUNT_DEFAULT,
+                    [_, option, count] if is(option, "COUNT") => match parse_i64(count) {
+                        Some(count) if count >= 0 => count as usize,
+                        _ => return self.error("ERR value is out of range, must be positive"),
                     },
-                    Op::Stats,
-                ),
-                [_, option, count] if is(option, "COUNT") => match parse_i64(count) {
-                    Some(count) if count >= 0 => self.every_shard(
-                        Finish::HotKeys {
-                            count: count as usize,
-                        },
-                        Op::Stats,
-                    ),
-                    _ => self.error("ERR value is out of range, must be positive"),
-                },
-                _ => self.error("ERR syntax error"),
-            },
+                    _ => return self.error("ERR syntax error"),
+                };
+                self.every_shard(Finish::HotKeys { count }, Op::Stats);
+            }
             _ => unreachable!("every table entry has a handler: {name}"),
         }
     }
@@ -856,13 +849,7 @@ impl Run<'_> {
                     }
                 }
             }
-            let shards = self.core.shared.shard_count;
-            let parts = changes.into_iter().flat_map(|change| {
-                (0..shards).map(move |shard| (shard, Op::Configure(change.clone())))
-            });
-            let parts: Vec<_> = parts.collect();
-            self.core
-                .run_multi(self.conn_index, self.conn, Finish::Ok, parts.into_iter());
+            self.every_shard(Finish::Ok, Op::Configure(changes));
         } else {
             let text = format!(
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",

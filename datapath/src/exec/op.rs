@@ -216,8 +216,8 @@ pub enum Op<'a> {
     /// Clear the shard's statistics (CONFIG RESETSTAT) or its slow log (SLOWLOG RESET);
     /// answered by the shard, which owns them.
     ResetStats(crate::observe::ResetScope),
-    /// A CONFIG SET change to this shard's settings (applied by the shard, not the store).
-    Configure(crate::tunables::Change),
+    /// A CONFIG SET's changes to this shard's settings (applied by the shard, not the store).
+    Configure(Vec<crate::tunables::Change>),
 }
 
 impl Op<'_> {

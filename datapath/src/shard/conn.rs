@@ -156,13 +156,19 @@ impl Conn {
 
     /// Whether parsing must wait (too many replies queued, or too much output unsent).
     pub fn paused(&self) -> bool {
+        self.slots.len() >= PENDING_REPLIES_MAX
+            || self.pending_parts >= PENDING_PARTS_MAX
+            || self.encoded_bytes() >= OUTPUT_PAUSE_BYTES
+    }
+
+    /// Encoded reply bytes not yet sent: `output`, the Ready slots a Waiting one closed, and the
+    /// back Ready slot, still growing.
+    fn encoded_bytes(&self) -> usize {
         let growing = match self.slots.back() {
             Some(Slot::Ready(bytes)) => bytes.len(),
             _ => 0,
         };
-        self.slots.len() >= PENDING_REPLIES_MAX
-            || self.pending_parts >= PENDING_PARTS_MAX
-            || self.output.len() + self.queued_bytes + growing >= OUTPUT_PAUSE_BYTES
+        self.output.len() + self.queued_bytes + growing
     }
 
     /// Whether replies are still owed (queued or unsent).
@@ -240,11 +246,7 @@ impl Conn {
             _ => return false,
         }
         self.gathered_bytes += bytes;
-        let growing = match self.slots.back() {
-            Some(Slot::Ready(bytes)) => bytes.len(),
-            _ => 0,
-        };
-        if self.gathered_bytes + self.queued_bytes + growing + self.output.len() > OWED_BYTES_MAX {
+        if self.gathered_bytes + self.encoded_bytes() > OWED_BYTES_MAX {
             tracing::debug!(client = self.client_id, peer = %self.peer, "closing client: owed replies over {OWED_BYTES_MAX} bytes");
             self.cut_off();
             return false;
@@ -325,24 +327,16 @@ fn outcome_bytes(outcome: &Outcome<'_>) -> usize {
 
 /// The CLIENT LIST / CLIENT INFO line of a connection.
 pub fn client_line(conn: &Conn) -> String {
-    let name = conn
-        .resp
-        .name
-        .as_deref()
-        .map(String::from_utf8_lossy)
-        .unwrap_or_default();
-    let library_name = conn
-        .resp
-        .library_name
-        .as_deref()
-        .map(String::from_utf8_lossy)
-        .unwrap_or_default();
-    let library_version = conn
-        .resp
-        .library_version
-        .as_deref()
-        .map(String::from_utf8_lossy)
-        .unwrap_or_default();
+    let text = |field: &Option<Vec<u8>>| {
+        field
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default()
+            .into_owned()
+    };
+    let name = text(&conn.resp.name);
+    let library_name = text(&conn.resp.library_name);
+    let library_version = text(&conn.resp.library_version);
     let now = crate::shard::now_ms();
     let age = now.saturating_sub(conn.created_ms) / 1000;
     let idle = now.saturating_sub(conn.last_input_ms) / 1000;

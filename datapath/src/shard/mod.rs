@@ -152,12 +152,14 @@ impl Core {
     /// a settings change is the shard's, not the store's.
     pub fn execute(&mut self, op: &Op<'_>, now: u64) -> Outcome<'_> {
         match op {
-            Op::Configure(change) => {
-                if let Change::MaxClients(clients) = change {
-                    self.shared.clients_max.store(*clients, Ordering::Relaxed);
+            Op::Configure(changes) => {
+                for change in changes {
+                    if let Change::MaxClients(clients) = change {
+                        self.shared.clients_max.store(*clients, Ordering::Relaxed);
+                    }
+                    self.tunables.apply(change);
+                    self.observe.configure(change);
                 }
-                self.tunables.apply(change);
-                self.observe.configure(change);
                 return Outcome::Stored { cas: 0 };
             }
             Op::ResetStats(scope) => {
@@ -474,6 +476,9 @@ pub struct Shard {
     requests: Box<[resp::Request; LOOKAHEAD_REQUESTS]>,
     last_store_tick_ms: u64,
     last_sweep_ms: u64,
+    /// When the loop's previous tick ended (an idle loop sleeps at most [`STORE_TICK_MS`]): the
+    /// whole-second client timeouts are measured with it, so a request costs no clock read.
+    clock_ms: u64,
 }
 
 /// How often a shard gives its store its periodic work (expired segments, delayed flushes, the
@@ -530,12 +535,14 @@ impl Shard {
             requests: Box::new(std::array::from_fn(|_| resp::Request::new())),
             last_store_tick_ms: now_ms(),
             last_sweep_ms: now_ms(),
+            clock_ms: now_ms(),
         }
     }
 
     /// Runs the store's periodic work when it is due; loops call this every tick.
     pub fn maintenance(&mut self) {
         let now = now_ms();
+        self.clock_ms = now;
         if now.saturating_sub(self.last_store_tick_ms) < STORE_TICK_MS {
             return;
         }
@@ -659,7 +666,7 @@ impl Shard {
         }
         self.core.observe.counters.bytes_in += bytes.len() as u64;
         self.core.observe.begin_batch();
-        let now = now_ms();
+        let now = self.clock_ms;
         conn.last_input_ms = now;
         if conn.input.len() + bytes.len() > INPUT_BYTES_MAX {
             // Redis closes a client whose query buffer passes its limit; so do we.
@@ -669,24 +676,23 @@ impl Shard {
             self.mark_dirty(index);
             return;
         }
-        if conn.input.is_empty() {
+        let consumed = if conn.input.is_empty() {
             // The common case: parse straight from the received bytes, keep only a partial tail.
             let consumed = run_requests(&mut self.core, &mut self.requests, index, conn, bytes);
             if !conn.input_closed {
                 conn.input.extend_from_slice(&bytes[consumed..]);
             }
-            if consumed > 0 {
-                conn.last_progress_ms = now;
-            }
+            consumed
         } else {
             conn.input.extend_from_slice(bytes);
             let input = std::mem::take(&mut conn.input);
             let consumed = run_requests(&mut self.core, &mut self.requests, index, conn, &input);
             conn.input = input;
             conn.input.drain(..consumed);
-            if consumed > 0 {
-                conn.last_progress_ms = now;
-            }
+            consumed
+        };
+        if consumed > 0 {
+            conn.last_progress_ms = now;
         }
         if !conn.output.is_empty() || conn.close_after_output || conn.abort {
             self.mark_dirty(index);
@@ -704,7 +710,7 @@ impl Shard {
         conn.input = input;
         conn.input.drain(..consumed);
         if consumed > 0 {
-            conn.last_progress_ms = now_ms();
+            conn.last_progress_ms = self.clock_ms;
         }
         if !conn.output.is_empty() || conn.close_after_output || conn.abort {
             self.mark_dirty(index);
@@ -723,8 +729,9 @@ impl Shard {
     /// The loop sent `bytes` of a connection's output: a paused connection may go on parsing.
     pub fn output_sent(&mut self, index: u32, bytes: usize) {
         self.core.observe.counters.bytes_out += bytes as u64;
+        let now = self.clock_ms;
         if let Some(conn) = self.conn_mut(index) {
-            conn.last_progress_ms = now_ms();
+            conn.last_progress_ms = now;
             conn.awaiting_send = !conn.output.is_empty();
             if !conn.input.is_empty() && !conn.paused() {
                 self.resumable.push(index);
