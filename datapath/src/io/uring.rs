@@ -364,6 +364,13 @@ impl Loop<'_> {
                     .completion()
                     .map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())),
             );
+            self.shard.prefetch_received(completions.iter().filter_map(
+                |&(user_data, result, flags)| {
+                    let bid = cqueue::buffer_select(flags)?;
+                    let received = user_data & KIND_MASK == KIND_RECV && result > 0;
+                    received.then(|| (user_data as u32, buffers.data(bid, result as usize)))
+                },
+            ));
             for &(user_data, result, flags) in &completions {
                 self.complete(buffers, user_data, result, flags)?;
             }

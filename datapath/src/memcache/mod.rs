@@ -71,10 +71,7 @@ enum BatchEnd {
 /// it is to be closed. Requests are parsed in batches whose keys are prefetched before the batch
 /// runs.
 pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) -> usize {
-    let limits = Limits {
-        value_bytes_max: core.executor.value_bytes_max(),
-        ..Limits::default()
-    };
+    let limits = limits(core);
     // One clock read per read batch, not per command.
     let now = now_ms();
     let mut offset = skip(conn, input.len());
@@ -154,26 +151,55 @@ pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) 
 fn prefetch<'a>(core: &Core, batch: &'a [Option<(Command<'a>, usize)>]) {
     let mut keys: [&[u8]; PREFETCH_KEYS_MAX] = [&[]; PREFETCH_KEYS_MAX];
     let mut count = 0;
-    let mut push = |key: &'a [u8]| {
-        if count < PREFETCH_KEYS_MAX && core.owner(key) == core.id {
-            keys[count] = key;
-            count += 1;
-        }
-    };
     for (command, _) in batch.iter().flatten() {
-        match command {
-            Command::Get { keys, .. } | Command::GetAndTouch { keys, .. } => {
-                keys.iter().for_each(&mut push)
+        for_each_key(command, |key| {
+            if count < PREFETCH_KEYS_MAX && core.owner(key) == core.id {
+                keys[count] = key;
+                count += 1;
             }
-            Command::Meta { key, .. } if !key.is_base64() => push(key.token),
-            Command::Store { key, .. }
-            | Command::Arithmetic { key, .. }
-            | Command::Delete { key, .. }
-            | Command::Touch { key, .. } => push(key),
-            _ => {}
-        }
+        });
     }
     core.executor.prefetch(keys[..count].iter().copied());
+}
+
+/// The first key the first request in `input` looks up, if it parses whole.
+pub fn first_key<'a>(core: &Core, input: &'a [u8]) -> Option<&'a [u8]> {
+    match parse(input, &limits(core)) {
+        Ok(Parsed::Complete { command, .. }) => key_of(&command),
+        _ => None,
+    }
+}
+
+/// The first key `command` names.
+fn key_of<'a>(command: &Command<'a>) -> Option<&'a [u8]> {
+    let mut first = None;
+    for_each_key(command, |key| {
+        first.get_or_insert(key);
+    });
+    first
+}
+
+/// Calls `visit` with each key `command` names, in order.
+fn for_each_key<'a>(command: &Command<'a>, mut visit: impl FnMut(&'a [u8])) {
+    match command {
+        Command::Get { keys, .. } | Command::GetAndTouch { keys, .. } => {
+            keys.iter().for_each(|key| visit(key))
+        }
+        Command::Meta { key, .. } if !key.is_base64() => visit(key.token),
+        Command::Store { key, .. }
+        | Command::Arithmetic { key, .. }
+        | Command::Delete { key, .. }
+        | Command::Touch { key, .. } => visit(key),
+        _ => {}
+    }
+}
+
+/// The parser's limits: the store's largest value, the protocol's defaults otherwise.
+fn limits(core: &Core) -> Limits {
+    Limits {
+        value_bytes_max: core.executor.value_bytes_max(),
+        ..Limits::default()
+    }
 }
 
 /// A request's command line split into words, for the slow log (the data block is left out).

@@ -7,6 +7,7 @@ use persistent::{Store, StoreConfig, ACCESS_TICK_MS};
 use platform::offload::SoftwareOffload;
 
 use super::finish::{self, encode, Finish, LineKind, MetaRequest};
+use super::key_of;
 use super::lower::{expiry, meta_ops};
 use crate::exec::{Executor, Expiry, Lifetime, MetaValue, Op, OpError, Outcome, Usage, Value};
 use crate::protocol::memcache::{parse, Command, Limits, Parsed};
@@ -493,4 +494,28 @@ fn a_delayed_flush_all_empties_the_store_when_due() {
     );
     assert_eq!(shard.ask(b"mg k v\r\n", NOW_MS + 9_999), "VA 1\r\nv\r\n");
     assert_eq!(shard.ask(b"mg k v\r\n", NOW_MS + 10_000), "EN\r\n");
+}
+
+#[test]
+fn the_first_key_of_each_command_kind() {
+    let cases: [(&[u8], Option<&[u8]>); 7] = [
+        (b"get alpha beta\r\n", Some(b"alpha")),
+        (b"gat 10 alpha beta\r\n", Some(b"alpha")),
+        (b"mg alpha v\r\n", Some(b"alpha")),
+        (b"set alpha 0 0 1\r\nx\r\n", Some(b"alpha")),
+        (b"incr alpha 1\r\n", Some(b"alpha")),
+        (b"mg YWxwaGE= b v\r\n", None),
+        (b"version\r\n", None),
+    ];
+    for (input, expect) in cases {
+        let Ok(Parsed::Complete { command, .. }) = parse(input, &Limits::default()) else {
+            panic!("{:?} did not parse", String::from_utf8_lossy(input));
+        };
+        assert_eq!(
+            key_of(&command),
+            expect,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
 }

@@ -750,6 +750,46 @@ impl Shard {
         into.append(&mut self.dirty);
     }
 
+    /// Brings into the cache the keys that the first request of each received input looks up,
+    /// before any is run. At P=1 a tick serves one request from each of many connections, so
+    /// their cache misses overlap here instead of coming one after another; pipelined input gets
+    /// the same from [`run_requests`]' lookahead.
+    pub fn prefetch_received<'a>(&mut self, received: impl Iterator<Item = (u32, &'a [u8])>) {
+        let mut keys: [&[u8]; LOOKAHEAD_REQUESTS] = [&[]; LOOKAHEAD_REQUESTS];
+        let mut count = 0;
+        let scratch = &mut self.requests[0];
+        for (index, bytes) in received {
+            let Some(conn) = self.conns.get(index as usize).and_then(Option::as_ref) else {
+                continue;
+            };
+            // Bytes after a partial request do not start one; unauthenticated input runs nothing.
+            if !conn.input.is_empty() || !conn.authenticated {
+                continue;
+            }
+            let key = match conn.protocol {
+                Protocol::Memcache => crate::memcache::first_key(&self.core, bytes),
+                Protocol::Resp => match resp::parse(bytes, &self.core.limits, scratch) {
+                    Ok(resp::Parsed::Complete { .. }) if scratch.len() >= 2 => {
+                        scratch.input_arg(bytes, 1)
+                    }
+                    _ => None,
+                },
+            };
+            if let Some(key) = key.filter(|key| self.core.owner(key) == self.core.id) {
+                keys[count] = key;
+                count += 1;
+            }
+            if count == keys.len() {
+                self.core.executor.prefetch(keys.iter().copied());
+                count = 0;
+            }
+        }
+        // One key alone is looked up at once: nothing to overlap it with.
+        if count > 1 {
+            self.core.executor.prefetch(keys[..count].iter().copied());
+        }
+    }
+
     /// Handles all waiting mail: executes other shards' requests (replies batched back) and
     /// files the replies to ours.
     pub fn deliver_mail(&mut self) {

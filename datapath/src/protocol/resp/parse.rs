@@ -142,12 +142,14 @@ impl Request {
     /// Argument `index` (0 is the command name). `input` must be the buffer given to the
     /// [`parse`] call that completed this request.
     pub fn arg<'a>(&'a self, input: &'a [u8], index: usize) -> &'a [u8] {
-        let source = if self.inline {
-            &self.scratch[..]
-        } else {
-            input
-        };
-        &source[self.ranges[index].clone()]
+        self.input_arg(input, index)
+            .unwrap_or_else(|| &self.scratch[self.ranges[index].clone()])
+    }
+
+    /// Argument `index` when it lies in `input` itself, borrowed from `input` alone; `None` for
+    /// an inline request, whose arguments were unescaped into the request.
+    pub fn input_arg<'a>(&self, input: &'a [u8], index: usize) -> Option<&'a [u8]> {
+        (!self.inline).then(|| &input[self.ranges[index].clone()])
     }
 
     /// Every argument in order; `input` as for [`Request::arg`].

@@ -295,3 +295,21 @@ fn doubles() {
         }
     }
 }
+
+#[test]
+fn input_args_borrow_from_the_input_only_for_multibulk_requests() {
+    let mut request = Request::new();
+    let multibulk = b"*2\r\n$3\r\nGET\r\n$5\r\nalpha\r\n";
+    assert!(matches!(
+        parse(multibulk, &Limits::default(), &mut request),
+        Ok(Parsed::Complete { .. })
+    ));
+    assert_eq!(request.input_arg(multibulk, 1), Some(&b"alpha"[..]));
+    let inline = b"GET \"alpha\"\r\n";
+    assert!(matches!(
+        parse(inline, &Limits::default(), &mut request),
+        Ok(Parsed::Complete { .. })
+    ));
+    assert_eq!(request.input_arg(inline, 1), None);
+    assert_eq!(request.arg(inline, 1), b"alpha");
+}
