@@ -183,7 +183,7 @@ fn key_of<'a>(command: &Command<'a>) -> Option<&'a [u8]> {
 fn for_each_key<'a>(command: &Command<'a>, mut visit: impl FnMut(&'a [u8])) {
     match command {
         Command::Get { keys, .. } | Command::GetAndTouch { keys, .. } => {
-            keys.iter().for_each(|key| visit(key))
+            keys.iter().for_each(&mut visit)
         }
         Command::Meta { key, .. } if !key.is_base64() => visit(key.token),
         Command::Store { key, .. }
