@@ -1452,6 +1452,12 @@ impl Store {
         Ok(())
     }
 
+    /// Items evicted to make room since the store opened (what [`Store::stats`] reports, without
+    /// its walk over the segments).
+    pub fn evicted_items(&self) -> u64 {
+        self.stats.evicted_items
+    }
+
     /// Keys in the index, of both tiers (expired ones count until they are dropped).
     pub fn len(&self) -> usize {
         self.index.len() + self.cold.as_ref().map_or(0, |tier| tier.store.len())

@@ -308,6 +308,13 @@ impl Executor {
         self.store().tick(now_ms).map_err(|error| error.to_string())
     }
 
+    /// Keyspace hits, misses and evictions so far: the anomaly detector's inputs, cheap enough
+    /// to read every store tick.
+    pub fn hits_misses_evictions(&self) -> (u64, u64, u64) {
+        let evicted = self.store.as_ref().map_or(0, Store::evicted_items);
+        (self.hits, self.misses, evicted)
+    }
+
     /// The largest value a write can take (key + value must fit one segment).
     pub fn value_bytes_max(&self) -> usize {
         self.store.as_ref().map_or(0, Store::item_bytes_max)

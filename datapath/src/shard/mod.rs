@@ -550,11 +550,8 @@ impl Shard {
         if let Err(error) = self.core.executor.tick(now) {
             tracing::error!(shard = self.core.id, %error, "store maintenance failed");
         }
-        if let Outcome::Figures(figures) = self.core.executor.execute(&Op::Stats, now) {
-            self.core
-                .observe
-                .tick(now, figures.hits, figures.misses, figures.evicted_items);
-        }
+        let (hits, misses, evicted) = self.core.executor.hits_misses_evictions();
+        self.core.observe.tick(now, hits, misses, evicted);
         if now.saturating_sub(self.last_sweep_ms) >= CLIENT_SWEEP_MS {
             self.last_sweep_ms = now;
             self.cut_off_idle_and_stalled(now);
