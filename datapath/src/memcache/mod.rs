@@ -40,7 +40,7 @@ use persistent::PREFETCH_KEYS_MAX;
 use crate::observe::CommandId;
 use crate::protocol::memcache::{parse, reply, Command, Error, Limits, Parsed};
 use crate::shard::conn::Conn;
-use crate::shard::{now_ms, Core};
+use crate::shard::Core;
 
 /// The version `version` and `stats` report: memcached's protocol level, then ours.
 pub const VERSION: &str = concat!("1.6.0-ferrite-", env!("CARGO_PKG_VERSION"));
@@ -73,7 +73,7 @@ enum BatchEnd {
 pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) -> usize {
     let limits = limits(core);
     // One clock read per read batch, not per command.
-    let now = now_ms();
+    let now = core.batch_ms;
     let mut offset = skip(conn, input.len());
     let mut batch: [Option<(Command<'_>, usize)>; BATCH_REQUESTS_MAX] =
         [const { None }; BATCH_REQUESTS_MAX];

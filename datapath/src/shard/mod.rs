@@ -128,12 +128,21 @@ pub struct Core {
     pub connections_open: u64,
     pub commands: u64,
     pub remote_requests: u64,
+    /// The wall clock (ms) when the batch being run arrived: the commands of one read batch
+    /// share one clock read instead of one each.
+    pub batch_ms: u64,
     pub observe: Observer,
     /// A random stream for RANDOMKEY's pick (xorshift; not for secrets).
     random_state: u64,
 }
 
 impl Core {
+    /// A read batch arrived: read the clock once for its commands and their timing.
+    fn begin_batch(&mut self) {
+        self.batch_ms = now_ms();
+        self.observe.begin_batch();
+    }
+
     /// The shard that owns `key`.
     pub fn owner(&self, key: &[u8]) -> usize {
         owner_of(key, self.shared.shard_count)
@@ -235,7 +244,7 @@ impl Core {
     ) {
         if target == self.id {
             let version = conn.resp.version;
-            let outcome = self.execute(&op, now_ms());
+            let outcome = self.execute(&op, self.batch_ms);
             finish::encode(
                 &finish,
                 std::slice::from_ref(&outcome),
@@ -267,7 +276,7 @@ impl Core {
         parts: impl ExactSizeIterator<Item = (usize, Op<'a>)>,
     ) {
         let seq = conn.push_pending(finish, parts.len());
-        let now = now_ms();
+        let now = self.batch_ms;
         for (part, (target, op)) in parts.enumerate() {
             let ticket = Ticket {
                 conn: conn_index,
@@ -316,7 +325,7 @@ impl Core {
         pending.finish = Finish::StoredFlag;
         pending.outcomes = (0..parts).map(|_| None).collect();
         pending.remaining = parts;
-        let now = now_ms();
+        let now = self.batch_ms;
         for (part, pair) in pairs.chunks_exact(2).enumerate() {
             let op = Op::Set {
                 key: std::borrow::Cow::Owned(pair[0].clone()),
@@ -523,6 +532,7 @@ impl Shard {
                 connections_open: 0,
                 commands: 0,
                 remote_requests: 0,
+                batch_ms: now_ms(),
                 observe: Observer::new(id, shard_count, observe),
                 random_state: 0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1),
             },
@@ -662,7 +672,7 @@ impl Shard {
             return;
         }
         self.core.observe.counters.bytes_in += bytes.len() as u64;
-        self.core.observe.begin_batch();
+        self.core.begin_batch();
         let now = self.clock_ms;
         conn.last_input_ms = now;
         if conn.input.len() + bytes.len() > INPUT_BYTES_MAX {
@@ -701,7 +711,7 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(index as usize).and_then(Option::as_mut) else {
             return;
         };
-        self.core.observe.begin_batch();
+        self.core.begin_batch();
         let input = std::mem::take(&mut conn.input);
         let consumed = run_requests(&mut self.core, &mut self.requests, index, conn, &input);
         conn.input = input;
@@ -790,7 +800,9 @@ impl Shard {
     /// Handles all waiting mail: executes other shards' requests (replies batched back) and
     /// files the replies to ours.
     pub fn deliver_mail(&mut self) {
-        let now = now_ms();
+        // Replies can start a command's next phase (MSETNX), which runs at this clock too.
+        self.core.batch_ms = now_ms();
+        let now = self.core.batch_ms;
         while let Some(mail) = self.mailbox.try_receive() {
             if let Some(answer) = mail.observe {
                 // The endpoint may have given up waiting; nothing else to do then.
