@@ -335,6 +335,9 @@ pub struct Observer {
     detector: Detector,
     /// When the read batch being processed reached the shard (None when timing is off).
     batch_started: Option<Instant>,
+    /// When the command being run started: the batch's arrival, or the end of the command
+    /// before it in the batch (the slow log times each command's own work).
+    command_started: Option<Instant>,
     /// The last clock reading of this loop tick: a batch that follows work in the same tick
     /// starts when that work ended, without a clock read of its own.
     tick_clock: Option<Instant>,
@@ -362,6 +365,7 @@ impl Observer {
             ),
             detector: Detector::default(),
             batch_started: None,
+            command_started: None,
             tick_clock: None,
         }
     }
@@ -372,6 +376,7 @@ impl Observer {
         if self.enabled {
             let now = *self.tick_clock.get_or_insert_with(Instant::now);
             self.batch_started = Some(now);
+            self.command_started = Some(now);
         }
     }
 
@@ -396,14 +401,16 @@ impl Observer {
         let started = self.batch_started?;
         let now = Instant::now();
         self.tick_clock = Some(now);
-        let duration_ns = (now.duration_since(started).as_nanos() as u64).max(1);
+        let own_work = self.command_started.replace(now).unwrap_or(started);
+        let duration_ns = nanos_between(started, now);
         if !waits {
             self.record_latency(id, duration_ns);
         }
-        if self.slowlog.is_slow(duration_ns) {
+        let own_ns = nanos_between(own_work, now);
+        if self.slowlog.is_slow(own_ns) {
             let unix_seconds = crate::shard::now_ms() / 1000;
             self.slowlog.push(
-                duration_ns,
+                own_ns,
                 unix_seconds,
                 arguments().into_iter(),
                 conn.peer.to_string(),
@@ -417,8 +424,7 @@ impl Observer {
     pub fn reply_ready(&mut self, id: CommandId, started: Instant) {
         let now = Instant::now();
         self.tick_clock = Some(now);
-        let duration_ns = (now.duration_since(started).as_nanos() as u64).max(1);
-        self.record_latency(id, duration_ns);
+        self.record_latency(id, nanos_between(started, now));
     }
 
     fn record_latency(&mut self, id: CommandId, duration_ns: u64) {
@@ -555,6 +561,11 @@ impl Observer {
     }
 }
 
+/// Nanoseconds from `start` to `end`, at least 1 (a recorded latency is never zero).
+fn nanos_between(start: Instant, end: Instant) -> u64 {
+    (end.duration_since(start).as_nanos() as u64).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,5 +596,31 @@ mod tests {
         };
         let mc = CommandId::memcache(&command);
         assert_eq!((mc.name(), mc.family()), ("mc_gets", Family::Read));
+    }
+
+    #[test]
+    fn the_slow_log_times_each_command_of_a_batch_by_its_own_work() {
+        let settings = Settings {
+            slowlog_slower_than_us: 20_000,
+            ..Settings::default()
+        };
+        let mut observer = Observer::new(0, 1, settings);
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let conn = Conn::new(1, 1, crate::shard::conn::Protocol::Resp, peer, 0);
+        let get = CommandId::resp(crate::commands::table::lookup(b"GET").unwrap());
+        observer.begin_batch();
+        // The first command of the batch works for 50 ms; the next ones take no time.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        observer.command_done(get, &conn, false, || vec![&b"get"[..], b"slow"]);
+        observer.command_done(get, &conn, false, || vec![&b"get"[..], b"fast"]);
+        observer.command_done(get, &conn, false, || vec![&b"get"[..], b"fast"]);
+        assert_eq!(observer.slowlog.len(), 1, "only the slow command is logged");
+        // Latency still runs from the batch's arrival to each reply.
+        let family = observer.families[get.index()] as usize;
+        assert_eq!(observer.latency[family].len(), 3);
+        assert!(
+            observer.latency[family].min() >= 45_000_000,
+            "within the histogram's precision"
+        );
     }
 }
