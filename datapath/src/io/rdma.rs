@@ -51,7 +51,7 @@ use platform::verbs::{
     Event, Events, EventsAddress, Link, LinkConfig, LinkId, Listener, Request, VerbsError,
 };
 
-use super::ACCEPTS_PER_TICK_MAX;
+use super::{ACCEPTS_PER_TICK_MAX, SHUTDOWN_DRAIN_MAX};
 use crate::shard::conn::Protocol;
 use crate::shard::{Refusal, Shard};
 
@@ -143,6 +143,15 @@ struct HotLink {
     active: Instant,
 }
 
+/// A link whose connection is closing: kept (and its connection with it) until the replies posted
+/// on it have left, since dropping a link discards SENDs still in flight; at most until `deadline`
+/// (as long as a stopping shard waits for its replies).
+#[derive(Clone, Copy, Debug)]
+struct Closing {
+    index: u32,
+    deadline: Instant,
+}
+
 /// A shard's share of the RDMA transport: its connection-manager channel, the links it owns
 /// (indexed like the shard's connections) and, on shard 0, the listener.
 pub struct RdmaPort {
@@ -159,6 +168,7 @@ pub struct RdmaPort {
     hot: Vec<HotLink>,
     /// `hot`'s twin, swapped in while `hot` is walked, so a tick allocates nothing.
     hot_spare: Vec<HotLink>,
+    closing: Vec<Closing>,
 }
 
 impl RdmaPort {
@@ -199,6 +209,7 @@ impl RdmaPort {
                 busy_poll,
                 hot: Vec::new(),
                 hot_spare: Vec::new(),
+                closing: Vec::new(),
             })
             .collect())
     }
@@ -321,16 +332,23 @@ impl RdmaPort {
         tracing::info!(shard = self.shard, index, %peer, ?protocol, "RDMA client connected");
     }
 
-    /// Once per loop iteration: adopts the requests handed to this shard, and busy-polls the
-    /// links that had completions lately (arming each once it has been idle for the window).
+    /// Once per loop iteration: adopts the requests handed to this shard, closes closing links
+    /// past their deadline, and busy-polls the links that had completions lately (arming each
+    /// once it has been idle for the window).
     pub fn tick(&mut self, shard: &mut Shard, changes: &mut Vec<FdChange>) {
         while let Ok(request) = self.queue.try_recv() {
             self.adopt(shard, request, changes);
         }
+        let now = Instant::now();
+        // close() takes each from `closing`.
+        while let Some(expired) = self.closing.iter().find(|closing| now >= closing.deadline) {
+            let index = expired.index;
+            tracing::debug!(index, "RDMA link closed with replies still in flight");
+            self.close(shard, index, changes);
+        }
         if self.hot.is_empty() {
             return;
         }
-        let now = Instant::now();
         let mut hot = std::mem::replace(&mut self.hot, std::mem::take(&mut self.hot_spare));
         for entry in hot.drain(..) {
             if now.duration_since(entry.active) >= self.busy_poll {
@@ -383,7 +401,13 @@ impl RdmaPort {
         changes: &mut Vec<FdChange>,
     ) -> Option<bool> {
         let link = self.links.get_mut(index as usize)?.as_mut()?;
-        let deliver = |message: &[u8]| shard.receive(index, message);
+        // A closing connection reads no more; its link is polled only for its sends' completions.
+        let closing = self.closing.iter().any(|closing| closing.index == index);
+        let deliver = |message: &[u8]| {
+            if !closing {
+                shard.receive(index, message);
+            }
+        };
         let polled = match polling {
             Polling::Busy { woken } => link.poll_unarmed(woken, deliver).map(|taken| taken.any()),
             Polling::Arm => link.poll(deliver).map(|messages| messages > 0),
@@ -430,7 +454,15 @@ impl RdmaPort {
         };
         conn.output.drain(..sent);
         if conn.output.is_empty() && conn.close_after_output {
-            self.close(shard, index, changes);
+            if link.sends_in_flight() == 0 {
+                self.close(shard, index, changes);
+            } else if !self.closing.iter().any(|closing| closing.index == index) {
+                // take_completions calls back here as the last sends complete.
+                self.closing.push(Closing {
+                    index,
+                    deadline: Instant::now() + SHUTDOWN_DRAIN_MAX,
+                });
+            }
         } else if sent > 0 {
             shard.output_sent(index, sent);
         }
@@ -463,6 +495,7 @@ impl RdmaPort {
         };
         self.indices.remove(&link.id());
         self.hot.retain(|entry| entry.index != index);
+        self.closing.retain(|closing| closing.index != index);
         self.link_gone();
         changes.push(FdChange::Forget {
             index,

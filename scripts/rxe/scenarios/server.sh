@@ -84,8 +84,10 @@ if [ "$role" = single ]; then
     done
     echo "RDMA links per shard: $(grep -o 'RDMA client connected shard=[0-9]*' /tmp/ferrite.log | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
 fi
-# bad peers: a malformed request gets Redis' protocol error and its link is closed; a message
-# larger than the server's receive buffers cuts that client off; the server goes on serving
+# the last reply before the server closes a link arrives: QUIT's +OK, a malformed request's
+# protocol error (then its link is closed); a message larger than the server's receive buffers
+# cuts that client off; the server goes on serving
+expect "$(printf '%s\n%s' '+OK' '(closed by the server)')" rdma --raw '*1\r\n$4\r\nQUIT\r\n'
 expect "$(printf '%s\n%s' '-ERR Protocol error: invalid bulk length' '(closed by the server)')" \
     rdma --raw '*1\r\n$-5\r\n'
 if rdma --message-bytes 65536 --fill 60000 SET oversized >/tmp/oversized.out 2>&1; then
