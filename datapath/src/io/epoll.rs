@@ -184,9 +184,21 @@ pub fn run(
         }
         for change in rdma_changes.drain(..) {
             // A forgotten link's descriptor is already closed, which took it out of the set.
-            if let FdChange::Watch { index, fd } = change {
-                let token = TOKEN_RDMA_LINK_BASE + u64::from(index);
-                epoll.control(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, token)?;
+            let FdChange::Watch { index, fd } = change else {
+                continue;
+            };
+            // A link adopted and closed in this same iteration has no fd left to watch (its
+            // number may even belong to a newer link, already watched).
+            if rdma.as_ref().and_then(|port| port.completion_fd(index)) != Some(fd) {
+                continue;
+            }
+            let token = TOKEN_RDMA_LINK_BASE + u64::from(index);
+            match epoll.control(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, token) {
+                // EEXIST: a link closed and another opened at the same index with the same fd
+                // number, both within the iteration: that fd is watched already. EBADF: gone.
+                Ok(()) => {}
+                Err(error) if matches!(error.raw_os_error(), Some(libc::EEXIST | libc::EBADF)) => {}
+                Err(error) => return Err(error),
             }
         }
 

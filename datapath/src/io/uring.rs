@@ -276,8 +276,16 @@ impl Loop<'_> {
     fn apply_rdma_changes(&mut self) -> io::Result<()> {
         for change in std::mem::take(&mut self.rdma_changes) {
             match change {
+                // A link adopted and closed in this same tick has no fd left: a poll of its
+                // number would watch whatever reused it, under this link's index.
                 FdChange::Watch { index, fd } => {
-                    self.arm_rdma_poll(fd, KIND_RDMA_LINK | u64::from(index))?
+                    let current = self
+                        .rdma
+                        .as_ref()
+                        .and_then(|port| port.completion_fd(index));
+                    if current == Some(fd) {
+                        self.arm_rdma_poll(fd, KIND_RDMA_LINK | u64::from(index))?
+                    }
                 }
                 FdChange::Forget { index, .. } => {
                     let entry = opcode::AsyncCancel::new(KIND_RDMA_LINK | u64::from(index))
