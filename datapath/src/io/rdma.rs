@@ -32,12 +32,15 @@
 //! A busy link thus costs no interrupt, no fd read and no wake-up per message; an idle one costs
 //! nothing. A window of 0 (the default, [`BUSY_POLL_DEFAULT`]) arms after every poll.
 //!
-//! Limits: links are bounded by the server's client limit (the same `--max-clients` as TCP);
-//! each link holds [`LINK_CONFIG`]'s buffers (`receive_buffers` + `send_slots` messages of
-//! `buffer_bytes`), registered once when it is accepted; at most [`HANDOVER_REQUESTS_MAX`]
-//! requests wait for one shard (more are rejected). A client that stops re-posting receives makes
-//! our SENDs fail after the NIC's retries and is disconnected (`platform::verbs::RNR_RETRY_COUNT`);
-//! one that sends garbage gets the protocol's error and is closed, as on TCP.
+//! Limits: links count against the server's client limit (the same `--max-clients` as TCP), but
+//! the limit is checked after the accept: a link over it gets the limit's error message and is
+//! dropped once that has left, so it holds its queue pair and buffers for that long (at most
+//! [`SHUTDOWN_DRAIN_MAX`]). Each link holds [`LINK_CONFIG`]'s buffers (`receive_buffers` +
+//! `send_slots` messages of `buffer_bytes`), registered once when it is accepted; at most
+//! [`HANDOVER_REQUESTS_MAX`] requests wait for one shard (more are rejected). A client that stops
+//! re-posting receives makes our SENDs fail after the NIC's retries and is disconnected
+//! (`platform::verbs::RNR_RETRY_COUNT`); one that sends garbage gets the protocol's error, and its
+//! link is closed once that reply has left (dropping a link discards SENDs still in flight).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -152,6 +155,14 @@ struct Closing {
     deadline: Instant,
 }
 
+/// A link refused for the client limit, kept (at most until `deadline`) until its error message
+/// has left. It is no connection of the shard, and the loop does not watch it: [`RdmaPort::tick`]
+/// polls it.
+struct Refused {
+    link: Link,
+    deadline: Instant,
+}
+
 /// A shard's share of the RDMA transport: its connection-manager channel, the links it owns
 /// (indexed like the shard's connections) and, on shard 0, the listener.
 pub struct RdmaPort {
@@ -169,6 +180,7 @@ pub struct RdmaPort {
     /// `hot`'s twin, swapped in while `hot` is walked, so a tick allocates nothing.
     hot_spare: Vec<HotLink>,
     closing: Vec<Closing>,
+    refused: Vec<Refused>,
 }
 
 impl RdmaPort {
@@ -210,6 +222,7 @@ impl RdmaPort {
                 hot: Vec::new(),
                 hot_spare: Vec::new(),
                 closing: Vec::new(),
+                refused: Vec::new(),
             })
             .collect())
     }
@@ -313,9 +326,13 @@ impl RdmaPort {
         let index = match shard.accept(protocol, peer) {
             Ok(index) => index,
             Err(Refusal::TooManyClients(message)) => {
-                // Best effort, as on TCP: the error, then the link drops (disconnects).
-                let _ = link.send(message);
                 self.link_gone();
+                if link.send(message).is_ok() {
+                    self.refused.push(Refused {
+                        link,
+                        deadline: Instant::now() + SHUTDOWN_DRAIN_MAX,
+                    });
+                }
                 return;
             }
         };
@@ -332,14 +349,19 @@ impl RdmaPort {
         tracing::info!(shard = self.shard, index, %peer, ?protocol, "RDMA client connected");
     }
 
-    /// Once per loop iteration: adopts the requests handed to this shard, closes closing links
-    /// past their deadline, and busy-polls the links that had completions lately (arming each
-    /// once it has been idle for the window).
+    /// Once per loop iteration: adopts the requests handed to this shard, drops refused links
+    /// whose message has left, closes closing links past their deadline, and busy-polls the
+    /// links that had completions lately (arming each once it has been idle for the window).
     pub fn tick(&mut self, shard: &mut Shard, changes: &mut Vec<FdChange>) {
         while let Ok(request) = self.queue.try_recv() {
             self.adopt(shard, request, changes);
         }
         let now = Instant::now();
+        self.refused.retain_mut(|refused| {
+            // Their input is not read; an error means the link is broken.
+            let polled = refused.link.poll_unarmed(false, |_| {});
+            polled.is_ok() && refused.link.sends_in_flight() > 0 && now < refused.deadline
+        });
         // close() takes each from `closing`.
         while let Some(expired) = self.closing.iter().find(|closing| now >= closing.deadline) {
             let index = expired.index;
@@ -474,7 +496,14 @@ impl RdmaPort {
     /// is dropped: the server has stopped reading.
     pub fn finish_sends(&mut self, limit: Duration) {
         let deadline = Instant::now() + limit;
-        for link in self.links.iter_mut().flatten() {
+        let refused = self.refused.iter_mut().map(|refused| &mut refused.link);
+        for link in self
+            .links
+            .iter_mut()
+            .flatten()
+            .map(|link| &mut **link)
+            .chain(refused)
+        {
             while link.sends_in_flight() > 0 && Instant::now() < deadline {
                 if link.poll(|_| {}).is_err() {
                     break;

@@ -90,6 +90,29 @@ fi
 expect "$(printf '%s\n%s' '+OK' '(closed by the server)')" rdma --raw '*1\r\n$4\r\nQUIT\r\n'
 expect "$(printf '%s\n%s' '-ERR Protocol error: invalid bulk length' '(closed by the server)')" \
     rdma --raw '*1\r\n$-5\r\n'
+# a link over the client limit gets the limit's error before it is dropped (one-VM run: the
+# limit is set over TCP, which the other VM cannot reach)
+if [ "$role" = single ]; then
+    maxclients=$(tcp CONFIG GET maxclients | sed -n 's/^2) "\(.*\)"$/\1/p')
+    [ -n "$maxclients" ] || fail "no maxclients in CONFIG GET"
+    # no `timeout` wrapper: killing it would leave this link open
+    loadgen --port 7000 --host "$server" --transport rdma --mode set --requests 100000000 \
+        --conns 1 --pipeline 1 --max-seconds 50 >/dev/null 2>&1 &
+    holder=$!
+    tries=0
+    # that link and this INFO's connection
+    until [ "$(tcp INFO clients | sed -n 's/^connected_clients:\([0-9]*\).*/\1/p')" -ge 2 ] 2>/dev/null; do
+        tries=$((tries + 1)); [ $tries -lt 100 ] || fail "loadgen never connected"; sleep 0.1
+    done
+    expect OK tcp CONFIG SET maxclients 1
+    expect "$(printf '%s\n%s' '-ERR max number of clients reached' '(closed by the server)')" \
+        rdma --raw '*1\r\n$4\r\nPING\r\n'
+    kill -9 $holder
+    tries=0
+    until [ "$(tcp CONFIG SET maxclients "$maxclients" 2>&1)" = OK ]; do
+        tries=$((tries + 1)); [ $tries -lt 100 ] || fail "maxclients not restored"; sleep 0.1
+    done
+fi
 if rdma --message-bytes 65536 --fill 60000 SET oversized >/tmp/oversized.out 2>&1; then
     fail "a message larger than the server's buffers was accepted: $(cat /tmp/oversized.out)"
 fi
