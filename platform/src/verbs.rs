@@ -927,7 +927,9 @@ fn connection_parameters() -> rdma_conn_param {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        // Teardown order is the reverse of make_queue_pair; each step only if it was reached.
+        // The reverse of make_queue_pair, except that the QP goes first (disconnected, then
+        // destroyed), so the NIC stops using the registered buffers before they are
+        // deregistered; each step only if it was reached.
         // SAFETY (whole block): every pointer is either null (never made) or owned by `self`
         // and no longer used by the NIC once the QP is destroyed.
         unsafe {

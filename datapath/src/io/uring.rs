@@ -51,6 +51,9 @@ const KIND_MAIL: u64 = 5 << 56;
 const KIND_RDMA_EVENTS: u64 = 6 << 56;
 /// An RDMA link's completion channel is readable (a one-shot POLL_ADD, re-armed after each).
 const KIND_RDMA_LINK: u64 = 7 << 56;
+/// The cancel of a closed RDMA link's poll; it completes only when it failed (the poll had
+/// already ended), which needs nothing done.
+const KIND_RDMA_CANCEL: u64 = 8 << 56;
 const KIND_MASK: u64 = 0xff << 56;
 
 const _: () = assert!(RECV_BUFFER_COUNT.is_power_of_two());
@@ -291,7 +294,7 @@ impl Loop<'_> {
                     let entry = opcode::AsyncCancel::new(KIND_RDMA_LINK | u64::from(index))
                         .build()
                         .flags(squeue::Flags::SKIP_SUCCESS)
-                        .user_data(KIND_MAIL);
+                        .user_data(KIND_RDMA_CANCEL);
                     self.push(entry)?;
                 }
             }
@@ -475,8 +478,9 @@ impl Loop<'_> {
                 self.finish_close_if_idle(index);
             }
             KIND_SEND => self.sent(index, result)?,
-            // The target ring of a MSG_RING that failed (it exited): nothing to deliver.
-            KIND_MAIL => {}
+            // A MSG_RING that failed (its target exited): nothing to deliver; or a failed
+            // cancel: nothing to cancel.
+            KIND_MAIL | KIND_RDMA_CANCEL => {}
             KIND_RDMA_EVENTS => {
                 if let Some(port) = self.rdma.as_mut() {
                     port.events_ready(self.shard, &mut self.rdma_changes);
