@@ -226,6 +226,35 @@ fn protocol_errors_answer_then_close() {
 }
 
 #[test]
+fn quit_after_a_fan_out_gets_every_reply_then_closes() {
+    for backend in BACKENDS {
+        let server = start(backend);
+        let keys: Vec<String> = (0..16).map(|key| format!("quit-key-{key}")).collect();
+        let mut mset = vec!["MSET"];
+        for key in &keys {
+            mset.extend([key.as_str(), "v"]);
+        }
+        assert_eq!(server.client().call(&mset), b"+OK\r\n");
+        let mut request = format!("*{}\r\n$4\r\nMGET\r\n", keys.len() + 1);
+        for key in &keys {
+            request += &format!("${}\r\n{key}\r\n", key.len());
+        }
+        request += "*1\r\n$4\r\nQUIT\r\n";
+        // 16 keys over 2 shards: some are another shard's, so MGET's reply comes later than QUIT.
+        let mut client = server.client();
+        client.send(request.as_bytes());
+        let mget = format!("*{}\r\n{}", keys.len(), "$1\r\nv\r\n".repeat(keys.len()));
+        assert_eq!(String::from_utf8_lossy(&client.read_reply()), mget);
+        assert_eq!(client.read_reply(), b"+OK\r\n");
+        assert!(
+            client.closed_by_server(),
+            "connection stays open after QUIT"
+        );
+        server.stop();
+    }
+}
+
+#[test]
 fn inline_commands_and_split_reads() {
     for backend in BACKENDS {
         let server = start(backend);

@@ -309,7 +309,8 @@ fn write_out(
     }
     conn.output.drain(..written);
     let finished = conn.output.is_empty();
-    let close_now = failed || (finished && conn.close_after_output);
+    // Replies still being made on other shards come before the close, as they came before QUIT.
+    let close_now = failed || (!conn.owes_replies() && conn.close_after_output);
     if close_now {
         close(shard, sockets, index);
         return Ok(());

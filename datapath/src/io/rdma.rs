@@ -475,7 +475,8 @@ impl RdmaPort {
             }
         };
         conn.output.drain(..sent);
-        if conn.output.is_empty() && conn.close_after_output {
+        // Replies still being made on other shards come before the close.
+        if !conn.owes_replies() && conn.close_after_output {
             if link.sends_in_flight() == 0 {
                 self.close(shard, index, changes);
             } else if !self.closing.iter().any(|closing| closing.index == index) {

@@ -578,7 +578,8 @@ impl Loop<'_> {
             return Ok(());
         };
         if conn.output.is_empty() {
-            if conn.close_after_output {
+            // Replies still being made on other shards come before the close.
+            if conn.close_after_output && !conn.owes_replies() {
                 self.begin_close(index);
                 self.finish_close_if_idle(index);
             }

@@ -88,6 +88,12 @@ fi
 # protocol error (then its link is closed); a message larger than the server's receive buffers
 # cuts that client off; the server goes on serving
 expect "$(printf '%s\n%s' '+OK' '(closed by the server)')" rdma --raw '*1\r\n$4\r\nQUIT\r\n'
+# ...also after a reply other shards are still making (8 keys: some are the other shard's)
+expect OK rdma MSET q1 v q2 v q3 v q4 v q5 v q6 v q7 v q8 v
+mget='*9\r\n$4\r\nMGET\r\n$2\r\nq1\r\n$2\r\nq2\r\n$2\r\nq3\r\n$2\r\nq4\r\n$2\r\nq5\r\n$2\r\nq6\r\n$2\r\nq7\r\n$2\r\nq8\r\n'
+got=$(rdma --raw "$mget"'*1\r\n$4\r\nQUIT\r\n' | tr -d '\r' | tr '\n' ' ')
+[ "$got" = '*8 $1 v $1 v $1 v $1 v $1 v $1 v $1 v $1 v +OK (closed by the server) ' ] ||
+    fail "MGET then QUIT: '$got'"
 expect "$(printf '%s\n%s' '-ERR Protocol error: invalid bulk length' '(closed by the server)')" \
     rdma --raw '*1\r\n$-5\r\n'
 # a link over the client limit gets the limit's error before it is dropped (one-VM run: the
