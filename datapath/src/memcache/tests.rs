@@ -244,6 +244,9 @@ fn meta_replies_from_outcomes() {
         &[counter(b"6", Lifetime::Forever)],
         "VA 1\r\n6\r\n",
     );
+    // q hides a successful ma even when it carries the value.
+    check_meta(b"ma k v q\r\n", &[counter(b"6", Lifetime::Forever)], "");
+    check_meta(b"ma k q\r\n", &[counter(b"6", Lifetime::Forever)], "");
     check_meta(b"ma k\r\n", &[Outcome::Missing], "NF\r\n");
     check_meta(b"ma k N0\r\n", &[Outcome::NotStored], "NS\r\n");
     check_meta(b"ma k C1\r\n", &[Outcome::CasMismatch], "EX\r\n");
