@@ -534,8 +534,7 @@ impl Run<'_> {
     fn increment(&mut self, key: &[u8], delta: i64) {
         let op = Op::Increment {
             key: Cow::Borrowed(key),
-            delta,
-            arithmetic: Arithmetic::Signed,
+            arithmetic: Arithmetic::Signed(delta),
             create: true,
         };
         self.single(Finish::Integer, op);

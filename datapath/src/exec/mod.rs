@@ -225,6 +225,20 @@ fn set_outcome(status: SetStatus) -> Outcome<'static> {
     }
 }
 
+/// memcached incr / decr (and `ma`) on `key`: the new number, `None` when the key is missing.
+fn change_unsigned(
+    store: &mut Store,
+    key: &[u8],
+    delta: UnsignedDelta,
+    now: u64,
+) -> Result<Option<u64>, StoreError> {
+    if delta.decrement {
+        store.decr_u64(key, delta.magnitude, now)
+    } else {
+        store.incr_u64(key, delta.magnitude, now)
+    }
+}
+
 fn lifetime_of(expiry_ms: Option<u64>, now: u64) -> Lifetime {
     match expiry_ms {
         Some(at) => Lifetime::Ms(at.saturating_sub(now)),
@@ -428,10 +442,9 @@ impl Executor {
             Op::Exists { key } => Outcome::Integer(i64::from(self.store().contains(key, now))),
             Op::Increment {
                 key,
-                delta,
                 arithmetic,
                 create,
-            } => self.increment(key, *delta, *arithmetic, *create, now),
+            } => self.increment(key, *arithmetic, *create, now),
             Op::IncrementFloat { key, delta } => self.increment_float(key, *delta, now),
             Op::Expire {
                 key,
@@ -620,13 +633,7 @@ impl Executor {
                 _ => {}
             }
         }
-        let delta = arithmetic.delta;
-        let changed = if delta >= 0 {
-            store.incr_u64(key, delta.unsigned_abs(), now)
-        } else {
-            store.decr_u64(key, delta.unsigned_abs(), now)
-        };
-        let number = match changed {
+        let number = match change_unsigned(store, key, arithmetic.delta, now) {
             Ok(Some(number)) => number,
             Ok(None) => {
                 let Some(expiry) = arithmetic.vivify else {
@@ -737,14 +744,13 @@ impl Executor {
     fn increment(
         &mut self,
         key: &[u8],
-        delta: i64,
         arithmetic: Arithmetic,
         create: bool,
         now: u64,
     ) -> Outcome<'static> {
         let store = self.store();
         match arithmetic {
-            Arithmetic::Signed => {
+            Arithmetic::Signed(delta) => {
                 if !create && !store.contains(key, now) {
                     return Outcome::Missing;
                 }
@@ -753,18 +759,11 @@ impl Executor {
                     Err(error) => Outcome::Failed(store_error(error)),
                 }
             }
-            Arithmetic::Unsigned => {
-                let result = if delta >= 0 {
-                    store.incr_u64(key, delta as u64, now)
-                } else {
-                    store.decr_u64(key, delta.unsigned_abs(), now)
-                };
-                match result {
-                    Ok(Some(number)) => Outcome::Unsigned(number),
-                    Ok(None) => Outcome::Missing,
-                    Err(error) => Outcome::Failed(store_error(error)),
-                }
-            }
+            Arithmetic::Unsigned(delta) => match change_unsigned(store, key, delta, now) {
+                Ok(Some(number)) => Outcome::Unsigned(number),
+                Ok(None) => Outcome::Missing,
+                Err(error) => Outcome::Failed(store_error(error)),
+            },
         }
     }
 

@@ -37,8 +37,7 @@ pub enum Condition {
 /// A memcached `ma`: every check and change in one op, so they happen in one step on the owner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MetaArithmetic {
-    /// Added with wrap-around at 2^64 when positive, subtracted stopping at 0 when negative.
-    pub delta: i64,
+    pub delta: UnsignedDelta,
     /// `C`: only if the item's CAS is this.
     pub compare_cas: Option<u64>,
     /// `T`: the item's new expiry after the change.
@@ -80,13 +79,21 @@ pub enum ExpireCondition {
     IfEarlier,
 }
 
-/// How an increment treats the number and its bounds.
+/// A memcached delta: any unsigned 64-bit amount (memcached reads it with `strtoull`), added
+/// with wrap-around at 2^64, or subtracted stopping at 0 when `decrement`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnsignedDelta {
+    pub magnitude: u64,
+    pub decrement: bool,
+}
+
+/// An increment's delta, and how it treats the number and its bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arithmetic {
     /// Redis: signed 64-bit; overflow is an error.
-    Signed,
-    /// memcached: unsigned 64-bit; incr wraps, decr stops at 0.
-    Unsigned,
+    Signed(i64),
+    /// memcached: unsigned 64-bit.
+    Unsigned(UnsignedDelta),
 }
 
 /// One operation on one key (or, for the keyless ones, on one shard's whole store).
@@ -133,11 +140,10 @@ pub enum Op<'a> {
     Exists {
         key: Cow<'a, [u8]>,
     },
-    /// Add `delta` to the decimal number stored at `key`; a missing key counts as 0 when
-    /// `create` (Redis) and is NotFound otherwise (memcached).
+    /// Change the decimal number stored at `key` by `arithmetic`'s delta; a missing key counts
+    /// as 0 when `create` (Redis) and is NotFound otherwise (memcached).
     Increment {
         key: Cow<'a, [u8]>,
-        delta: i64,
         arithmetic: Arithmetic,
         create: bool,
     },
@@ -268,12 +274,10 @@ impl Op<'_> {
             Op::Exists { key } => Op::Exists { key: own(key) },
             Op::Increment {
                 key,
-                delta,
                 arithmetic,
                 create,
             } => Op::Increment {
                 key: own(key),
-                delta,
                 arithmetic,
                 create,
             },

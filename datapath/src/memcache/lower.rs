@@ -4,7 +4,9 @@ use std::borrow::Cow;
 
 use super::finish::{self, Finish, LineKind, MetaRequest};
 use super::stats;
-use crate::exec::{Arithmetic, Condition, ExpireCondition, Expiry, MetaArithmetic, MetaRead, Op};
+use crate::exec::{
+    Arithmetic, Condition, ExpireCondition, Expiry, MetaArithmetic, MetaRead, Op, UnsignedDelta,
+};
 use crate::protocol::memcache::{
     reply, Command, Keys, MetaFlags, MetaKey, MetaKind, MetaMode, StoreMode,
 };
@@ -108,19 +110,12 @@ pub(super) fn run(
             decrement,
             noreply,
         } => {
-            // The store's delta is a signed 64-bit number: larger deltas cannot be carried.
-            let Ok(magnitude) = i64::try_from(delta) else {
-                reply::error(
-                    conn.reply_buffer(),
-                    crate::protocol::memcache::ErrorKind::InvalidDelta,
-                );
-                return;
-            };
-            let delta = if decrement { -magnitude } else { magnitude };
             let op = Op::Increment {
                 key: Cow::Borrowed(key),
-                delta,
-                arithmetic: Arithmetic::Unsigned,
+                arithmetic: Arithmetic::Unsigned(UnsignedDelta {
+                    magnitude: delta,
+                    decrement,
+                }),
                 create: false,
             };
             line(
@@ -314,7 +309,7 @@ pub(super) fn meta_ops<'a>(
     flags: &MetaFlags<'_>,
     data: &'a [u8],
     now: u64,
-) -> Result<MetaOps<'a>, crate::protocol::memcache::ErrorKind> {
+) -> MetaOps<'a> {
     let key = || Cow::Borrowed(key);
     let mut ops = MetaOps {
         slots: [const { None }; META_OPS_MAX],
@@ -403,17 +398,13 @@ pub(super) fn meta_ops<'a>(
             ops.push(compared(flags.compare_cas, op));
         }
         MetaKind::Arithmetic => {
-            let delta = i64::try_from(flags.delta.unwrap_or(1))
-                .map_err(|_| crate::protocol::memcache::ErrorKind::InvalidDelta)?;
-            let delta = if flags.mode == Some(MetaMode::Decrement) {
-                -delta
-            } else {
-                delta
-            };
             ops.push(Op::MetaArithmetic {
                 key: key(),
                 arithmetic: MetaArithmetic {
-                    delta,
+                    delta: UnsignedDelta {
+                        magnitude: flags.delta.unwrap_or(1),
+                        decrement: flags.mode == Some(MetaMode::Decrement),
+                    },
                     compare_cas: flags.compare_cas,
                     expiry: ttl,
                     vivify: flags.vivify_ttl.map(|ttl| expiry(ttl, now)),
@@ -422,7 +413,7 @@ pub(super) fn meta_ops<'a>(
             });
         }
     }
-    Ok(ops)
+    ops
 }
 
 #[allow(clippy::too_many_arguments)] // one meta request, taken apart by the parser
@@ -449,13 +440,7 @@ fn meta(
         reply::server_error(conn.reply_buffer(), EXPLICIT_CAS_UNSUPPORTED);
         return;
     }
-    let ops = match meta_ops(kind, key.bytes(), flags, data, now) {
-        Ok(ops) => ops,
-        Err(kind) => {
-            reply::error(conn.reply_buffer(), kind);
-            return;
-        }
-    };
+    let ops = meta_ops(kind, key.bytes(), flags, data, now);
     let target = core.owner(key.bytes());
     let shard = core.id;
     if target == shard {

@@ -302,7 +302,7 @@ impl Shard {
         else {
             panic!("not a meta request: {}", String::from_utf8_lossy(request));
         };
-        let ops = meta_ops(kind, key.bytes(), &flags, data, now).expect("lowered");
+        let ops = meta_ops(kind, key.bytes(), &flags, data, now);
         let outcomes: Vec<Outcome<'static>> = ops
             .iter()
             .map(|op| self.executor.execute(op, now).into_owned())
@@ -459,6 +459,21 @@ fn compare_cas_on_arithmetic_and_concatenation() {
     assert_eq!(
         shard.ask(b"ms absent 1 MA C5 N30\r\n!\r\n", NOW_MS),
         "HD\r\n"
+    );
+}
+
+#[test]
+fn arithmetic_takes_any_unsigned_delta() {
+    let mut shard = Shard::new();
+    shard.ask(b"ms n 1\r\n5\r\n", NOW_MS);
+    // memcached adds modulo 2^64: 5 + (2^64 - 1) is 4.
+    assert_eq!(
+        shard.ask(b"ma n D18446744073709551615 v\r\n", NOW_MS),
+        "VA 1\r\n4\r\n"
+    );
+    assert_eq!(
+        shard.ask(b"ma n MD D18446744073709551615 v\r\n", NOW_MS),
+        "VA 1\r\n0\r\n"
     );
 }
 

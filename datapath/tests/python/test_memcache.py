@@ -416,6 +416,19 @@ def test_meta_commands(server):
     assert raw.ask(b"ms m 1 E5\r\nx\r\n").startswith(b"SERVER_ERROR E (explicit CAS value) is not supported")
 
 
+def test_arithmetic_takes_any_unsigned_delta(server):
+    """memcached reads a delta with strtoull: every u64 is one, and incr wraps at 2^64."""
+    raw = Raw(server)
+    assert raw.ask(b"set n 0 0 1\r\n5\r\n") == b"STORED"
+    assert raw.ask(b"incr n 18446744073709551615\r\n") == b"4"
+    # The quiet ones send nothing: the reply read is the last command's.
+    quiet = b"decr n 18446744073709551615 noreply\r\nincr n 18446744073709551615 noreply\r\n"
+    assert raw.ask(quiet + b"decr n 1\r\n") == b"18446744073709551614"
+    assert raw.ask(b"ma n D18446744073709551615 v\r\n") == b"VA 20|18446744073709551613"
+    assert raw.ask(b"ma n MD D18446744073709551615 q\r\nmn\r\n") == b"MN"
+    assert raw.ask(b"get n\r\n") == b"VALUE n 0 1"
+
+
 def cas_of(raw, key: bytes) -> int:
     """The CAS `me` reports: it looks without counting a fetch or taking a win token."""
     line = raw.ask(b"me " + key + b"\r\n")
