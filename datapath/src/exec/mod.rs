@@ -346,10 +346,7 @@ impl Executor {
         match op {
             Op::Get { key } => self.get(key, now),
             Op::GetAndExpire { key, expiry } => {
-                if let Err(error) = self.change_expiry(key, *expiry, now) {
-                    return Outcome::Failed(store_error(error));
-                }
-                self.get(key, now)
+                self.read_and_expire(key, Some(*expiry), now, |executor| executor.get(key, now))
             }
             Op::MetaGet { key, read } => self.meta_get(key, read, now),
             Op::MetaArithmetic { key, arithmetic } => self.meta_arithmetic(key, arithmetic, now),
@@ -561,8 +558,39 @@ impl Executor {
         }
     }
 
-    /// memcached `mg`: vivify on a miss, change the expiry, then read, recording the read and
-    /// handing out the win token as `read` says.
+    /// A read that also sets the expiry (gat, `mg T`, GETEX). memcached and Redis read first, so
+    /// an expiry already past still returns the hit, then removes the item. A later expiry is set
+    /// first instead, for the same hit: setting it rewrites the item under a new CAS, which the
+    /// read must report.
+    fn read_and_expire(
+        &mut self,
+        key: &[u8],
+        expiry: Option<Expiry>,
+        now: u64,
+        read: impl for<'s> FnOnce(&'s mut Self) -> Outcome<'s>,
+    ) -> Outcome<'_> {
+        let Some(expiry) = expiry else {
+            return read(self);
+        };
+        if !matches!(expiry, Expiry::AtMs(at) if at <= now) {
+            if let Err(error) = self.change_expiry(key, expiry, now) {
+                return Outcome::Failed(store_error(error));
+            }
+            return read(self);
+        }
+        // The item is about to go: its value is copied out of the store first, with no time left.
+        let mut outcome = read(self).into_owned();
+        if let Outcome::MetaValue(found) = &mut outcome {
+            found.lifetime = Lifetime::Ms(0);
+        }
+        match self.change_expiry(key, expiry, now) {
+            Ok(()) => outcome,
+            Err(error) => Outcome::Failed(store_error(error)),
+        }
+    }
+
+    /// memcached `mg`: vivify on a miss, then read and change the expiry (see
+    /// [`Executor::read_and_expire`]).
     fn meta_get(&mut self, key: &[u8], read: &MetaRead, now: u64) -> Outcome<'_> {
         let mut created = false;
         if let Some(expiry) = read.vivify {
@@ -582,11 +610,14 @@ impl Executor {
                 }
             }
         }
-        if let Some(expiry) = read.expiry {
-            if let Err(error) = self.change_expiry(key, expiry, now) {
-                return Outcome::Failed(store_error(error));
-            }
-        }
+        self.read_and_expire(key, read.expiry, now, |executor| {
+            executor.meta_read(key, read, created, now)
+        })
+    }
+
+    /// The read of an `mg`, recording it and handing out the win token as `read` says; `created`
+    /// when this request vivified the item.
+    fn meta_read(&mut self, key: &[u8], read: &MetaRead, created: bool, now: u64) -> Outcome<'_> {
         let Some(store) = self.store.as_mut() else {
             return Outcome::Failed(OpError::Storage);
         };

@@ -56,7 +56,7 @@ pub struct MetaRead {
     pub touch: bool,
     /// Hand out the win token to the first reader of a stale item (`mg`; `me` only looks).
     pub claim_win: bool,
-    /// `T`: a new expiry, set before the read.
+    /// `T`: a new expiry; an item it expires is still returned, as memcached does.
     pub expiry: Option<Expiry>,
     /// `N`: on a miss, create an empty item with this expiry and hand this client its win token.
     pub vivify: Option<Expiry>,
@@ -102,7 +102,7 @@ pub enum Op<'a> {
     Get {
         key: Cow<'a, [u8]>,
     },
-    /// Get and change the expiry (GETEX, memcached gat/touch-on-read).
+    /// Get and change the expiry (GETEX, memcached gat): a hit even when the new expiry is past.
     GetAndExpire {
         key: Cow<'a, [u8]>,
         expiry: Expiry,

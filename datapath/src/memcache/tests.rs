@@ -478,6 +478,30 @@ fn arithmetic_takes_any_unsigned_delta() {
 }
 
 #[test]
+fn a_read_that_sets_a_past_ttl_returns_the_hit_then_expires_it() {
+    let mut shard = Shard::new();
+    shard.ask(b"ms k 1\r\nv\r\n", NOW_MS);
+    assert_eq!(shard.ask(b"mg k T-1 v\r\n", NOW_MS), "VA 1\r\nv\r\n");
+    assert_eq!(shard.ask(b"mg k v\r\n", NOW_MS), "EN\r\n");
+    // gat / gats.
+    shard.ask(b"ms k 1 F3\r\nv\r\n", NOW_MS);
+    let touch = Op::GetAndExpire {
+        key: Cow::Borrowed(b"k"),
+        expiry: expiry(-1, NOW_MS),
+    };
+    let cas = shard.cas("k", NOW_MS);
+    assert_eq!(
+        shard.executor.execute(&touch, NOW_MS).into_owned(),
+        value(b"v", 3, cas)
+    );
+    assert_eq!(shard.ask(b"mg k v\r\n", NOW_MS), "EN\r\n");
+    // A later TTL: the CAS reported is the one a following write must quote.
+    shard.ask(b"ms k 1\r\nv\r\n", NOW_MS);
+    let reply = shard.ask(b"mg k T30 t c\r\n", NOW_MS);
+    assert_eq!(reply, format!("HD t30 c{}\r\n", shard.cas("k", NOW_MS)));
+}
+
+#[test]
 fn removing_a_value_keeps_the_item_and_its_ttl() {
     let mut shard = Shard::new();
     shard.ask(b"ms k 5 F9 T100\r\nvalue\r\n", NOW_MS);

@@ -429,6 +429,19 @@ def test_arithmetic_takes_any_unsigned_delta(server):
     assert raw.ask(b"get n\r\n") == b"VALUE n 0 1"
 
 
+def test_touching_reads_with_a_past_exptime_return_the_hit(server):
+    """memcached fetches the item, then sets its exptime: the read is a hit, the next one a miss."""
+    raw = Raw(server)
+    for read in (b"gat -1 k\r\n", b"gats -1 k\r\n"):
+        assert raw.ask(b"set k 5 0 1\r\nv\r\n") == b"STORED"
+        assert raw.ask(read).startswith(b"VALUE k 5 1")
+        assert raw.line() == b"v" and raw.line() == b"END"
+        assert raw.ask(b"get k\r\n") == b"END"
+    assert raw.ask(b"ms k 1\r\nv\r\n") == b"HD"
+    assert raw.ask(b"mg k T-1 v\r\n") == b"VA 1|v"
+    assert raw.ask(b"mg k v\r\n") == b"EN"
+
+
 def cas_of(raw, key: bytes) -> int:
     """The CAS `me` reports: it looks without counting a fetch or taking a win token."""
     line = raw.ask(b"me " + key + b"\r\n")
