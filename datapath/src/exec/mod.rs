@@ -362,6 +362,23 @@ impl Executor {
                     Err(error) => Outcome::Failed(store_error(error)),
                 }
             }
+            Op::RemoveValue { key, expiry, stale } => {
+                let options = SetOptions {
+                    condition: persistent::Condition::IfPresent,
+                    expiry: persistent_expiry(*expiry),
+                    ..SetOptions::default()
+                };
+                let store = self.store();
+                match store.set(key, b"", &options, now) {
+                    Ok(result) => {
+                        if *stale && matches!(result.status, SetStatus::Stored { .. }) {
+                            store.mark(key, Mark::Stale, now);
+                        }
+                        set_outcome(result.status)
+                    }
+                    Err(error) => Outcome::Failed(store_error(error)),
+                }
+            }
             Op::IfCas { cas, op } => {
                 if let Some(key) = op.key() {
                     match self.store().read(key, now, ReadOptions::PEEK) {

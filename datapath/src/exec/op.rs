@@ -200,6 +200,14 @@ pub enum Op<'a> {
         key: Cow<'a, [u8]>,
         expiry: Option<Expiry>,
     },
+    /// memcached `md x`: the item stays, its value emptied and its client flags zeroed, with
+    /// `expiry` (memcached stores a new item: without `T` it never expires); with `stale`
+    /// (`md I x`) it is also marked stale.
+    RemoveValue {
+        key: Cow<'a, [u8]>,
+        expiry: Expiry,
+        stale: bool,
+    },
     /// `op`, unless its key holds an item whose CAS is not `cas` ([`Outcome::CasMismatch`]):
     /// memcached `C` on `md` and `ms` append modes. A missing key is left to `op`.
     IfCas {
@@ -313,6 +321,11 @@ impl Op<'_> {
                 key: own(key),
                 expiry,
             },
+            Op::RemoveValue { key, expiry, stale } => Op::RemoveValue {
+                key: own(key),
+                expiry,
+                stale,
+            },
             Op::IfCas { cas, op } => Op::IfCas {
                 cas,
                 op: Box::new(op.into_owned()),
@@ -354,7 +367,8 @@ impl Op<'_> {
             | Op::Length { key }
             | Op::MetaGet { key, .. }
             | Op::MetaArithmetic { key, .. }
-            | Op::Invalidate { key, .. } => Some(key),
+            | Op::Invalidate { key, .. }
+            | Op::RemoveValue { key, .. } => Some(key),
             Op::IfCas { op, .. } => op.key(),
             Op::Count
             | Op::Flush

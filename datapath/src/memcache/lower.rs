@@ -377,20 +377,16 @@ pub(super) fn meta_ops<'a>(
             }
         }
         MetaKind::Delete => {
-            let op = if flags.has(b'I') {
+            let op = if flags.has(b'x') {
+                Op::RemoveValue {
+                    key: key(),
+                    expiry: ttl.unwrap_or(Expiry::Never),
+                    stale: flags.has(b'I'),
+                }
+            } else if flags.has(b'I') {
                 Op::Invalidate {
                     key: key(),
                     expiry: ttl,
-                }
-            } else if flags.has(b'x') {
-                // Keep the item and its TTL; empty its value and zero its client flags.
-                Op::Set {
-                    key: key(),
-                    value: Cow::Borrowed(&[]),
-                    flags: 0,
-                    expiry: Expiry::Keep,
-                    condition: Condition::IfPresent,
-                    return_old: false,
                 }
             } else {
                 Op::Delete { key: key() }

@@ -502,16 +502,24 @@ fn a_read_that_sets_a_past_ttl_returns_the_hit_then_expires_it() {
 }
 
 #[test]
-fn removing_a_value_keeps_the_item_and_its_ttl() {
+fn removing_a_value_keeps_the_item_with_the_ttl_given() {
     let mut shard = Shard::new();
     shard.ask(b"ms k 5 F9 T100\r\nvalue\r\n", NOW_MS);
     assert_eq!(shard.ask(b"md k x C1\r\n", NOW_MS), "EX\r\n");
     let cas = shard.cas("k", NOW_MS);
+    // memcached stores a new empty item: without T it never expires.
     assert_eq!(
         shard.ask(format!("md k x C{cas}\r\n").as_bytes(), NOW_MS),
         "HD\r\n"
     );
-    assert_eq!(shard.ask(b"mg k v f t\r\n", NOW_MS), "VA 0 f0 t100\r\n\r\n");
+    assert_eq!(shard.ask(b"mg k v f t\r\n", NOW_MS), "VA 0 f0 t-1\r\n\r\n");
+    shard.ask(b"ms k 5 F9 T100\r\nvalue\r\n", NOW_MS);
+    assert_eq!(shard.ask(b"md k x T30\r\n", NOW_MS), "HD\r\n");
+    assert_eq!(shard.ask(b"mg k v f t\r\n", NOW_MS), "VA 0 f0 t30\r\n\r\n");
+    // With I as well: emptied and stale, its win token for the next reader.
+    shard.ask(b"ms k 5 F9\r\nvalue\r\n", NOW_MS);
+    assert_eq!(shard.ask(b"md k I x T30\r\n", NOW_MS), "HD\r\n");
+    assert_eq!(shard.ask(b"mg k v t\r\n", NOW_MS), "VA 0 t30 X W\r\n\r\n");
     assert_eq!(shard.ask(b"md k x q\r\n", NOW_MS), "");
     assert_eq!(shard.ask(b"md gone x\r\n", NOW_MS), "NF\r\n");
 }

@@ -485,7 +485,10 @@ def test_meta_compare_cas_remove_value_and_recache(server):
     assert raw.ask(b"mg n v\r\n") == b"VA 2|6!"
     assert raw.ask(b"md n x C1\r\n") == b"EX"
     assert raw.ask(b"md n x\r\n") == b"HD"
-    assert raw.ask(b"mg n v f t\r\n") == b"VA 0 f0 t100|"  # value and flags gone, TTL kept
+    assert raw.ask(b"mg n v f t\r\n") == b"VA 0 f0 t-1|"  # a new empty item: no TTL without T
+    assert raw.ask(b"ms n 1 T100\r\n5\r\n") == b"HD"
+    assert raw.ask(b"md n I x T30\r\n") == b"HD"
+    assert raw.ask(b"mg n v t\r\n") == b"VA 0 t30 X W|"  # emptied and stale
     assert raw.ask(b"md nothere x\r\n") == b"NF"
     assert raw.ask(b"ms r 1 T20\r\nv\r\n") == b"HD"
     assert raw.ask(b"mg r R10\r\n") == b"HD"
