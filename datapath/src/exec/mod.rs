@@ -439,12 +439,20 @@ impl Executor {
                 };
                 match done {
                     Ok(Some(length)) => Outcome::Integer(length as i64),
-                    Ok(None) if *create => match store.set(key, value, &SetOptions::default(), now)
-                    {
-                        Ok(_) => Outcome::Integer(value.len() as i64),
-                        Err(error) => Outcome::Failed(store_error(error)),
+                    Ok(None) => match create {
+                        Some(creation) => {
+                            let options = SetOptions {
+                                flags: creation.flags,
+                                expiry: persistent_expiry(creation.expiry),
+                                ..SetOptions::default()
+                            };
+                            match store.set(key, value, &options, now) {
+                                Ok(_) => Outcome::Integer(value.len() as i64),
+                                Err(error) => Outcome::Failed(store_error(error)),
+                            }
+                        }
+                        None => Outcome::NotStored,
                     },
-                    Ok(None) => Outcome::NotStored,
                     Err(error) => Outcome::Failed(store_error(error)),
                 }
             }

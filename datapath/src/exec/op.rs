@@ -96,6 +96,13 @@ pub enum Arithmetic {
     Unsigned(UnsignedDelta),
 }
 
+/// The item a concatenation creates when its key is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Creation {
+    pub flags: u32,
+    pub expiry: Expiry,
+}
+
 /// One operation on one key (or, for the keyless ones, on one shard's whole store).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op<'a> {
@@ -121,12 +128,13 @@ pub enum Op<'a> {
         return_old: bool,
     },
     /// Add bytes at the end (or the start, with `prepend`); `create` makes a missing key (Redis
-    /// APPEND) instead of refusing (memcached append).
+    /// APPEND; memcached `ms` append modes with `N`, with its TTL and `F` flags) instead of
+    /// refusing (memcached append).
     Concat {
         key: Cow<'a, [u8]>,
         value: Cow<'a, [u8]>,
         prepend: bool,
-        create: bool,
+        create: Option<Creation>,
     },
     /// Overwrite bytes at `offset`, zero-padding a gap (SETRANGE).
     SetRange {

@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use super::finish::{self, Finish, LineKind, MetaRequest};
 use super::stats;
 use crate::exec::{
-    Arithmetic, Condition, ExpireCondition, Expiry, MetaArithmetic, MetaRead, Op, UnsignedDelta,
+    Arithmetic, Condition, Creation, ExpireCondition, Expiry, MetaArithmetic, MetaRead, Op,
+    UnsignedDelta,
 };
 use crate::protocol::memcache::{
     reply, Command, Keys, MetaFlags, MetaKey, MetaKind, MetaMode, StoreMode,
@@ -71,7 +72,7 @@ pub(super) fn run(
                         key,
                         value,
                         prepend,
-                        create: false,
+                        create: None,
                     };
                     (op, false)
                 }
@@ -348,7 +349,10 @@ pub(super) fn meta_ops<'a>(
                         key: key(),
                         value: Cow::Borrowed(data),
                         prepend: mode == MetaMode::Prepend,
-                        create: flags.vivify_ttl.is_some(),
+                        create: flags.vivify_ttl.map(|ttl| Creation {
+                            flags: flags.client_flags.unwrap_or(0),
+                            expiry: expiry(ttl, now),
+                        }),
                     };
                     ops.push(compared(flags.compare_cas, concat));
                     if flags.has(b'c') {

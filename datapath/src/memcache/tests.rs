@@ -502,6 +502,21 @@ fn a_read_that_sets_a_past_ttl_returns_the_hit_then_expires_it() {
 }
 
 #[test]
+fn an_append_that_vivifies_takes_the_ttl_from_n_and_the_flags_from_f() {
+    let mut shard = Shard::new();
+    assert_eq!(shard.ask(b"ms k 1 MA N30 F5\r\nx\r\n", NOW_MS), "HD\r\n");
+    assert_eq!(shard.ask(b"mg k v f t\r\n", NOW_MS), "VA 1 f5 t30\r\nx\r\n");
+    // An item that exists keeps its own TTL and flags.
+    assert_eq!(shard.ask(b"ms k 1 MP N60 F7\r\n<\r\n", NOW_MS), "HD\r\n");
+    assert_eq!(
+        shard.ask(b"mg k v f t\r\n", NOW_MS),
+        "VA 2 f5 t30\r\n<x\r\n"
+    );
+    assert_eq!(shard.ask(b"ms p 1 MP N60 F7\r\n<\r\n", NOW_MS), "HD\r\n");
+    assert_eq!(shard.ask(b"mg p v f t\r\n", NOW_MS), "VA 1 f7 t60\r\n<\r\n");
+}
+
+#[test]
 fn removing_a_value_keeps_the_item_with_the_ttl_given() {
     let mut shard = Shard::new();
     shard.ask(b"ms k 5 F9 T100\r\nvalue\r\n", NOW_MS);
