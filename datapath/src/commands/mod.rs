@@ -7,7 +7,7 @@ pub mod table;
 
 use std::borrow::Cow;
 
-use crate::exec::{Arithmetic, Condition, ExpireCondition, Expiry, Op};
+use crate::exec::{Arithmetic, Condition, Creation, ExpireCondition, Expiry, Op};
 use crate::observe::ResetScope;
 use crate::protocol::resp::{self, Reply, Version};
 use crate::shard::conn::Conn;
@@ -252,7 +252,10 @@ impl Run<'_> {
                     key: Cow::Borrowed(argv[1]),
                     value: Cow::Borrowed(argv[2]),
                     prepend: false,
-                    create: true,
+                    create: Some(Creation {
+                        flags: 0,
+                        expiry: Expiry::Never,
+                    }),
                 },
             ),
             "strlen" => self.single(
@@ -534,8 +537,7 @@ impl Run<'_> {
     fn increment(&mut self, key: &[u8], delta: i64) {
         let op = Op::Increment {
             key: Cow::Borrowed(key),
-            delta,
-            arithmetic: Arithmetic::Signed,
+            arithmetic: Arithmetic::Signed(delta),
             create: true,
         };
         self.single(Finish::Integer, op);

@@ -225,6 +225,20 @@ fn set_outcome(status: SetStatus) -> Outcome<'static> {
     }
 }
 
+/// memcached incr / decr (and `ma`) on `key`: the new number, `None` when the key is missing.
+fn change_unsigned(
+    store: &mut Store,
+    key: &[u8],
+    delta: UnsignedDelta,
+    now: u64,
+) -> Result<Option<u64>, StoreError> {
+    if delta.decrement {
+        store.decr_u64(key, delta.magnitude, now)
+    } else {
+        store.incr_u64(key, delta.magnitude, now)
+    }
+}
+
 fn lifetime_of(expiry_ms: Option<u64>, now: u64) -> Lifetime {
     match expiry_ms {
         Some(at) => Lifetime::Ms(at.saturating_sub(now)),
@@ -332,10 +346,7 @@ impl Executor {
         match op {
             Op::Get { key } => self.get(key, now),
             Op::GetAndExpire { key, expiry } => {
-                if let Err(error) = self.change_expiry(key, *expiry, now) {
-                    return Outcome::Failed(store_error(error));
-                }
-                self.get(key, now)
+                self.read_and_expire(key, Some(*expiry), now, |executor| executor.get(key, now))
             }
             Op::MetaGet { key, read } => self.meta_get(key, read, now),
             Op::MetaArithmetic { key, arithmetic } => self.meta_arithmetic(key, arithmetic, now),
@@ -348,6 +359,23 @@ impl Executor {
                 match self.store().invalidate(key, expiry_ms, now) {
                     Ok(Some(cas)) => Outcome::Stored { cas },
                     Ok(None) => Outcome::Missing,
+                    Err(error) => Outcome::Failed(store_error(error)),
+                }
+            }
+            Op::RemoveValue { key, expiry, stale } => {
+                let options = SetOptions {
+                    condition: persistent::Condition::IfPresent,
+                    expiry: persistent_expiry(*expiry),
+                    ..SetOptions::default()
+                };
+                let store = self.store();
+                match store.set(key, b"", &options, now) {
+                    Ok(result) => {
+                        if *stale && matches!(result.status, SetStatus::Stored { .. }) {
+                            store.mark(key, Mark::Stale, now);
+                        }
+                        set_outcome(result.status)
+                    }
                     Err(error) => Outcome::Failed(store_error(error)),
                 }
             }
@@ -411,12 +439,20 @@ impl Executor {
                 };
                 match done {
                     Ok(Some(length)) => Outcome::Integer(length as i64),
-                    Ok(None) if *create => match store.set(key, value, &SetOptions::default(), now)
-                    {
-                        Ok(_) => Outcome::Integer(value.len() as i64),
-                        Err(error) => Outcome::Failed(store_error(error)),
+                    Ok(None) => match create {
+                        Some(creation) => {
+                            let options = SetOptions {
+                                flags: creation.flags,
+                                expiry: persistent_expiry(creation.expiry),
+                                ..SetOptions::default()
+                            };
+                            match store.set(key, value, &options, now) {
+                                Ok(_) => Outcome::Integer(value.len() as i64),
+                                Err(error) => Outcome::Failed(store_error(error)),
+                            }
+                        }
+                        None => Outcome::NotStored,
                     },
-                    Ok(None) => Outcome::NotStored,
                     Err(error) => Outcome::Failed(store_error(error)),
                 }
             }
@@ -428,10 +464,9 @@ impl Executor {
             Op::Exists { key } => Outcome::Integer(i64::from(self.store().contains(key, now))),
             Op::Increment {
                 key,
-                delta,
                 arithmetic,
                 create,
-            } => self.increment(key, *delta, *arithmetic, *create, now),
+            } => self.increment(key, *arithmetic, *create, now),
             Op::IncrementFloat { key, delta } => self.increment_float(key, *delta, now),
             Op::Expire {
                 key,
@@ -548,8 +583,39 @@ impl Executor {
         }
     }
 
-    /// memcached `mg`: vivify on a miss, change the expiry, then read, recording the read and
-    /// handing out the win token as `read` says.
+    /// A read that also sets the expiry (gat, `mg T`, GETEX). memcached and Redis read first, so
+    /// an expiry already past still returns the hit, then removes the item. A later expiry is set
+    /// first instead, for the same hit: setting it rewrites the item under a new CAS, which the
+    /// read must report.
+    fn read_and_expire(
+        &mut self,
+        key: &[u8],
+        expiry: Option<Expiry>,
+        now: u64,
+        read: impl for<'s> FnOnce(&'s mut Self) -> Outcome<'s>,
+    ) -> Outcome<'_> {
+        let Some(expiry) = expiry else {
+            return read(self);
+        };
+        if !matches!(expiry, Expiry::AtMs(at) if at <= now) {
+            if let Err(error) = self.change_expiry(key, expiry, now) {
+                return Outcome::Failed(store_error(error));
+            }
+            return read(self);
+        }
+        // The item is about to go: its value is copied out of the store first, with no time left.
+        let mut outcome = read(self).into_owned();
+        if let Outcome::MetaValue(found) = &mut outcome {
+            found.lifetime = Lifetime::Ms(0);
+        }
+        match self.change_expiry(key, expiry, now) {
+            Ok(()) => outcome,
+            Err(error) => Outcome::Failed(store_error(error)),
+        }
+    }
+
+    /// memcached `mg`: vivify on a miss, then read and change the expiry (see
+    /// [`Executor::read_and_expire`]).
     fn meta_get(&mut self, key: &[u8], read: &MetaRead, now: u64) -> Outcome<'_> {
         let mut created = false;
         if let Some(expiry) = read.vivify {
@@ -569,11 +635,14 @@ impl Executor {
                 }
             }
         }
-        if let Some(expiry) = read.expiry {
-            if let Err(error) = self.change_expiry(key, expiry, now) {
-                return Outcome::Failed(store_error(error));
-            }
-        }
+        self.read_and_expire(key, read.expiry, now, |executor| {
+            executor.meta_read(key, read, created, now)
+        })
+    }
+
+    /// The read of an `mg`, recording it and handing out the win token as `read` says; `created`
+    /// when this request vivified the item.
+    fn meta_read(&mut self, key: &[u8], read: &MetaRead, created: bool, now: u64) -> Outcome<'_> {
         let Some(store) = self.store.as_mut() else {
             return Outcome::Failed(OpError::Storage);
         };
@@ -620,13 +689,7 @@ impl Executor {
                 _ => {}
             }
         }
-        let delta = arithmetic.delta;
-        let changed = if delta >= 0 {
-            store.incr_u64(key, delta.unsigned_abs(), now)
-        } else {
-            store.decr_u64(key, delta.unsigned_abs(), now)
-        };
-        let number = match changed {
+        let number = match change_unsigned(store, key, arithmetic.delta, now) {
             Ok(Some(number)) => number,
             Ok(None) => {
                 let Some(expiry) = arithmetic.vivify else {
@@ -737,14 +800,13 @@ impl Executor {
     fn increment(
         &mut self,
         key: &[u8],
-        delta: i64,
         arithmetic: Arithmetic,
         create: bool,
         now: u64,
     ) -> Outcome<'static> {
         let store = self.store();
         match arithmetic {
-            Arithmetic::Signed => {
+            Arithmetic::Signed(delta) => {
                 if !create && !store.contains(key, now) {
                     return Outcome::Missing;
                 }
@@ -753,18 +815,11 @@ impl Executor {
                     Err(error) => Outcome::Failed(store_error(error)),
                 }
             }
-            Arithmetic::Unsigned => {
-                let result = if delta >= 0 {
-                    store.incr_u64(key, delta as u64, now)
-                } else {
-                    store.decr_u64(key, delta.unsigned_abs(), now)
-                };
-                match result {
-                    Ok(Some(number)) => Outcome::Unsigned(number),
-                    Ok(None) => Outcome::Missing,
-                    Err(error) => Outcome::Failed(store_error(error)),
-                }
-            }
+            Arithmetic::Unsigned(delta) => match change_unsigned(store, key, delta, now) {
+                Ok(Some(number)) => Outcome::Unsigned(number),
+                Ok(None) => Outcome::Missing,
+                Err(error) => Outcome::Failed(store_error(error)),
+            },
         }
     }
 

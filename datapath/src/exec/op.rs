@@ -37,8 +37,7 @@ pub enum Condition {
 /// A memcached `ma`: every check and change in one op, so they happen in one step on the owner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MetaArithmetic {
-    /// Added with wrap-around at 2^64 when positive, subtracted stopping at 0 when negative.
-    pub delta: i64,
+    pub delta: UnsignedDelta,
     /// `C`: only if the item's CAS is this.
     pub compare_cas: Option<u64>,
     /// `T`: the item's new expiry after the change.
@@ -57,7 +56,7 @@ pub struct MetaRead {
     pub touch: bool,
     /// Hand out the win token to the first reader of a stale item (`mg`; `me` only looks).
     pub claim_win: bool,
-    /// `T`: a new expiry, set before the read.
+    /// `T`: a new expiry; an item it expires is still returned, as memcached does.
     pub expiry: Option<Expiry>,
     /// `N`: on a miss, create an empty item with this expiry and hand this client its win token.
     pub vivify: Option<Expiry>,
@@ -80,13 +79,28 @@ pub enum ExpireCondition {
     IfEarlier,
 }
 
-/// How an increment treats the number and its bounds.
+/// A memcached delta: any unsigned 64-bit amount (memcached reads it with `strtoull`), added
+/// with wrap-around at 2^64, or subtracted stopping at 0 when `decrement`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnsignedDelta {
+    pub magnitude: u64,
+    pub decrement: bool,
+}
+
+/// An increment's delta, and how it treats the number and its bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arithmetic {
     /// Redis: signed 64-bit; overflow is an error.
-    Signed,
-    /// memcached: unsigned 64-bit; incr wraps, decr stops at 0.
-    Unsigned,
+    Signed(i64),
+    /// memcached: unsigned 64-bit.
+    Unsigned(UnsignedDelta),
+}
+
+/// The item a concatenation creates when its key is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Creation {
+    pub flags: u32,
+    pub expiry: Expiry,
 }
 
 /// One operation on one key (or, for the keyless ones, on one shard's whole store).
@@ -95,7 +109,7 @@ pub enum Op<'a> {
     Get {
         key: Cow<'a, [u8]>,
     },
-    /// Get and change the expiry (GETEX, memcached gat/touch-on-read).
+    /// Get and change the expiry (GETEX, memcached gat): a hit even when the new expiry is past.
     GetAndExpire {
         key: Cow<'a, [u8]>,
         expiry: Expiry,
@@ -114,12 +128,13 @@ pub enum Op<'a> {
         return_old: bool,
     },
     /// Add bytes at the end (or the start, with `prepend`); `create` makes a missing key (Redis
-    /// APPEND) instead of refusing (memcached append).
+    /// APPEND; memcached `ms` append modes with `N`, with its TTL and `F` flags) instead of
+    /// refusing (memcached append).
     Concat {
         key: Cow<'a, [u8]>,
         value: Cow<'a, [u8]>,
         prepend: bool,
-        create: bool,
+        create: Option<Creation>,
     },
     /// Overwrite bytes at `offset`, zero-padding a gap (SETRANGE).
     SetRange {
@@ -133,11 +148,10 @@ pub enum Op<'a> {
     Exists {
         key: Cow<'a, [u8]>,
     },
-    /// Add `delta` to the decimal number stored at `key`; a missing key counts as 0 when
-    /// `create` (Redis) and is NotFound otherwise (memcached).
+    /// Change the decimal number stored at `key` by `arithmetic`'s delta; a missing key counts
+    /// as 0 when `create` (Redis) and is NotFound otherwise (memcached).
     Increment {
         key: Cow<'a, [u8]>,
-        delta: i64,
         arithmetic: Arithmetic,
         create: bool,
     },
@@ -193,6 +207,14 @@ pub enum Op<'a> {
     Invalidate {
         key: Cow<'a, [u8]>,
         expiry: Option<Expiry>,
+    },
+    /// memcached `md x`: the item stays, its value emptied and its client flags zeroed, with
+    /// `expiry` (memcached stores a new item: without `T` it never expires); with `stale`
+    /// (`md I x`) it is also marked stale.
+    RemoveValue {
+        key: Cow<'a, [u8]>,
+        expiry: Expiry,
+        stale: bool,
     },
     /// `op`, unless its key holds an item whose CAS is not `cas` ([`Outcome::CasMismatch`]):
     /// memcached `C` on `md` and `ms` append modes. A missing key is left to `op`.
@@ -268,12 +290,10 @@ impl Op<'_> {
             Op::Exists { key } => Op::Exists { key: own(key) },
             Op::Increment {
                 key,
-                delta,
                 arithmetic,
                 create,
             } => Op::Increment {
                 key: own(key),
-                delta,
                 arithmetic,
                 create,
             },
@@ -308,6 +328,11 @@ impl Op<'_> {
             Op::Invalidate { key, expiry } => Op::Invalidate {
                 key: own(key),
                 expiry,
+            },
+            Op::RemoveValue { key, expiry, stale } => Op::RemoveValue {
+                key: own(key),
+                expiry,
+                stale,
             },
             Op::IfCas { cas, op } => Op::IfCas {
                 cas,
@@ -350,7 +375,8 @@ impl Op<'_> {
             | Op::Length { key }
             | Op::MetaGet { key, .. }
             | Op::MetaArithmetic { key, .. }
-            | Op::Invalidate { key, .. } => Some(key),
+            | Op::Invalidate { key, .. }
+            | Op::RemoveValue { key, .. } => Some(key),
             Op::IfCas { op, .. } => op.key(),
             Op::Count
             | Op::Flush

@@ -4,7 +4,10 @@ use std::borrow::Cow;
 
 use super::finish::{self, Finish, LineKind, MetaRequest};
 use super::stats;
-use crate::exec::{Arithmetic, Condition, ExpireCondition, Expiry, MetaArithmetic, MetaRead, Op};
+use crate::exec::{
+    Arithmetic, Condition, Creation, ExpireCondition, Expiry, MetaArithmetic, MetaRead, Op,
+    UnsignedDelta,
+};
 use crate::protocol::memcache::{
     reply, Command, Keys, MetaFlags, MetaKey, MetaKind, MetaMode, StoreMode,
 };
@@ -69,7 +72,7 @@ pub(super) fn run(
                         key,
                         value,
                         prepend,
-                        create: false,
+                        create: None,
                     };
                     (op, false)
                 }
@@ -108,19 +111,12 @@ pub(super) fn run(
             decrement,
             noreply,
         } => {
-            // The store's delta is a signed 64-bit number: larger deltas cannot be carried.
-            let Ok(magnitude) = i64::try_from(delta) else {
-                reply::error(
-                    conn.reply_buffer(),
-                    crate::protocol::memcache::ErrorKind::InvalidDelta,
-                );
-                return;
-            };
-            let delta = if decrement { -magnitude } else { magnitude };
             let op = Op::Increment {
                 key: Cow::Borrowed(key),
-                delta,
-                arithmetic: Arithmetic::Unsigned,
+                arithmetic: Arithmetic::Unsigned(UnsignedDelta {
+                    magnitude: delta,
+                    decrement,
+                }),
                 create: false,
             };
             line(
@@ -314,7 +310,7 @@ pub(super) fn meta_ops<'a>(
     flags: &MetaFlags<'_>,
     data: &'a [u8],
     now: u64,
-) -> Result<MetaOps<'a>, crate::protocol::memcache::ErrorKind> {
+) -> MetaOps<'a> {
     let key = || Cow::Borrowed(key);
     let mut ops = MetaOps {
         slots: [const { None }; META_OPS_MAX],
@@ -353,7 +349,10 @@ pub(super) fn meta_ops<'a>(
                         key: key(),
                         value: Cow::Borrowed(data),
                         prepend: mode == MetaMode::Prepend,
-                        create: flags.vivify_ttl.is_some(),
+                        create: flags.vivify_ttl.map(|ttl| Creation {
+                            flags: flags.client_flags.unwrap_or(0),
+                            expiry: expiry(ttl, now),
+                        }),
                     };
                     ops.push(compared(flags.compare_cas, concat));
                     if flags.has(b'c') {
@@ -382,20 +381,16 @@ pub(super) fn meta_ops<'a>(
             }
         }
         MetaKind::Delete => {
-            let op = if flags.has(b'I') {
+            let op = if flags.has(b'x') {
+                Op::RemoveValue {
+                    key: key(),
+                    expiry: ttl.unwrap_or(Expiry::Never),
+                    stale: flags.has(b'I'),
+                }
+            } else if flags.has(b'I') {
                 Op::Invalidate {
                     key: key(),
                     expiry: ttl,
-                }
-            } else if flags.has(b'x') {
-                // Keep the item and its TTL; empty its value and zero its client flags.
-                Op::Set {
-                    key: key(),
-                    value: Cow::Borrowed(&[]),
-                    flags: 0,
-                    expiry: Expiry::Keep,
-                    condition: Condition::IfPresent,
-                    return_old: false,
                 }
             } else {
                 Op::Delete { key: key() }
@@ -403,17 +398,13 @@ pub(super) fn meta_ops<'a>(
             ops.push(compared(flags.compare_cas, op));
         }
         MetaKind::Arithmetic => {
-            let delta = i64::try_from(flags.delta.unwrap_or(1))
-                .map_err(|_| crate::protocol::memcache::ErrorKind::InvalidDelta)?;
-            let delta = if flags.mode == Some(MetaMode::Decrement) {
-                -delta
-            } else {
-                delta
-            };
             ops.push(Op::MetaArithmetic {
                 key: key(),
                 arithmetic: MetaArithmetic {
-                    delta,
+                    delta: UnsignedDelta {
+                        magnitude: flags.delta.unwrap_or(1),
+                        decrement: flags.mode == Some(MetaMode::Decrement),
+                    },
                     compare_cas: flags.compare_cas,
                     expiry: ttl,
                     vivify: flags.vivify_ttl.map(|ttl| expiry(ttl, now)),
@@ -422,7 +413,7 @@ pub(super) fn meta_ops<'a>(
             });
         }
     }
-    Ok(ops)
+    ops
 }
 
 #[allow(clippy::too_many_arguments)] // one meta request, taken apart by the parser
@@ -449,13 +440,7 @@ fn meta(
         reply::server_error(conn.reply_buffer(), EXPLICIT_CAS_UNSUPPORTED);
         return;
     }
-    let ops = match meta_ops(kind, key.bytes(), flags, data, now) {
-        Ok(ops) => ops,
-        Err(kind) => {
-            reply::error(conn.reply_buffer(), kind);
-            return;
-        }
-    };
+    let ops = meta_ops(kind, key.bytes(), flags, data, now);
     let target = core.owner(key.bytes());
     let shard = core.id;
     if target == shard {

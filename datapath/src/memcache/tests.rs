@@ -244,6 +244,9 @@ fn meta_replies_from_outcomes() {
         &[counter(b"6", Lifetime::Forever)],
         "VA 1\r\n6\r\n",
     );
+    // q hides a successful ma even when it carries the value.
+    check_meta(b"ma k v q\r\n", &[counter(b"6", Lifetime::Forever)], "");
+    check_meta(b"ma k q\r\n", &[counter(b"6", Lifetime::Forever)], "");
     check_meta(b"ma k\r\n", &[Outcome::Missing], "NF\r\n");
     check_meta(b"ma k N0\r\n", &[Outcome::NotStored], "NS\r\n");
     check_meta(b"ma k C1\r\n", &[Outcome::CasMismatch], "EX\r\n");
@@ -299,7 +302,7 @@ impl Shard {
         else {
             panic!("not a meta request: {}", String::from_utf8_lossy(request));
         };
-        let ops = meta_ops(kind, key.bytes(), &flags, data, now).expect("lowered");
+        let ops = meta_ops(kind, key.bytes(), &flags, data, now);
         let outcomes: Vec<Outcome<'static>> = ops
             .iter()
             .map(|op| self.executor.execute(op, now).into_owned())
@@ -460,16 +463,78 @@ fn compare_cas_on_arithmetic_and_concatenation() {
 }
 
 #[test]
-fn removing_a_value_keeps_the_item_and_its_ttl() {
+fn arithmetic_takes_any_unsigned_delta() {
+    let mut shard = Shard::new();
+    shard.ask(b"ms n 1\r\n5\r\n", NOW_MS);
+    // memcached adds modulo 2^64: 5 + (2^64 - 1) is 4.
+    assert_eq!(
+        shard.ask(b"ma n D18446744073709551615 v\r\n", NOW_MS),
+        "VA 1\r\n4\r\n"
+    );
+    assert_eq!(
+        shard.ask(b"ma n MD D18446744073709551615 v\r\n", NOW_MS),
+        "VA 1\r\n0\r\n"
+    );
+}
+
+#[test]
+fn a_read_that_sets_a_past_ttl_returns_the_hit_then_expires_it() {
+    let mut shard = Shard::new();
+    shard.ask(b"ms k 1\r\nv\r\n", NOW_MS);
+    assert_eq!(shard.ask(b"mg k T-1 v\r\n", NOW_MS), "VA 1\r\nv\r\n");
+    assert_eq!(shard.ask(b"mg k v\r\n", NOW_MS), "EN\r\n");
+    // gat / gats.
+    shard.ask(b"ms k 1 F3\r\nv\r\n", NOW_MS);
+    let touch = Op::GetAndExpire {
+        key: Cow::Borrowed(b"k"),
+        expiry: expiry(-1, NOW_MS),
+    };
+    let cas = shard.cas("k", NOW_MS);
+    assert_eq!(
+        shard.executor.execute(&touch, NOW_MS).into_owned(),
+        value(b"v", 3, cas)
+    );
+    assert_eq!(shard.ask(b"mg k v\r\n", NOW_MS), "EN\r\n");
+    // A later TTL: the CAS reported is the one a following write must quote.
+    shard.ask(b"ms k 1\r\nv\r\n", NOW_MS);
+    let reply = shard.ask(b"mg k T30 t c\r\n", NOW_MS);
+    assert_eq!(reply, format!("HD t30 c{}\r\n", shard.cas("k", NOW_MS)));
+}
+
+#[test]
+fn an_append_that_vivifies_takes_the_ttl_from_n_and_the_flags_from_f() {
+    let mut shard = Shard::new();
+    assert_eq!(shard.ask(b"ms k 1 MA N30 F5\r\nx\r\n", NOW_MS), "HD\r\n");
+    assert_eq!(shard.ask(b"mg k v f t\r\n", NOW_MS), "VA 1 f5 t30\r\nx\r\n");
+    // An item that exists keeps its own TTL and flags.
+    assert_eq!(shard.ask(b"ms k 1 MP N60 F7\r\n<\r\n", NOW_MS), "HD\r\n");
+    assert_eq!(
+        shard.ask(b"mg k v f t\r\n", NOW_MS),
+        "VA 2 f5 t30\r\n<x\r\n"
+    );
+    assert_eq!(shard.ask(b"ms p 1 MP N60 F7\r\n<\r\n", NOW_MS), "HD\r\n");
+    assert_eq!(shard.ask(b"mg p v f t\r\n", NOW_MS), "VA 1 f7 t60\r\n<\r\n");
+}
+
+#[test]
+fn removing_a_value_keeps_the_item_with_the_ttl_given() {
     let mut shard = Shard::new();
     shard.ask(b"ms k 5 F9 T100\r\nvalue\r\n", NOW_MS);
     assert_eq!(shard.ask(b"md k x C1\r\n", NOW_MS), "EX\r\n");
     let cas = shard.cas("k", NOW_MS);
+    // memcached stores a new empty item: without T it never expires.
     assert_eq!(
         shard.ask(format!("md k x C{cas}\r\n").as_bytes(), NOW_MS),
         "HD\r\n"
     );
-    assert_eq!(shard.ask(b"mg k v f t\r\n", NOW_MS), "VA 0 f0 t100\r\n\r\n");
+    assert_eq!(shard.ask(b"mg k v f t\r\n", NOW_MS), "VA 0 f0 t-1\r\n\r\n");
+    shard.ask(b"ms k 5 F9 T100\r\nvalue\r\n", NOW_MS);
+    assert_eq!(shard.ask(b"md k x T30\r\n", NOW_MS), "HD\r\n");
+    assert_eq!(shard.ask(b"mg k v f t\r\n", NOW_MS), "VA 0 f0 t30\r\n\r\n");
+    // With I as well: emptied and stale, its win token for the next reader.
+    shard.ask(b"ms k 5 F9\r\nvalue\r\n", NOW_MS);
+    assert_eq!(shard.ask(b"md k I x T30\r\n", NOW_MS), "HD\r\n");
+    assert_eq!(shard.ask(b"mg k v t\r\n", NOW_MS), "VA 0 t30 X W\r\n\r\n");
     assert_eq!(shard.ask(b"md k x q\r\n", NOW_MS), "");
     assert_eq!(shard.ask(b"md gone x\r\n", NOW_MS), "NF\r\n");
 }

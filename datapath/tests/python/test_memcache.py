@@ -416,6 +416,32 @@ def test_meta_commands(server):
     assert raw.ask(b"ms m 1 E5\r\nx\r\n").startswith(b"SERVER_ERROR E (explicit CAS value) is not supported")
 
 
+def test_arithmetic_takes_any_unsigned_delta(server):
+    """memcached reads a delta with strtoull: every u64 is one, and incr wraps at 2^64."""
+    raw = Raw(server)
+    assert raw.ask(b"set n 0 0 1\r\n5\r\n") == b"STORED"
+    assert raw.ask(b"incr n 18446744073709551615\r\n") == b"4"
+    # The quiet ones send nothing: the reply read is the last command's.
+    quiet = b"decr n 18446744073709551615 noreply\r\nincr n 18446744073709551615 noreply\r\n"
+    assert raw.ask(quiet + b"decr n 1\r\n") == b"18446744073709551614"
+    assert raw.ask(b"ma n D18446744073709551615 v\r\n") == b"VA 20|18446744073709551613"
+    assert raw.ask(b"ma n MD D18446744073709551615 q\r\nmn\r\n") == b"MN"
+    assert raw.ask(b"get n\r\n") == b"VALUE n 0 1"
+
+
+def test_touching_reads_with_a_past_exptime_return_the_hit(server):
+    """memcached fetches the item, then sets its exptime: the read is a hit, the next one a miss."""
+    raw = Raw(server)
+    for read in (b"gat -1 k\r\n", b"gats -1 k\r\n"):
+        assert raw.ask(b"set k 5 0 1\r\nv\r\n") == b"STORED"
+        assert raw.ask(read).startswith(b"VALUE k 5 1")
+        assert raw.line() == b"v" and raw.line() == b"END"
+        assert raw.ask(b"get k\r\n") == b"END"
+    assert raw.ask(b"ms k 1\r\nv\r\n") == b"HD"
+    assert raw.ask(b"mg k T-1 v\r\n") == b"VA 1|v"
+    assert raw.ask(b"mg k v\r\n") == b"EN"
+
+
 def cas_of(raw, key: bytes) -> int:
     """The CAS `me` reports: it looks without counting a fetch or taking a win token."""
     line = raw.ask(b"me " + key + b"\r\n")
@@ -459,7 +485,10 @@ def test_meta_compare_cas_remove_value_and_recache(server):
     assert raw.ask(b"mg n v\r\n") == b"VA 2|6!"
     assert raw.ask(b"md n x C1\r\n") == b"EX"
     assert raw.ask(b"md n x\r\n") == b"HD"
-    assert raw.ask(b"mg n v f t\r\n") == b"VA 0 f0 t100|"  # value and flags gone, TTL kept
+    assert raw.ask(b"mg n v f t\r\n") == b"VA 0 f0 t-1|"  # a new empty item: no TTL without T
+    assert raw.ask(b"ms n 1 T100\r\n5\r\n") == b"HD"
+    assert raw.ask(b"md n I x T30\r\n") == b"HD"
+    assert raw.ask(b"mg n v t\r\n") == b"VA 0 t30 X W|"  # emptied and stale
     assert raw.ask(b"md nothere x\r\n") == b"NF"
     assert raw.ask(b"ms r 1 T20\r\nv\r\n") == b"HD"
     assert raw.ask(b"mg r R10\r\n") == b"HD"

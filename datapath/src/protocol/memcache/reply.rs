@@ -151,7 +151,8 @@ pub struct ItemInfo {
 /// A meta reply: the code, the flags the request asked back in request order, then the data block
 /// for [`MetaStatus::Value`]. Without `item` (a miss or a refusal) only `O` and `k` come back.
 ///
-/// Writes nothing when the `q` flag hides this code: `EN` for `mg`, `HD` for `ms`, `md`, `ma`.
+/// Writes nothing when the `q` flag hides this code: `EN` for `mg`, `HD` for `ms`, `md`, `ma`,
+/// and `VA` for `ma` (memcached skips every successful `ma` reply under `q`, value or not).
 pub fn meta(
     out: &mut Vec<u8>,
     kind: MetaKind,
@@ -164,6 +165,7 @@ pub fn meta(
     let quiet_hides = match status {
         MetaStatus::Miss => true,
         MetaStatus::Done => kind != MetaKind::Get,
+        MetaStatus::Value => kind == MetaKind::Arithmetic,
         _ => false,
     };
     if quiet_hides && flags.has(b'q') {
