@@ -357,6 +357,12 @@ REPLY_CASES = [
      b"CLIENT_ERROR invalid exptime argument\r\nVALUE t 0 1\r\nx\r\nEND\r\nEND\r\n"),
     (b"verbosity x noreply\r\nverbosity noreply\r\nverbosity x\r\nverbosity 0 noreply\r\nverbosity 0\r\n",
      b"CLIENT_ERROR bad command line format\r\nOK\r\n"),
+    # Numbers as strtol / strtoull read them: a leading `+` and leading zeros are fine.
+    (b"set k +3 007 +1\r\nx\r\nget k\r\ntouch k +100\r\ngat 0100 k\r\n",
+     b"STORED\r\nVALUE k 3 1\r\nx\r\nEND\r\nTOUCHED\r\nVALUE k 3 1\r\nx\r\nEND\r\n"),
+    (b"set n 0 0 1\r\n5\r\nincr n +2\r\ndecr n 007\r\nflush_all +0\r\nverbosity 01\r\n",
+     b"STORED\r\n7\r\n0\r\nOK\r\nOK\r\n"),
+    (b"ms m +1 T007 F+3\r\nx\r\nmg m f v\r\nma n N0 J+5 D+1 v\r\n", b"HD\r\nVA 1 f3\r\nx\r\nVA 1\r\n5\r\n"),
     (b"ms m 3 q\r\nabcd\r\nmg m q q\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\nCLIENT_ERROR duplicate flag\r\n"),
 ]
 

@@ -3,8 +3,7 @@
 
 use super::error::{Error, ErrorKind};
 use super::meta::{parse_flags, parse_key, MetaFlags, MetaKey, MetaKind};
-use super::{check_key, Limits, DATA_BYTES_CLAIM_MAX};
-use crate::protocol::number::{parse_i64, parse_u64};
+use super::{check_key, parse_signed, parse_unsigned, Limits, DATA_BYTES_CLAIM_MAX};
 
 /// First byte of every binary-protocol request (the request magic).
 const BINARY_REQUEST_MAGIC: u8 = 0x80;
@@ -205,7 +204,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Error> 
         }
         b"gat" | b"gats" => {
             let exptime_token = words.next().ok_or(refuse(ErrorKind::UnknownCommand))?;
-            let exptime = parse_i64(exptime_token).ok_or(refuse(ErrorKind::InvalidExptime))?;
+            let exptime = parse_signed(exptime_token).ok_or(refuse(ErrorKind::InvalidExptime))?;
             let keys = parse_keys(&line[offset_after(line, exptime_token)..]).map_err(refuse)?;
             Command::GetAndTouch {
                 exptime,
@@ -222,7 +221,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Error> 
             let refuse = |kind| refusal(kind, line_consumed, noreply);
             let [key, delta, _] = arguments;
             check_key(key).map_err(refuse)?;
-            let delta = parse_u64(delta).ok_or(refuse(ErrorKind::InvalidDelta))?;
+            let delta = parse_unsigned(delta).ok_or(refuse(ErrorKind::InvalidDelta))?;
             Command::Arithmetic {
                 key,
                 delta,
@@ -252,7 +251,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Error> 
             let refuse = |kind| refusal(kind, line_consumed, noreply);
             let [key, exptime, _] = arguments;
             check_key(key).map_err(refuse)?;
-            let exptime = parse_i64(exptime).ok_or(refuse(ErrorKind::InvalidExptime))?;
+            let exptime = parse_signed(exptime).ok_or(refuse(ErrorKind::InvalidExptime))?;
             Command::Touch {
                 key,
                 exptime,
@@ -266,7 +265,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Error> 
             // `noreply`.
             let delay = match arguments {
                 [b"", _] | [b"noreply", b""] => 0,
-                [delay, _] => parse_i64(delay).ok_or(refusal(
+                [delay, _] => parse_signed(delay).ok_or(refusal(
                     ErrorKind::InvalidExptime,
                     line_consumed,
                     noreply,
@@ -280,7 +279,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Error> 
             let arguments = arguments::<2>(rest, 1).map_err(refuse)?;
             let noreply = ends_in_noreply(&arguments);
             // The level must be a number, though there is no verbose log for it to tune.
-            parse_u64(arguments[0]).ok_or(refusal(
+            parse_unsigned(arguments[0]).ok_or(refusal(
                 ErrorKind::BadCommandLine,
                 line_consumed,
                 noreply,
@@ -388,10 +387,10 @@ fn parse_keys(rest: &[u8]) -> Result<Keys<'_>, ErrorKind> {
     Ok(Keys { rest, count })
 }
 
-/// The length of a data block from its header token: `None` when it is not a number memcached
-/// takes (then the block cannot be skipped either).
+/// The length of a data block from its header token (memcached reads it signed): `None` when it
+/// is not a number memcached takes (then the block cannot be skipped either).
 fn data_length(token: &[u8]) -> Option<usize> {
-    parse_u64(token)
+    parse_signed(token)
         .and_then(|length| usize::try_from(length).ok())
         .filter(|&length| length <= DATA_BYTES_CLAIM_MAX)
 }
@@ -444,13 +443,13 @@ fn parse_store<'a>(
         ..refuse(kind)
     };
     check_key(key).map_err(refuse_block)?;
-    let flags = parse_u64(flags)
+    let flags = parse_unsigned(flags)
         .and_then(|flags| u32::try_from(flags).ok())
         .ok_or(refuse_block(ErrorKind::BadCommandLine))?;
-    let exptime = parse_i64(exptime).ok_or(refuse_block(ErrorKind::BadCommandLine))?;
+    let exptime = parse_signed(exptime).ok_or(refuse_block(ErrorKind::BadCommandLine))?;
     let mode = match name {
         b"cas" => {
-            let unique = parse_u64(fifth).ok_or(refuse_block(ErrorKind::BadCommandLine))?;
+            let unique = parse_unsigned(fifth).ok_or(refuse_block(ErrorKind::BadCommandLine))?;
             StoreMode::Cas { unique }
         }
         b"set" => StoreMode::Set,

@@ -425,6 +425,72 @@ fn noreply_silences_errors_after_the_token_count() {
     );
 }
 
+/// memcached reads numbers with `strtol` / `strtoull`: a leading `+` and leading zeros are fine.
+#[test]
+fn numbers_as_memcached_reads_them() {
+    check(
+        b"set k +3 007 +1\r\nx\r\n",
+        "20: Set k flags=3 exp=7 data=\"x\"",
+    );
+    check(
+        b"set k 0 -0 01\r\nx\r\n",
+        "18: Set k flags=0 exp=0 data=\"x\"",
+    );
+    check(
+        b"cas k 0 0 1 +5\r\nx\r\n",
+        "19: Cas { unique: 5 } k flags=0 exp=0 data=\"x\"",
+    );
+    check(b"incr k +2\r\n", "11: incr k 2");
+    check(b"decr k 007\r\n", "12: decr k 7");
+    check(b"touch k +100\r\n", "14: touch k 100");
+    check(b"touch k -0100\r\n", "15: touch k -100");
+    check(b"gat 007 k\r\n", "11: gat 7 cas=false [k]");
+    check(b"flush_all +0\r\n", "14: flush_all 0");
+    check(b"verbosity 01\r\n", "14: verbosity");
+    check(
+        b"mg k T+5 N007 R-01 v\r\n",
+        "22: Get key=\"k\" flags=TNRv T=5 N=7 R=-1",
+    );
+    check(
+        b"ms k +1 F+3 C007\r\nx\r\n",
+        "21: Set key=\"k\" flags=FC F=3 C=7 data=\"x\"",
+    );
+    check(
+        b"ma k J+5 D007\r\n",
+        "15: Arithmetic key=\"k\" flags=JD D=7 J=5",
+    );
+    // No digits, two signs, a sign on an unsigned number (memcached's `strtoull` also takes `-0`;
+    // a sign there is a client bug either way), or something after the digits.
+    check(
+        b"incr k ++1\r\n",
+        "CLIENT_ERROR invalid numeric delta argument (consumed 12, swallow 0)",
+    );
+    check(
+        b"incr k +\r\n",
+        "CLIENT_ERROR invalid numeric delta argument (consumed 10, swallow 0)",
+    );
+    check(
+        b"incr k -0\r\n",
+        "CLIENT_ERROR invalid numeric delta argument (consumed 11, swallow 0)",
+    );
+    check(
+        b"touch k +-1\r\n",
+        "CLIENT_ERROR invalid exptime argument (consumed 13, swallow 0)",
+    );
+    check(
+        b"touch k -\r\n",
+        "CLIENT_ERROR invalid exptime argument (consumed 11, swallow 0)",
+    );
+    check(
+        b"set k -3 0 1\r\nx\r\n",
+        "CLIENT_ERROR bad command line format (consumed 14, swallow 3)",
+    );
+    check(
+        b"mg k T1+ v\r\n",
+        "CLIENT_ERROR bad token in command line format (consumed 12, swallow 0)",
+    );
+}
+
 #[test]
 fn other_text_commands() {
     check(b"incr k 5\r\n", "10: incr k 5");
