@@ -36,8 +36,9 @@ pub enum Finish {
     /// VALUE lines for the keys found, in request order, then END. `keys` is the request's key
     /// list as sent (keys separated by spaces), one allocation however many keys.
     Values { keys: Box<[u8]>, cas: bool },
-    /// OK once every shard has flushed.
-    Flush { noreply: bool },
+    /// `done` once every shard has answered (`flush_all`: OK, `stats reset`: RESET), a
+    /// SERVER_ERROR if one failed.
+    EveryShard { done: Status, noreply: bool },
     /// A `stats` reply from every shard's figures.
     Stats(Box<StatsRequest>),
     /// A meta reply.
@@ -98,11 +99,11 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], out: &mut Vec<u8>) {
             }
             reply::status(out, Status::End);
         }
-        Finish::Flush { noreply } => {
+        Finish::EveryShard { done, noreply } => {
             if !noreply {
                 match first_failure(outcomes) {
                     Some(_) => reply::server_error(out, OUT_OF_MEMORY),
-                    None => reply::status(out, Status::Ok),
+                    None => reply::status(out, *done),
                 }
             }
         }

@@ -147,7 +147,10 @@ pub(super) fn run(
                 _ => Op::Flush,
             };
             let shards = core.shared.shard_count;
-            let finish = ShardFinish::Memcache(Finish::Flush { noreply });
+            let finish = ShardFinish::Memcache(Finish::EveryShard {
+                done: reply::Status::Ok,
+                noreply,
+            });
             core.run_multi(
                 conn_index,
                 conn,

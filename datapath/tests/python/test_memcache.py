@@ -597,3 +597,22 @@ def test_memcached_tool_reads_stats(ferrite_server):
     assert stats["curr_items"] == "50" and stats["total_items"] == "50"
     settings = dict(line.split()[:2] for line in tool_output("settings").splitlines()[1:])
     assert settings["cas_enabled"] == "yes" and int(settings["maxbytes"]) > 0
+
+
+def general_stats(port) -> dict:
+    reply = converse(port, b"stats\r\n").decode()
+    lines = reply.split("\r\n")
+    assert lines[-2:] == ["END", ""], reply
+    return {name: value for _, name, value in (line.split(" ", 2) for line in lines[:-2])}
+
+
+def test_stats_reset_zeroes_the_counters_as_memcached_does(server, memcached):
+    counted = ["cmd_get", "cmd_set", "get_hits", "get_misses", "total_items"]
+    for port in [memcached, server.memcache_port]:
+        assert converse(port, b"set a 0 0 1\r\nx\r\nget a\r\nget b\r\n") == b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\nEND\r\n"
+        before = general_stats(port)
+        assert [before[name] for name in counted] == ["2", "1", "1", "1", "1"], f"port {port}: {before}"
+        assert converse(port, b"stats reset\r\n") == b"RESET\r\n"
+        after = general_stats(port)
+        assert [after[name] for name in counted] == ["0"] * len(counted), f"port {port}: {after}"
+        assert after["curr_items"] == "1"  # the items stay
