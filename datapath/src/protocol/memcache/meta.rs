@@ -26,7 +26,8 @@ impl MetaKind {
             MetaKind::Set => b"bcCEFIkMNOqTPL",
             MetaKind::Delete => b"bCEIkOqTxPL",
             MetaKind::Arithmetic => b"bCENJDTMqtcvkOPL",
-            MetaKind::Debug => b"bPL",
+            // `me` is read apart: a leading bare `b`, nothing else (see `parse_flags`).
+            MetaKind::Debug => b"b",
         }
     }
 }
@@ -136,6 +137,18 @@ fn flag_bit(flag: u8) -> Option<u64> {
 /// length for `ms`) for a `kind` command. The parser calls it; a reply produced later (on
 /// another shard's answer) calls it again on a copy of [`MetaFlags::text`].
 pub fn parse_flags(kind: MetaKind, tokens: &[u8]) -> Result<MetaFlags<'_>, ErrorKind> {
+    if kind == MetaKind::Debug {
+        // memcached's `me` looks only at whether its first flag is a bare `b`; the rest is ignored.
+        let first = tokens
+            .split(|&byte| byte == b' ')
+            .find(|token| !token.is_empty());
+        let tokens = first.filter(|token| *token == b"b").unwrap_or_default();
+        return Ok(MetaFlags {
+            present: flag_bit(b'b').filter(|_| !tokens.is_empty()).unwrap_or(0),
+            tokens,
+            ..MetaFlags::default()
+        });
+    }
     let mut flags = MetaFlags {
         tokens,
         ..MetaFlags::default()
@@ -150,7 +163,7 @@ pub fn parse_flags(kind: MetaKind, tokens: &[u8]) -> Result<MetaFlags<'_>, Error
         }
         flags.present |= bit;
         match flag {
-            b'O' if token.len() > OPAQUE_BYTES_MAX => return Err(ErrorKind::OpaqueTooLong),
+            b'O' if 1 + token.len() > OPAQUE_BYTES_MAX => return Err(ErrorKind::OpaqueTooLong),
             b'O' => flags.opaque = Some(token),
             // memcached answers a bad client-flags token with the general format error.
             b'F' => {

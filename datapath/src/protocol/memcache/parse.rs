@@ -300,7 +300,13 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Error> 
                 b"ma" => MetaKind::Arithmetic,
                 _ => MetaKind::Debug,
             };
-            let key = words.next().ok_or(refuse(ErrorKind::UnknownCommand))?;
+            // memcached answers `me` without a key as a bad line, the others with ERROR.
+            let missing_key = if kind == MetaKind::Debug {
+                ErrorKind::BadCommandLine
+            } else {
+                ErrorKind::UnknownCommand
+            };
+            let key = words.next().ok_or(refuse(missing_key))?;
             let flags = parse_flags(kind, &line[offset_after(line, key)..]).map_err(refuse)?;
             let key = parse_key(key, &flags).map_err(refuse)?;
             Command::Meta {
