@@ -168,15 +168,18 @@ fn line(out: &mut Vec<u8>, kind: LineKind, outcome: Option<&Outcome<'_>>, shard:
             Outcome::Integer(value) if *value >= 0 => reply::number(out, value.unsigned_abs()),
             _ => reply::status(out, Status::NotFound),
         },
-        LineKind::Delete => match outcome {
-            Outcome::Integer(deleted) if *deleted > 0 => reply::status(out, Status::Deleted),
-            _ => reply::status(out, Status::NotFound),
-        },
-        LineKind::Touch => match outcome {
-            Outcome::Integer(touched) if *touched > 0 => reply::status(out, Status::Touched),
-            _ => reply::status(out, Status::NotFound),
-        },
+        LineKind::Delete => found_or_not(out, outcome, Status::Deleted),
+        LineKind::Touch => found_or_not(out, outcome, Status::Touched),
     }
+}
+
+/// `found` when the op counted a key (`delete`, `touch`), NOT_FOUND otherwise.
+fn found_or_not(out: &mut Vec<u8>, outcome: &Outcome<'_>, found: Status) {
+    let status = match outcome {
+        Outcome::Integer(count) if *count > 0 => found,
+        _ => Status::NotFound,
+    };
+    reply::status(out, status);
 }
 
 /// One `VALUE` line and data block for a hit; nothing for a miss.

@@ -26,8 +26,10 @@
 //! ([`ErrorKind::message`]: `ERROR`, `CLIENT_ERROR bad command line format`, `CLIENT_ERROR bad
 //! data chunk`, `SERVER_ERROR object too large for cache`, ...), how many bytes to drop, how many
 //! more to discard as they arrive (the data block of a refused storage command, so the stream
-//! stays in sync), and whether to close the connection: a line over its limit without a newline,
-//! or a binary-protocol request (first byte 0x80), closes it.
+//! stays in sync), whether to answer at all, and whether to close the connection: a line over its
+//! limit without a newline, or a binary-protocol request (first byte 0x80), closes it. As in
+//! memcached, a text command whose last token is `noreply` gets no reply, errors included, once
+//! its token count is right; meta commands' errors are always answered.
 //!
 //! Keys are at most [`KEY_BYTES_MAX`] bytes without spaces or control characters; meta keys
 //! with the `b` flag are base64 and decoded by the parser ([`MetaKey::bytes`]). Every limit is in

@@ -135,14 +135,16 @@ fn describe(input: &[u8]) -> String {
             kind,
             consumed,
             swallow,
+            noreply,
         }) => {
             let close = if kind.closes_connection() {
                 " close"
             } else {
                 ""
             };
+            let noreply = if noreply { " noreply" } else { "" };
             format!(
-                "{} (consumed {consumed}, swallow {swallow}{close})",
+                "{} (consumed {consumed}, swallow {swallow}{close}{noreply})",
                 kind.message()
             )
         }
@@ -197,7 +199,8 @@ fn keys_are_checked() {
         Err(Error {
             kind: ErrorKind::BadCommandLine,
             consumed: line.len(),
-            swallow: 0
+            swallow: 0,
+            noreply: false,
         })
     );
     check(
@@ -307,6 +310,118 @@ fn storage_errors() {
     check(
         b"set k 0 0 1\r\nx\nget k\r\n",
         "CLIENT_ERROR bad data chunk (consumed 16, swallow 0)",
+    );
+}
+
+/// memcached (`set_noreply_maybe`) answers nothing, errors included, for a text command whose
+/// last token is `noreply`, once its token count is right.
+#[test]
+fn noreply_silences_errors_after_the_token_count() {
+    let bad_line = "CLIENT_ERROR bad command line format";
+    check(
+        b"incr k abc noreply\r\n",
+        "CLIENT_ERROR invalid numeric delta argument (consumed 20, swallow 0 noreply)",
+    );
+    // The delta token itself may be the `noreply`.
+    check(
+        b"incr k noreply\r\n",
+        "CLIENT_ERROR invalid numeric delta argument (consumed 16, swallow 0 noreply)",
+    );
+    check(b"incr k 1 noreply x\r\n", "ERROR (consumed 20, swallow 0)");
+    check(
+        b"decr a\x01 1 noreply\r\n",
+        &format!("{bad_line} (consumed 19, swallow 0 noreply)"),
+    );
+    check(
+        b"touch k x noreply\r\n",
+        "CLIENT_ERROR invalid exptime argument (consumed 19, swallow 0 noreply)",
+    );
+    check(
+        b"touch k noreply\r\n",
+        "CLIENT_ERROR invalid exptime argument (consumed 17, swallow 0 noreply)",
+    );
+    let usage = "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
+    check(
+        b"delete k 5 noreply\r\n",
+        &format!("{usage} (consumed 20, swallow 0 noreply)"),
+    );
+    check(
+        b"delete k noreply x\r\n",
+        &format!("{usage} (consumed 20, swallow 0)"),
+    );
+    check(
+        b"delete a\x01 noreply\r\n",
+        &format!("{bad_line} (consumed 19, swallow 0 noreply)"),
+    );
+    // A key of `noreply` is a key.
+    check(b"delete noreply\r\n", "16: delete noreply");
+    check(
+        b"flush_all x noreply\r\n",
+        "CLIENT_ERROR invalid exptime argument (consumed 21, swallow 0 noreply)",
+    );
+    check(
+        b"flush_all noreply 5\r\n",
+        "CLIENT_ERROR invalid exptime argument (consumed 21, swallow 0)",
+    );
+    check(
+        b"flush_all noreply noreply\r\n",
+        "CLIENT_ERROR invalid exptime argument (consumed 27, swallow 0 noreply)",
+    );
+    check(b"flush_all 5 x\r\n", "15: flush_all 5");
+    check(
+        b"verbosity x noreply\r\n",
+        &format!("{bad_line} (consumed 21, swallow 0 noreply)"),
+    );
+    check(
+        b"verbosity noreply\r\n",
+        &format!("{bad_line} (consumed 19, swallow 0 noreply)"),
+    );
+    check(
+        b"verbosity x\r\n",
+        &format!("{bad_line} (consumed 13, swallow 0)"),
+    );
+    // Storage: the length, flags, exptime or CAS token may be the bad one; a known length still
+    // has its block swallowed.
+    check(
+        b"set k 0 0 x noreply\r\n",
+        &format!("{bad_line} (consumed 21, swallow 0 noreply)"),
+    );
+    check(
+        b"set k 0 0 noreply\r\n",
+        &format!("{bad_line} (consumed 19, swallow 0 noreply)"),
+    );
+    check(
+        b"set k x 0 1 noreply\r\n",
+        &format!("{bad_line} (consumed 21, swallow 3 noreply)"),
+    );
+    check(
+        b"cas k 0 0 1 noreply\r\n",
+        &format!("{bad_line} (consumed 21, swallow 3 noreply)"),
+    );
+    check(
+        b"set k 0 0 9 noreply\r\n",
+        "SERVER_ERROR object too large for cache (consumed 21, swallow 11 noreply)",
+    );
+    check(
+        b"set k 0 0 3 noreply\r\nabcd\r\n",
+        "CLIENT_ERROR bad data chunk (consumed 26, swallow 0 noreply)",
+    );
+    check(
+        b"set k 0 0 1 noreplyx\r\nx\r\n",
+        "25: Set k flags=0 exp=0 data=\"x\"",
+    );
+    check(
+        b"set k 0 0 1 1 noreply\r\n",
+        "ERROR (consumed 23, swallow 0)",
+    );
+    // Meta commands answer every error, `q` or not.
+    check(
+        b"ms k 3 q\r\nabcd\r\n",
+        "CLIENT_ERROR bad data chunk (consumed 15, swallow 0)",
+    );
+    check(
+        b"mg k q q\r\n",
+        "CLIENT_ERROR duplicate flag (consumed 10, swallow 0)",
     );
 }
 
