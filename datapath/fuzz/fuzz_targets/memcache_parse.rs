@@ -30,6 +30,8 @@ fuzz_target!(|data: &[u8]| {
         Err(error) => {
             assert!(error.consumed <= input.len());
             assert!(error.swallow == 0 || !error.kind.closes_connection());
+            // An error that closes the connection is always answered.
+            assert!(!error.noreply || !error.kind.closes_connection());
         }
     }
 

@@ -36,8 +36,9 @@ pub enum Finish {
     /// VALUE lines for the keys found, in request order, then END. `keys` is the request's key
     /// list as sent (keys separated by spaces), one allocation however many keys.
     Values { keys: Box<[u8]>, cas: bool },
-    /// OK once every shard has flushed.
-    Flush { noreply: bool },
+    /// `done` once every shard has answered (`flush_all`: OK, `stats reset`: RESET), a
+    /// SERVER_ERROR if one failed.
+    EveryShard { done: Status, noreply: bool },
     /// A `stats` reply from every shard's figures.
     Stats(Box<StatsRequest>),
     /// A meta reply.
@@ -98,11 +99,11 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], out: &mut Vec<u8>) {
             }
             reply::status(out, Status::End);
         }
-        Finish::Flush { noreply } => {
+        Finish::EveryShard { done, noreply } => {
             if !noreply {
                 match first_failure(outcomes) {
                     Some(_) => reply::server_error(out, OUT_OF_MEMORY),
-                    None => reply::status(out, Status::Ok),
+                    None => reply::status(out, *done),
                 }
             }
         }
@@ -168,15 +169,18 @@ fn line(out: &mut Vec<u8>, kind: LineKind, outcome: Option<&Outcome<'_>>, shard:
             Outcome::Integer(value) if *value >= 0 => reply::number(out, value.unsigned_abs()),
             _ => reply::status(out, Status::NotFound),
         },
-        LineKind::Delete => match outcome {
-            Outcome::Integer(deleted) if *deleted > 0 => reply::status(out, Status::Deleted),
-            _ => reply::status(out, Status::NotFound),
-        },
-        LineKind::Touch => match outcome {
-            Outcome::Integer(touched) if *touched > 0 => reply::status(out, Status::Touched),
-            _ => reply::status(out, Status::NotFound),
-        },
+        LineKind::Delete => found_or_not(out, outcome, Status::Deleted),
+        LineKind::Touch => found_or_not(out, outcome, Status::Touched),
     }
+}
+
+/// `found` when the op counted a key (`delete`, `touch`), NOT_FOUND otherwise.
+fn found_or_not(out: &mut Vec<u8>, outcome: &Outcome<'_>, found: Status) {
+    let status = match outcome {
+        Outcome::Integer(count) if *count > 0 => found,
+        _ => Status::NotFound,
+    };
+    reply::status(out, status);
 }
 
 /// One `VALUE` line and data block for a hit; nothing for a miss.

@@ -13,7 +13,7 @@ use crate::protocol::memcache::{
 };
 use crate::shard::conn::Conn;
 use crate::shard::finish::Finish as ShardFinish;
-use crate::shard::Core;
+use crate::shard::{owner_of, Core};
 
 /// Largest relative expiration time, in seconds (30 days); a larger one is a unix time.
 const RELATIVE_EXPTIME_SECONDS_MAX: i64 = 60 * 60 * 24 * 30;
@@ -102,7 +102,6 @@ pub(super) fn run(
                 op,
                 LineKind::Store { cas_command },
                 noreply,
-                now,
             );
         }
         Command::Arithmetic {
@@ -119,21 +118,13 @@ pub(super) fn run(
                 }),
                 create: false,
             };
-            line(
-                core,
-                conn_index,
-                conn,
-                op,
-                LineKind::Arithmetic,
-                noreply,
-                now,
-            );
+            line(core, conn_index, conn, op, LineKind::Arithmetic, noreply);
         }
         Command::Delete { key, noreply } => {
             let op = Op::Delete {
                 key: Cow::Borrowed(key),
             };
-            line(core, conn_index, conn, op, LineKind::Delete, noreply, now);
+            line(core, conn_index, conn, op, LineKind::Delete, noreply);
         }
         Command::Touch {
             key,
@@ -146,7 +137,7 @@ pub(super) fn run(
                 expiry: expiry(exptime, now),
                 condition: ExpireCondition::Always,
             };
-            line(core, conn_index, conn, op, LineKind::Touch, noreply, now);
+            line(core, conn_index, conn, op, LineKind::Touch, noreply);
         }
         Command::FlushAll { delay, noreply } => {
             stats::count(core.id, |counters| &counters.cmd_flush, 1);
@@ -156,7 +147,10 @@ pub(super) fn run(
                 _ => Op::Flush,
             };
             let shards = core.shared.shard_count;
-            let finish = ShardFinish::Memcache(Finish::Flush { noreply });
+            let finish = ShardFinish::Memcache(Finish::EveryShard {
+                done: reply::Status::Ok,
+                noreply,
+            });
             core.run_multi(
                 conn_index,
                 conn,
@@ -190,7 +184,6 @@ fn line(
     op: Op<'_>,
     kind: LineKind,
     noreply: bool,
-    now: u64,
 ) {
     let target = op.key().map_or(core.id, |key| core.owner(key));
     let finish = Finish::Line {
@@ -198,12 +191,29 @@ fn line(
         noreply,
         shard: core.id,
     };
-    if target == core.id {
-        let outcome = core.execute(&op, now);
-        finish::encode(&finish, std::slice::from_ref(&outcome), conn.reply_buffer());
-    } else {
-        core.run_single(conn_index, conn, ShardFinish::Memcache(finish), op, target);
-    }
+    route(core, conn_index, conn, finish, [(target, op)]);
+}
+
+/// Runs a command's ops (`parts`: each with the shard that owns it) through their owners; its
+/// reply is made by `finish` once their outcomes are in. One op goes by `run_single`, which runs
+/// it at once when this shard owns it; more by `run_multi`.
+fn route<'a>(
+    core: &mut Core,
+    conn_index: u32,
+    conn: &mut Conn,
+    finish: Finish,
+    parts: impl IntoIterator<Item = (usize, Op<'a>)>,
+) {
+    let finish = ShardFinish::Memcache(finish);
+    let mut parts = parts.into_iter();
+    let Some((target, op)) = parts.next() else {
+        return;
+    };
+    let Some(second) = parts.next() else {
+        return core.run_single(conn_index, conn, finish, op, target);
+    };
+    let parts: Vec<(usize, Op<'a>)> = [(target, op), second].into_iter().chain(parts).collect();
+    core.run_multi(conn_index, conn, finish, parts.into_iter());
 }
 
 /// The read of one key of a retrieval command (with a new expiry for `gat` / `gats`).
@@ -242,23 +252,15 @@ fn retrieve(
         }
         joined.extend_from_slice(key);
     }
-    let finish = ShardFinish::Memcache(Finish::Values {
+    let finish = Finish::Values {
         keys: joined.into_boxed_slice(),
         cas,
-    });
-    if keys.count() == 1 {
-        let Some(key) = keys.iter().next() else {
-            return;
-        };
-        let target = core.owner(key);
-        core.run_single(conn_index, conn, finish, read(key, touch), target);
-        return;
-    }
-    let parts: Vec<(usize, Op<'_>)> = keys
+    };
+    let shards = core.shared.shard_count;
+    let parts = keys
         .iter()
-        .map(|key| (core.owner(key), read(key, touch)))
-        .collect();
-    core.run_multi(conn_index, conn, finish, parts.into_iter());
+        .map(|key| (owner_of(key, shards), read(key, touch)));
+    route(core, conn_index, conn, finish, parts);
 }
 
 /// The CAS value of an item is where it lives (`segment generation << 24 | offset`), not a
@@ -461,14 +463,12 @@ fn meta(
         }
         return;
     }
-    let request = MetaRequest::new(kind, key, flags, shard);
-    let finish = ShardFinish::Memcache(Finish::Meta(request));
-    if ops.len == 1 {
-        if let Some(op) = ops.iter().next() {
-            core.run_single(conn_index, conn, finish, op.clone(), target);
-        }
-        return;
-    }
-    let parts: Vec<(usize, Op<'_>)> = ops.iter().map(|op| (target, op.clone())).collect();
-    core.run_multi(conn_index, conn, finish, parts.into_iter());
+    let finish = Finish::Meta(MetaRequest::new(kind, key, flags, shard));
+    route(
+        core,
+        conn_index,
+        conn,
+        finish,
+        ops.iter().map(|op| (target, op.clone())),
+    );
 }

@@ -124,12 +124,15 @@ pub fn process(core: &mut Core, conn_index: u32, conn: &mut Conn, input: &[u8]) 
                 kind,
                 consumed,
                 swallow,
+                noreply,
             }) => {
                 if conn.paused() || conn.input_closed {
                     break;
                 }
                 core.observe.counters.protocol_errors += 1;
-                reply::error(conn.reply_buffer(), kind);
+                if !noreply {
+                    reply::error(conn.reply_buffer(), kind);
+                }
                 if kind.closes_connection() {
                     close_after_reply(conn);
                     return input.len();

@@ -1,11 +1,11 @@
 //! `stats`, `stats settings`, `stats items`, `stats slabs` with memcached's names, from every
-//! shard's figures and this layer's command counters.
+//! shard's figures and this layer's command counters; `stats reset` zeroes them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::finish::Finish;
 use crate::exec::{Op, Outcome, ShardFigures};
-use crate::observe::{report, Family};
+use crate::observe::{report, Family, ResetScope};
 use crate::protocol::memcache::reply::{self, Status};
 use crate::protocol::memcache::{ErrorKind, Keys};
 use crate::shard::conn::Conn;
@@ -40,6 +40,19 @@ impl Counters {
             cmd_touch: AtomicU64::new(0),
             cmd_flush: AtomicU64::new(0),
             total_items: AtomicU64::new(0),
+        }
+    }
+
+    fn reset(&self) {
+        let counters = [
+            &self.cmd_get,
+            &self.cmd_set,
+            &self.cmd_touch,
+            &self.cmd_flush,
+            &self.total_items,
+        ];
+        for counter in counters {
+            counter.store(0, Ordering::Relaxed);
         }
     }
 }
@@ -97,6 +110,7 @@ pub(super) fn run(core: &mut Core, conn_index: u32, conn: &mut Conn, args: Keys<
         (Some(b"items"), None) => StatsKind::Items,
         (Some(b"slabs"), None) => StatsKind::Slabs,
         (Some(b"hotkeys"), None) => StatsKind::HotKeys,
+        (Some(b"reset"), None) => return reset(core, conn_index, conn),
         // memcached answers ERROR to the stats it does not know.
         _ => return reply::error(conn.reply_buffer(), ErrorKind::UnknownCommand),
     };
@@ -133,6 +147,23 @@ pub(super) fn run(core: &mut Core, conn_index: u32, conn: &mut Conn, args: Keys<
         conn,
         finish,
         (0..shards).map(|shard| (shard, Op::Stats)),
+    );
+}
+
+/// `stats reset`: zeroes the command counters and every shard's figures (hits, misses, total
+/// connections, bytes, latencies), as memcached's `stats_reset` does; answered RESET.
+fn reset(core: &mut Core, conn_index: u32, conn: &mut Conn) {
+    COUNTERS.iter().for_each(Counters::reset);
+    let finish = ShardFinish::Memcache(Finish::EveryShard {
+        done: Status::Reset,
+        noreply: false,
+    });
+    let shards = core.shared.shard_count;
+    core.run_multi(
+        conn_index,
+        conn,
+        finish,
+        (0..shards).map(|shard| (shard, Op::ResetStats(ResetScope::All))),
     );
 }
 

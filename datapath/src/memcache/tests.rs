@@ -10,6 +10,7 @@ use super::finish::{self, encode, Finish, LineKind, MetaRequest};
 use super::key_of;
 use super::lower::{expiry, meta_ops};
 use crate::exec::{Executor, Expiry, Lifetime, MetaValue, Op, OpError, Outcome, Usage, Value};
+use crate::protocol::memcache::reply::Status;
 use crate::protocol::memcache::{parse, Command, Limits, Parsed};
 
 const NOW_MS: u64 = 1_800_000_000_000;
@@ -116,14 +117,30 @@ fn values_keep_request_order_and_skip_misses() {
         encoded(&finish, &outcomes),
         "VALUE a 3 1 10\r\n1\r\nVALUE c 0 0 11\r\n\r\nEND\r\n"
     );
-    let flush = Finish::Flush { noreply: false };
+}
+
+#[test]
+fn every_shard_answers_once_all_are_done() {
+    let every_shard = |done| Finish::EveryShard {
+        done,
+        noreply: false,
+    };
+    let done = [Outcome::Stored { cas: 0 }, Outcome::Integer(0)];
+    assert_eq!(encoded(&every_shard(Status::Ok), &done), "OK\r\n");
+    assert_eq!(encoded(&every_shard(Status::Reset), &done), "RESET\r\n");
+    let failed = [
+        Outcome::Stored { cas: 0 },
+        Outcome::Failed(OpError::Storage),
+    ];
     assert_eq!(
-        encoded(
-            &flush,
-            &[Outcome::Stored { cas: 0 }, Outcome::Stored { cas: 0 }]
-        ),
-        "OK\r\n"
+        encoded(&every_shard(Status::Ok), &failed),
+        "SERVER_ERROR out of memory storing object\r\n"
     );
+    let quiet = Finish::EveryShard {
+        done: Status::Ok,
+        noreply: true,
+    };
+    assert_eq!(encoded(&quiet, &failed), "");
 }
 
 /// Encodes a meta reply both ways (as the local path does, from the parsed request, and as a

@@ -4,6 +4,7 @@
 import bisect
 import hashlib
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -189,6 +190,11 @@ def start_nutcracker(config: str, ports):
     stats_port = free_port()
     process = subprocess.Popen([path, "-c", str(config_path), "-s", str(stats_port), "-a", "127.0.0.1",
                                 "-o", str(Path(directory, "nutcracker.log"))])
+    wait_listening("nutcracker", process, ports)
+    return process
+
+
+def wait_listening(name, process, ports):
     deadline = time.monotonic() + 10
     for port in ports:
         while True:
@@ -196,10 +202,9 @@ def start_nutcracker(config: str, ports):
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
-                assert time.monotonic() < deadline, "nutcracker did not listen"
-                assert process.poll() is None, f"nutcracker exited with {process.returncode}"
+                assert time.monotonic() < deadline, f"{name} did not listen"
+                assert process.poll() is None, f"{name} exited with {process.returncode}"
                 time.sleep(0.05)
-    return process
 
 
 def free_port() -> int:
@@ -282,8 +287,43 @@ def test_twemproxy_ketama_pool_of_three(ferrite_server):
         proxy.wait(10)
 
 
-# Every error string, byte for byte as memcached sends it.
-ERROR_CASES = [
+@pytest.fixture
+def memcached():
+    """The real memcached on a free loopback port: the reference for byte-exact replies."""
+    path = shutil.which("memcached")
+    if path is None:
+        pytest.fail("memcached not found: install memcached (scripts/setup.sh --test)")
+    port = free_port()
+    # memcached refuses to run as root unless told which user to be.
+    user = ["-u", pwd.getpwuid(os.geteuid()).pw_name] if os.geteuid() == 0 else []
+    process = subprocess.Popen([path, "-l", "127.0.0.1", "-p", str(port), "-U", "0", *user],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening("memcached", process, [port])
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def converse(port, request: bytes) -> bytes:
+    """Sends `request` then `mn`, and returns every reply before the `MN` that answers it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=REPLY_TIMEOUT_S) as sock:
+        sock.sendall(request + b"mn\r\n")
+        reply = b""
+        while not reply.endswith(b"MN\r\n"):
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {reply!r}"
+            reply += chunk
+        return reply[:-len(b"MN\r\n")]
+
+
+# Every error string, byte for byte as memcached sends it. memcached answers nothing, errors
+# included, for a text command whose last token is `noreply` once its token count is right (a wrong
+# count is still `ERROR`); meta commands answer their errors, quiet or not. The data block of a
+# storage command whose line is refused before its length is read is left to be read as a command
+# (here `hello`, or the `\r\n` after a bad chunk).
+REPLY_CASES = [
     (b"bogus\r\n", b"ERROR\r\n"),
     (b"get\r\n", b"ERROR\r\n"),
     (b"set k 0 0 x\r\n", b"CLIENT_ERROR bad command line format\r\n"),
@@ -291,7 +331,7 @@ ERROR_CASES = [
     (b"set k 0 0 2000000\r\n" + b"x" * 2000000 + b"\r\nget k\r\n",
      b"SERVER_ERROR object too large for cache\r\nEND\r\n"),
     (b"set k 0 0 1\r\nx\r\nadd k 0 0 1\r\ny\r\n", b"STORED\r\nNOT_STORED\r\n"),
-    (b"set k 0 0 1\r\nx\r\ncas k 0 0 1 1\r\ny\r\n", b"STORED\r\nEXISTS\r\n"),
+    (b"set k 0 0 1\r\nx\r\ncas k 0 0 1 18446744073709551615\r\ny\r\n", b"STORED\r\nEXISTS\r\n"),
     (b"cas nothere 0 0 1 1\r\ny\r\n", b"NOT_FOUND\r\n"),
     (b"incr k x\r\n", b"CLIENT_ERROR invalid numeric delta argument\r\n"),
     (b"set k 0 0 1\r\nx\r\nincr k 1\r\n", b"STORED\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"),
@@ -299,14 +339,39 @@ ERROR_CASES = [
     (b"delete k 5\r\n", b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"),
     (b"mg k v v\r\n", b"CLIENT_ERROR duplicate flag\r\n"),
     (b"mg k Y\r\n", b"CLIENT_ERROR invalid flag\r\n"),
-    (b"ms k 2 MX\r\nhi\r\nmn\r\n", b"CLIENT_ERROR invalid mode for ms M token\r\nMN\r\n"),
+    (b"ms k 2 MX\r\nhi\r\n", b"CLIENT_ERROR invalid mode for ms M token\r\n"),
+    (b"set n 0 0 1 noreply\r\n5\r\nincr n abc noreply\r\nincr n noreply\r\nincr n 2 noreply\r\nget n\r\n",
+     b"VALUE n 0 1\r\n7\r\nEND\r\n"),
+    (b"incr n 1 noreply x\r\n", b"ERROR\r\n"),
+    (b"set v 0 0 notanumber noreply\r\nhello\r\n", b"ERROR\r\n"),
+    (b"set v 0 0 notanumber\r\nhello\r\n", b"CLIENT_ERROR bad command line format\r\nERROR\r\n"),
+    (b"set v 0 0 noreply\r\nget v\r\n", b"END\r\n"),
+    (b"set v 0 0 5 noreply\r\nhelloXX\r\nget v\r\n", b"ERROR\r\nEND\r\n"),
+    (b"set v 0 0 2000000 noreply\r\n" + b"x" * 2000000 + b"\r\nget v\r\n", b"END\r\n"),
+    (b"touch t x noreply\r\ntouch t noreply\r\ntouch t x\r\n", b"CLIENT_ERROR invalid exptime argument\r\n"),
+    (b"set t 0 0 1 noreply\r\nx\r\ndelete t 5 noreply\r\ndelete t noreply x\r\n"
+     + b"delete " + b"k" * 251 + b" noreply\r\nget t\r\n",
+     b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\nVALUE t 0 1\r\nx\r\nEND\r\n"),
+    (b"set t 0 0 1 noreply\r\nx\r\nflush_all x noreply\r\nflush_all noreply noreply\r\nflush_all noreply 5\r\n"
+     b"get t\r\nflush_all noreply\r\nget t\r\n",
+     b"CLIENT_ERROR invalid exptime argument\r\nVALUE t 0 1\r\nx\r\nEND\r\nEND\r\n"),
+    (b"verbosity x noreply\r\nverbosity noreply\r\nverbosity x\r\nverbosity 0 noreply\r\nverbosity 0\r\n",
+     b"CLIENT_ERROR bad command line format\r\nOK\r\n"),
+    # Numbers as strtol / strtoull read them: a leading `+` and leading zeros are fine.
+    (b"set k +3 007 +1\r\nx\r\nget k\r\ntouch k +100\r\ngat 0100 k\r\n",
+     b"STORED\r\nVALUE k 3 1\r\nx\r\nEND\r\nTOUCHED\r\nVALUE k 3 1\r\nx\r\nEND\r\n"),
+    (b"set n 0 0 1\r\n5\r\nincr n +2\r\ndecr n 007\r\nflush_all +0\r\nverbosity 01\r\n",
+     b"STORED\r\n7\r\n0\r\nOK\r\nOK\r\n"),
+    (b"ms m +1 T007 F+3\r\nx\r\nmg m f v\r\nma n N0 J+5 D+1 v\r\n", b"HD\r\nVA 1 f3\r\nx\r\nVA 1\r\n5\r\n"),
+    (b"ms m 3 q\r\nabcd\r\nmg m q q\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\nCLIENT_ERROR duplicate flag\r\n"),
 ]
 
 
-@pytest.mark.parametrize("request_bytes, expect", ERROR_CASES, ids=[repr(case[0][:24]) for case in ERROR_CASES])
-def test_error_strings(ferrite_server, request_bytes, expect):
+@pytest.mark.parametrize("request_bytes, expect", REPLY_CASES, ids=[repr(case[0][:24]) for case in REPLY_CASES])
+def test_replies_byte_for_byte_as_memcached(ferrite_server, memcached, request_bytes, expect):
     server = ferrite_server(memcache=True)
-    assert exchange(server, request_bytes, len(expect)) == expect
+    assert converse(memcached, request_bytes) == expect, "memcached itself"
+    assert converse(server.memcache_port, request_bytes) == expect
 
 
 def test_long_line_and_binary_protocol_close_the_connection(ferrite_server):
@@ -532,3 +597,22 @@ def test_memcached_tool_reads_stats(ferrite_server):
     assert stats["curr_items"] == "50" and stats["total_items"] == "50"
     settings = dict(line.split()[:2] for line in tool_output("settings").splitlines()[1:])
     assert settings["cas_enabled"] == "yes" and int(settings["maxbytes"]) > 0
+
+
+def general_stats(port) -> dict:
+    reply = converse(port, b"stats\r\n").decode()
+    lines = reply.split("\r\n")
+    assert lines[-2:] == ["END", ""], reply
+    return {name: value for _, name, value in (line.split(" ", 2) for line in lines[:-2])}
+
+
+def test_stats_reset_zeroes_the_counters_as_memcached_does(server, memcached):
+    counted = ["cmd_get", "cmd_set", "get_hits", "get_misses", "total_items"]
+    for port in [memcached, server.memcache_port]:
+        assert converse(port, b"set a 0 0 1\r\nx\r\nget a\r\nget b\r\n") == b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\nEND\r\n"
+        before = general_stats(port)
+        assert [before[name] for name in counted] == ["2", "1", "1", "1", "1"], f"port {port}: {before}"
+        assert converse(port, b"stats reset\r\n") == b"RESET\r\n"
+        after = general_stats(port)
+        assert [after[name] for name in counted] == ["0"] * len(counted), f"port {port}: {after}"
+        assert after["curr_items"] == "1"  # the items stay

@@ -73,10 +73,10 @@ impl ErrorKind {
     }
 }
 
-/// A request the parser refused. The server answers [`ErrorKind::message`], drops the first
-/// `consumed` bytes of its input, then discards the next `swallow` bytes as they arrive (the data
-/// block of a refused storage command, so that the stream stays in sync); or closes the
-/// connection when [`ErrorKind::closes_connection`].
+/// A request the parser refused. The server answers [`ErrorKind::message`] (unless `noreply`),
+/// drops the first `consumed` bytes of its input, then discards the next `swallow` bytes as they
+/// arrive (the data block of a refused storage command, so that the stream stays in sync); or
+/// closes the connection when [`ErrorKind::closes_connection`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Error {
     /// What is wrong.
@@ -85,6 +85,10 @@ pub struct Error {
     pub consumed: usize,
     /// Bytes after those to discard: a refused data block and its `\r\n`.
     pub swallow: usize,
+    /// The request ended in `noreply`: memcached answers nothing for it, not even an error, once
+    /// the command had the right number of tokens (a wrong count is still answered `ERROR`). Meta
+    /// commands' errors are always answered, as are those that close the connection.
+    pub noreply: bool,
 }
 
 impl fmt::Display for Error {

@@ -1,8 +1,7 @@
 //! Meta commands (`mg ms md ma me mn`): their flags, and keys that may come base64-encoded.
 
 use super::error::ErrorKind;
-use super::{check_key, KEY_BYTES_MAX, OPAQUE_BYTES_MAX};
-use crate::protocol::number::{parse_i64, parse_u64};
+use super::{check_key, parse_signed, parse_unsigned, KEY_BYTES_MAX, OPAQUE_BYTES_MAX};
 
 /// Which meta command a request is; each takes its own set of flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,7 +156,7 @@ pub fn parse_flags(kind: MetaKind, tokens: &[u8]) -> Result<MetaFlags<'_>, Error
             // memcached answers a bad client-flags token with the general format error.
             b'F' => {
                 flags.client_flags = Some(
-                    parse_u64(token)
+                    parse_unsigned(token)
                         .and_then(|value| u32::try_from(value).ok())
                         .ok_or(ErrorKind::BadCommandLine)?,
                 )
@@ -177,11 +176,11 @@ pub fn parse_flags(kind: MetaKind, tokens: &[u8]) -> Result<MetaFlags<'_>, Error
 }
 
 fn time_token(token: &[u8]) -> Result<i64, ErrorKind> {
-    parse_i64(token).ok_or(ErrorKind::BadToken)
+    parse_signed(token).ok_or(ErrorKind::BadToken)
 }
 
 fn number_token(token: &[u8]) -> Result<u64, ErrorKind> {
-    parse_u64(token).ok_or(ErrorKind::BadToken)
+    parse_unsigned(token).ok_or(ErrorKind::BadToken)
 }
 
 fn mode_token(kind: MetaKind, token: &[u8]) -> Result<MetaMode, ErrorKind> {

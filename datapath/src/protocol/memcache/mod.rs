@@ -26,12 +26,15 @@
 //! ([`ErrorKind::message`]: `ERROR`, `CLIENT_ERROR bad command line format`, `CLIENT_ERROR bad
 //! data chunk`, `SERVER_ERROR object too large for cache`, ...), how many bytes to drop, how many
 //! more to discard as they arrive (the data block of a refused storage command, so the stream
-//! stays in sync), and whether to close the connection: a line over its limit without a newline,
-//! or a binary-protocol request (first byte 0x80), closes it.
+//! stays in sync), whether to answer at all, and whether to close the connection: a line over its
+//! limit without a newline, or a binary-protocol request (first byte 0x80), closes it. As in
+//! memcached, a text command whose last token is `noreply` gets no reply, errors included, once
+//! its token count is right; meta commands' errors are always answered.
 //!
 //! Keys are at most [`KEY_BYTES_MAX`] bytes without spaces or control characters; meta keys
 //! with the `b` flag are base64 and decoded by the parser ([`MetaKey::bytes`]). Every limit is in
-//! [`Limits`] and checked when its header arrives.
+//! [`Limits`] and checked when its header arrives. Numbers are read as memcached's `strtol` /
+//! `strtoull` read them: leading zeros and a leading `+` are fine.
 //!
 //! # Encoding replies
 //!
@@ -60,6 +63,8 @@ pub use meta::{
     parse_flags, parse_key, MetaFlags, MetaKey, MetaKind, MetaMode, DECODED_KEY_BYTES_MAX,
 };
 pub use parse::{parse, Command, Keys, Parsed, StoreMode};
+
+use crate::protocol::number::parse_u64;
 
 /// Longest key, in bytes: memcached's `KEY_MAX_LENGTH`.
 pub const KEY_BYTES_MAX: usize = 250;
@@ -101,6 +106,28 @@ impl Default for Limits {
             line_bytes_max: LINE_BYTES_MAX,
             retrieval_line_bytes_max: RETRIEVAL_LINE_BYTES_MAX,
         }
+    }
+}
+
+/// An unsigned decimal number as memcached reads one (`strtoull`): digits, leading zeros allowed,
+/// after an optional `+`; `None` on anything else or on overflow.
+fn parse_unsigned(token: &[u8]) -> Option<u64> {
+    parse_u64(token.strip_prefix(b"+").unwrap_or(token))
+}
+
+/// A signed decimal number as memcached reads one (`strtol`): digits, leading zeros allowed, after
+/// an optional `+` or `-`; `None` on anything else or outside `i64`.
+fn parse_signed(token: &[u8]) -> Option<i64> {
+    let (negative, digits) = match token.split_first() {
+        Some((b'-', digits)) => (true, digits),
+        Some((b'+', digits)) => (false, digits),
+        _ => (false, token),
+    };
+    let magnitude = parse_u64(digits)?;
+    if negative {
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
     }
 }
 

@@ -3,8 +3,7 @@
 
 use super::error::{Error, ErrorKind};
 use super::meta::{parse_flags, parse_key, MetaFlags, MetaKey, MetaKind};
-use super::{check_key, Limits, DATA_BYTES_CLAIM_MAX};
-use crate::protocol::number::{parse_i64, parse_u64};
+use super::{check_key, parse_signed, parse_unsigned, Limits, DATA_BYTES_CLAIM_MAX};
 
 /// First byte of every binary-protocol request (the request magic).
 const BINARY_REQUEST_MAGIC: u8 = 0x80;
@@ -174,21 +173,13 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Error> 
         return Ok(Parsed::Incomplete);
     };
     if first == BINARY_REQUEST_MAGIC {
-        return Err(Error {
-            kind: ErrorKind::BinaryProtocol,
-            consumed: 0,
-            swallow: 0,
-        });
+        return Err(refusal(ErrorKind::BinaryProtocol, 0, false));
     }
     let line_limit = line_limit(input, limits);
     let window = &input[..input.len().min(line_limit.saturating_add(1))];
     let Some(newline) = window.iter().position(|&byte| byte == b'\n') else {
         return if input.len() > line_limit {
-            Err(Error {
-                kind: ErrorKind::LineTooLong,
-                consumed: 0,
-                swallow: 0,
-            })
+            Err(refusal(ErrorKind::LineTooLong, 0, false))
         } else {
             Ok(Parsed::Incomplete)
         };
@@ -196,11 +187,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Error> 
     let line = &input[..newline];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let line_consumed = newline + 1;
-    let refuse = |kind| Error {
-        kind,
-        consumed: line_consumed,
-        swallow: 0,
-    };
+    let refuse = |kind| refusal(kind, line_consumed, false);
     let mut words = tokens(line);
     let name = words.next().ok_or(refuse(ErrorKind::UnknownCommand))?;
     let rest = &line[offset_after(line, name)..];
@@ -217,7 +204,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Error> 
         }
         b"gat" | b"gats" => {
             let exptime_token = words.next().ok_or(refuse(ErrorKind::UnknownCommand))?;
-            let exptime = parse_i64(exptime_token).ok_or(refuse(ErrorKind::InvalidExptime))?;
+            let exptime = parse_signed(exptime_token).ok_or(refuse(ErrorKind::InvalidExptime))?;
             let keys = parse_keys(&line[offset_after(line, exptime_token)..]).map_err(refuse)?;
             Command::GetAndTouch {
                 exptime,
@@ -229,55 +216,75 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Error> 
             return parse_store(input, name, rest, line_consumed, limits);
         }
         b"incr" | b"decr" => {
-            let [key, delta, noreply] = arguments::<3>(rest, 2).map_err(refuse)?;
+            let arguments = arguments::<3>(rest, 2).map_err(refuse)?;
+            let noreply = ends_in_noreply(&arguments);
+            let refuse = |kind| refusal(kind, line_consumed, noreply);
+            let [key, delta, _] = arguments;
             check_key(key).map_err(refuse)?;
-            let delta = parse_u64(delta).ok_or(refuse(ErrorKind::InvalidDelta))?;
+            let delta = parse_unsigned(delta).ok_or(refuse(ErrorKind::InvalidDelta))?;
             Command::Arithmetic {
                 key,
                 delta,
                 decrement: name == b"decr",
-                noreply: noreply == b"noreply",
+                noreply,
             }
         }
         b"delete" => {
             let [key, hold, last] = arguments::<3>(rest, 1).map_err(refuse)?;
-            check_key(key).map_err(refuse)?;
+            // memcached looks for `noreply` after the key only.
+            let noreply = ends_in_noreply(&[hold, last]);
+            let refuse = |kind| refusal(kind, line_consumed, noreply);
             // memcached still takes a hold time of 0 from old clients, and nothing else.
-            let noreply = match (hold, last) {
-                (b"", b"") => false,
-                (b"noreply", b"") => true,
-                (b"0", b"") => false,
-                (b"0", b"noreply") => true,
-                _ => return Err(refuse(ErrorKind::DeleteUsage)),
-            };
+            let valid = matches!(
+                (hold, last),
+                (b"" | b"0" | b"noreply", b"") | (b"0", b"noreply")
+            );
+            if !valid {
+                return Err(refuse(ErrorKind::DeleteUsage));
+            }
+            check_key(key).map_err(refuse)?;
             Command::Delete { key, noreply }
         }
         b"touch" => {
-            let [key, exptime, noreply] = arguments::<3>(rest, 2).map_err(refuse)?;
+            let arguments = arguments::<3>(rest, 2).map_err(refuse)?;
+            let noreply = ends_in_noreply(&arguments);
+            let refuse = |kind| refusal(kind, line_consumed, noreply);
+            let [key, exptime, _] = arguments;
             check_key(key).map_err(refuse)?;
-            let exptime = parse_i64(exptime).ok_or(refuse(ErrorKind::InvalidExptime))?;
+            let exptime = parse_signed(exptime).ok_or(refuse(ErrorKind::InvalidExptime))?;
             Command::Touch {
                 key,
                 exptime,
-                noreply: noreply == b"noreply",
+                noreply,
             }
         }
         b"flush_all" => {
-            let [first, second] = arguments::<2>(rest, 0).map_err(refuse)?;
-            let noreply = first == b"noreply" || second == b"noreply";
-            let delay = match first {
-                b"" | b"noreply" => 0,
-                delay => parse_i64(delay).ok_or(refuse(ErrorKind::InvalidExptime))?,
+            let arguments = arguments::<2>(rest, 0).map_err(refuse)?;
+            let noreply = ends_in_noreply(&arguments);
+            // memcached reads a delay from the first token unless it is the only one and says
+            // `noreply`.
+            let delay = match arguments {
+                [b"", _] | [b"noreply", b""] => 0,
+                [delay, _] => parse_signed(delay).ok_or(refusal(
+                    ErrorKind::InvalidExptime,
+                    line_consumed,
+                    noreply,
+                ))?,
             };
             Command::FlushAll { delay, noreply }
         }
         b"version" => Command::Version,
         b"quit" => Command::Quit,
         b"verbosity" => {
-            let [_level, noreply] = arguments::<2>(rest, 1).map_err(refuse)?;
-            Command::Verbosity {
-                noreply: noreply == b"noreply",
-            }
+            let arguments = arguments::<2>(rest, 1).map_err(refuse)?;
+            let noreply = ends_in_noreply(&arguments);
+            // The level must be a number, though there is no verbose log for it to tune.
+            parse_unsigned(arguments[0]).ok_or(refusal(
+                ErrorKind::BadCommandLine,
+                line_consumed,
+                noreply,
+            ))?;
+            Command::Verbosity { noreply }
         }
         b"stats" => Command::Stats {
             args: Keys {
@@ -336,6 +343,26 @@ fn offset_after(line: &[u8], token: &[u8]) -> usize {
     token.as_ptr() as usize - line.as_ptr() as usize + token.len()
 }
 
+/// A refused request that took `consumed` bytes of input.
+fn refusal(kind: ErrorKind, consumed: usize, noreply: bool) -> Error {
+    Error {
+        kind,
+        consumed,
+        swallow: 0,
+        noreply,
+    }
+}
+
+/// Whether the last of a text command's arguments is `noreply`: memcached's `set_noreply_maybe`,
+/// which then silences every reply of the command, errors included.
+fn ends_in_noreply(arguments: &[&[u8]]) -> bool {
+    arguments
+        .iter()
+        .rev()
+        .find(|argument| !argument.is_empty())
+        .is_some_and(|argument| *argument == b"noreply")
+}
+
 /// The next `N` tokens of `rest`, missing ones empty; `ERROR` when fewer than `required` or more
 /// than `N`, as memcached answers a wrong token count.
 fn arguments<const N: usize>(rest: &[u8], required: usize) -> Result<[&[u8]; N], ErrorKind> {
@@ -360,26 +387,27 @@ fn parse_keys(rest: &[u8]) -> Result<Keys<'_>, ErrorKind> {
     Ok(Keys { rest, count })
 }
 
-/// The length of a data block from its header token: `None` when it is not a number memcached
-/// takes (then the block cannot be skipped either).
+/// The length of a data block from its header token (memcached reads it signed): `None` when it
+/// is not a number memcached takes (then the block cannot be skipped either).
 fn data_length(token: &[u8]) -> Option<usize> {
-    parse_u64(token)
+    parse_signed(token)
         .and_then(|length| usize::try_from(length).ok())
         .filter(|&length| length <= DATA_BYTES_CLAIM_MAX)
 }
 
-/// The data block after a storage line of `line_consumed` bytes, once the line itself is valid.
+/// The data block after a storage line of `line_consumed` bytes, once the line itself is valid;
+/// its errors go unanswered when the line asked for `noreply`.
 fn data_block<'a>(
     input: &'a [u8],
     line_consumed: usize,
     length: usize,
+    noreply: bool,
     limits: &Limits,
 ) -> Result<Option<(&'a [u8], usize)>, Error> {
     if length > limits.value_bytes_max {
         return Err(Error {
-            kind: ErrorKind::ObjectTooLarge,
-            consumed: line_consumed,
             swallow: length + 2,
+            ..refusal(ErrorKind::ObjectTooLarge, line_consumed, noreply)
         });
     }
     let consumed = line_consumed + length + 2;
@@ -387,11 +415,7 @@ fn data_block<'a>(
         return Ok(None);
     }
     if &input[consumed - 2..consumed] != b"\r\n" {
-        return Err(Error {
-            kind: ErrorKind::BadDataChunk,
-            consumed,
-            swallow: 0,
-        });
+        return Err(refusal(ErrorKind::BadDataChunk, consumed, noreply));
     }
     Ok(Some((&input[line_consumed..consumed - 2], consumed)))
 }
@@ -403,41 +427,38 @@ fn parse_store<'a>(
     line_consumed: usize,
     limits: &Limits,
 ) -> Result<Parsed<'a>, Error> {
-    let refuse = |kind| Error {
-        kind,
-        consumed: line_consumed,
-        swallow: 0,
-    };
     let is_cas = name == b"cas";
-    let [key, flags, exptime, length, fifth, sixth] =
-        arguments::<6>(rest, if is_cas { 5 } else { 4 }).map_err(refuse)?;
+    let arguments = arguments::<6>(rest, if is_cas { 5 } else { 4 })
+        .map_err(|kind| refusal(kind, line_consumed, false))?;
+    let [key, flags, exptime, length, fifth, sixth] = arguments;
     if !is_cas && !sixth.is_empty() {
-        return Err(refuse(ErrorKind::UnknownCommand));
+        return Err(refusal(ErrorKind::UnknownCommand, line_consumed, false));
     }
+    let noreply = ends_in_noreply(&arguments);
+    let refuse = |kind| refusal(kind, line_consumed, noreply);
     let length = data_length(length).ok_or(refuse(ErrorKind::BadCommandLine))?;
     // From here the data block's size is known: skip it on error to stay in sync.
     let refuse_block = |kind| Error {
-        kind,
-        consumed: line_consumed,
         swallow: length + 2,
+        ..refuse(kind)
     };
     check_key(key).map_err(refuse_block)?;
-    let flags = parse_u64(flags)
+    let flags = parse_unsigned(flags)
         .and_then(|flags| u32::try_from(flags).ok())
         .ok_or(refuse_block(ErrorKind::BadCommandLine))?;
-    let exptime = parse_i64(exptime).ok_or(refuse_block(ErrorKind::BadCommandLine))?;
-    let (mode, noreply) = match name {
+    let exptime = parse_signed(exptime).ok_or(refuse_block(ErrorKind::BadCommandLine))?;
+    let mode = match name {
         b"cas" => {
-            let unique = parse_u64(fifth).ok_or(refuse_block(ErrorKind::BadCommandLine))?;
-            (StoreMode::Cas { unique }, sixth)
+            let unique = parse_unsigned(fifth).ok_or(refuse_block(ErrorKind::BadCommandLine))?;
+            StoreMode::Cas { unique }
         }
-        b"set" => (StoreMode::Set, fifth),
-        b"add" => (StoreMode::Add, fifth),
-        b"replace" => (StoreMode::Replace, fifth),
-        b"append" => (StoreMode::Append, fifth),
-        _ => (StoreMode::Prepend, fifth),
+        b"set" => StoreMode::Set,
+        b"add" => StoreMode::Add,
+        b"replace" => StoreMode::Replace,
+        b"append" => StoreMode::Append,
+        _ => StoreMode::Prepend,
     };
-    let Some((data, consumed)) = data_block(input, line_consumed, length, limits)? else {
+    let Some((data, consumed)) = data_block(input, line_consumed, length, noreply, limits)? else {
         return Ok(Parsed::Incomplete);
     };
     let command = Command::Store {
@@ -446,7 +467,7 @@ fn parse_store<'a>(
         flags,
         exptime,
         data,
-        noreply: noreply == b"noreply",
+        noreply,
     };
     Ok(Parsed::Complete { command, consumed })
 }
@@ -457,24 +478,20 @@ fn parse_meta_set<'a>(
     line_consumed: usize,
     limits: &Limits,
 ) -> Result<Parsed<'a>, Error> {
-    let refuse = |kind| Error {
-        kind,
-        consumed: line_consumed,
-        swallow: 0,
-    };
+    // memcached answers every error of a meta command, quiet (`q`) or not.
+    let refuse = |kind| refusal(kind, line_consumed, false);
     let mut words = tokens(rest);
     let key = words.next().ok_or(refuse(ErrorKind::UnknownCommand))?;
     let length_token = words.next().ok_or(refuse(ErrorKind::BadCommandLine))?;
     let length = data_length(length_token).ok_or(refuse(ErrorKind::BadCommandLine))?;
     let refuse_block = |kind| Error {
-        kind,
-        consumed: line_consumed,
         swallow: length + 2,
+        ..refuse(kind)
     };
     let flags = parse_flags(MetaKind::Set, &rest[offset_after(rest, length_token)..])
         .map_err(refuse_block)?;
     let key = parse_key(key, &flags).map_err(refuse_block)?;
-    let Some((data, consumed)) = data_block(input, line_consumed, length, limits)? else {
+    let Some((data, consumed)) = data_block(input, line_consumed, length, false, limits)? else {
         return Ok(Parsed::Incomplete);
     };
     Ok(Parsed::Complete {

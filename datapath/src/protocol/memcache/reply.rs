@@ -23,6 +23,8 @@ pub enum Status {
     Ok,
     /// `END`: the end of a retrieval or stats reply.
     End,
+    /// `RESET`: `stats reset` done.
+    Reset,
 }
 
 impl Status {
@@ -36,6 +38,7 @@ impl Status {
             Status::Touched => b"TOUCHED\r\n",
             Status::Ok => b"OK\r\n",
             Status::End => b"END\r\n",
+            Status::Reset => b"RESET\r\n",
         }
     }
 }

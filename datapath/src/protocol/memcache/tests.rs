@@ -135,14 +135,16 @@ fn describe(input: &[u8]) -> String {
             kind,
             consumed,
             swallow,
+            noreply,
         }) => {
             let close = if kind.closes_connection() {
                 " close"
             } else {
                 ""
             };
+            let noreply = if noreply { " noreply" } else { "" };
             format!(
-                "{} (consumed {consumed}, swallow {swallow}{close})",
+                "{} (consumed {consumed}, swallow {swallow}{close}{noreply})",
                 kind.message()
             )
         }
@@ -197,7 +199,8 @@ fn keys_are_checked() {
         Err(Error {
             kind: ErrorKind::BadCommandLine,
             consumed: line.len(),
-            swallow: 0
+            swallow: 0,
+            noreply: false,
         })
     );
     check(
@@ -307,6 +310,184 @@ fn storage_errors() {
     check(
         b"set k 0 0 1\r\nx\nget k\r\n",
         "CLIENT_ERROR bad data chunk (consumed 16, swallow 0)",
+    );
+}
+
+/// memcached (`set_noreply_maybe`) answers nothing, errors included, for a text command whose
+/// last token is `noreply`, once its token count is right.
+#[test]
+fn noreply_silences_errors_after_the_token_count() {
+    let bad_line = "CLIENT_ERROR bad command line format";
+    check(
+        b"incr k abc noreply\r\n",
+        "CLIENT_ERROR invalid numeric delta argument (consumed 20, swallow 0 noreply)",
+    );
+    // The delta token itself may be the `noreply`.
+    check(
+        b"incr k noreply\r\n",
+        "CLIENT_ERROR invalid numeric delta argument (consumed 16, swallow 0 noreply)",
+    );
+    check(b"incr k 1 noreply x\r\n", "ERROR (consumed 20, swallow 0)");
+    check(
+        b"decr a\x01 1 noreply\r\n",
+        &format!("{bad_line} (consumed 19, swallow 0 noreply)"),
+    );
+    check(
+        b"touch k x noreply\r\n",
+        "CLIENT_ERROR invalid exptime argument (consumed 19, swallow 0 noreply)",
+    );
+    check(
+        b"touch k noreply\r\n",
+        "CLIENT_ERROR invalid exptime argument (consumed 17, swallow 0 noreply)",
+    );
+    let usage = "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
+    check(
+        b"delete k 5 noreply\r\n",
+        &format!("{usage} (consumed 20, swallow 0 noreply)"),
+    );
+    check(
+        b"delete k noreply x\r\n",
+        &format!("{usage} (consumed 20, swallow 0)"),
+    );
+    check(
+        b"delete a\x01 noreply\r\n",
+        &format!("{bad_line} (consumed 19, swallow 0 noreply)"),
+    );
+    // A key of `noreply` is a key.
+    check(b"delete noreply\r\n", "16: delete noreply");
+    check(
+        b"flush_all x noreply\r\n",
+        "CLIENT_ERROR invalid exptime argument (consumed 21, swallow 0 noreply)",
+    );
+    check(
+        b"flush_all noreply 5\r\n",
+        "CLIENT_ERROR invalid exptime argument (consumed 21, swallow 0)",
+    );
+    check(
+        b"flush_all noreply noreply\r\n",
+        "CLIENT_ERROR invalid exptime argument (consumed 27, swallow 0 noreply)",
+    );
+    check(b"flush_all 5 x\r\n", "15: flush_all 5");
+    check(
+        b"verbosity x noreply\r\n",
+        &format!("{bad_line} (consumed 21, swallow 0 noreply)"),
+    );
+    check(
+        b"verbosity noreply\r\n",
+        &format!("{bad_line} (consumed 19, swallow 0 noreply)"),
+    );
+    check(
+        b"verbosity x\r\n",
+        &format!("{bad_line} (consumed 13, swallow 0)"),
+    );
+    // Storage: the length, flags, exptime or CAS token may be the bad one; a known length still
+    // has its block swallowed.
+    check(
+        b"set k 0 0 x noreply\r\n",
+        &format!("{bad_line} (consumed 21, swallow 0 noreply)"),
+    );
+    check(
+        b"set k 0 0 noreply\r\n",
+        &format!("{bad_line} (consumed 19, swallow 0 noreply)"),
+    );
+    check(
+        b"set k x 0 1 noreply\r\n",
+        &format!("{bad_line} (consumed 21, swallow 3 noreply)"),
+    );
+    check(
+        b"cas k 0 0 1 noreply\r\n",
+        &format!("{bad_line} (consumed 21, swallow 3 noreply)"),
+    );
+    check(
+        b"set k 0 0 9 noreply\r\n",
+        "SERVER_ERROR object too large for cache (consumed 21, swallow 11 noreply)",
+    );
+    check(
+        b"set k 0 0 3 noreply\r\nabcd\r\n",
+        "CLIENT_ERROR bad data chunk (consumed 26, swallow 0 noreply)",
+    );
+    check(
+        b"set k 0 0 1 noreplyx\r\nx\r\n",
+        "25: Set k flags=0 exp=0 data=\"x\"",
+    );
+    check(
+        b"set k 0 0 1 1 noreply\r\n",
+        "ERROR (consumed 23, swallow 0)",
+    );
+    // Meta commands answer every error, `q` or not.
+    check(
+        b"ms k 3 q\r\nabcd\r\n",
+        "CLIENT_ERROR bad data chunk (consumed 15, swallow 0)",
+    );
+    check(
+        b"mg k q q\r\n",
+        "CLIENT_ERROR duplicate flag (consumed 10, swallow 0)",
+    );
+}
+
+/// memcached reads numbers with `strtol` / `strtoull`: a leading `+` and leading zeros are fine.
+#[test]
+fn numbers_as_memcached_reads_them() {
+    check(
+        b"set k +3 007 +1\r\nx\r\n",
+        "20: Set k flags=3 exp=7 data=\"x\"",
+    );
+    check(
+        b"set k 0 -0 01\r\nx\r\n",
+        "18: Set k flags=0 exp=0 data=\"x\"",
+    );
+    check(
+        b"cas k 0 0 1 +5\r\nx\r\n",
+        "19: Cas { unique: 5 } k flags=0 exp=0 data=\"x\"",
+    );
+    check(b"incr k +2\r\n", "11: incr k 2");
+    check(b"decr k 007\r\n", "12: decr k 7");
+    check(b"touch k +100\r\n", "14: touch k 100");
+    check(b"touch k -0100\r\n", "15: touch k -100");
+    check(b"gat 007 k\r\n", "11: gat 7 cas=false [k]");
+    check(b"flush_all +0\r\n", "14: flush_all 0");
+    check(b"verbosity 01\r\n", "14: verbosity");
+    check(
+        b"mg k T+5 N007 R-01 v\r\n",
+        "22: Get key=\"k\" flags=TNRv T=5 N=7 R=-1",
+    );
+    check(
+        b"ms k +1 F+3 C007\r\nx\r\n",
+        "21: Set key=\"k\" flags=FC F=3 C=7 data=\"x\"",
+    );
+    check(
+        b"ma k J+5 D007\r\n",
+        "15: Arithmetic key=\"k\" flags=JD D=7 J=5",
+    );
+    // No digits, two signs, a sign on an unsigned number (memcached's `strtoull` also takes `-0`;
+    // a sign there is a client bug either way), or something after the digits.
+    check(
+        b"incr k ++1\r\n",
+        "CLIENT_ERROR invalid numeric delta argument (consumed 12, swallow 0)",
+    );
+    check(
+        b"incr k +\r\n",
+        "CLIENT_ERROR invalid numeric delta argument (consumed 10, swallow 0)",
+    );
+    check(
+        b"incr k -0\r\n",
+        "CLIENT_ERROR invalid numeric delta argument (consumed 11, swallow 0)",
+    );
+    check(
+        b"touch k +-1\r\n",
+        "CLIENT_ERROR invalid exptime argument (consumed 13, swallow 0)",
+    );
+    check(
+        b"touch k -\r\n",
+        "CLIENT_ERROR invalid exptime argument (consumed 11, swallow 0)",
+    );
+    check(
+        b"set k -3 0 1\r\nx\r\n",
+        "CLIENT_ERROR bad command line format (consumed 14, swallow 3)",
+    );
+    check(
+        b"mg k T1+ v\r\n",
+        "CLIENT_ERROR bad token in command line format (consumed 12, swallow 0)",
     );
 }
 
