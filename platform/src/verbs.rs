@@ -26,8 +26,16 @@
 //!                                                              B's Events::next_event -> Disconnected
 //! ```
 //!
-//! A link can also be busy-polled: [`Link::poll_unarmed`] takes completions without asking the
-//! NIC for a wake-up, and [`Link::poll`] (which arms the wake-up) ends a busy spell.
+//! A thread serving many links polls each with [`Link::poll_and_arm`], which takes at most
+//! [`COMPLETIONS_PER_POLL_MAX`] completions (one peer streaming SENDs cannot hold the thread) and
+//! says when it stopped at that bound, leaving the rest queued in order and the fd unarmed: the
+//! caller polls that link again soon. A link can also be busy-polled: [`Link::poll_unarmed`]
+//! takes completions without asking the NIC for a wake-up, and [`Link::poll_and_arm`] ends a
+//! busy spell. [`Link::poll`] takes everything, for a client alone with its link.
+//!
+//! Besides connect requests and links coming up or going away, the connection manager reports
+//! failures as what they are ([`Event`]): a link that never came up, a device removed under a
+//! link or a listener, an address moved.
 //!
 //! Flow control is the NIC's: a SEND that finds no posted receive is retried by the hardware
 //! [`RNR_RETRY_COUNT`] times, then fails, and the link reports [`VerbsError::Completion`]; a
@@ -60,6 +68,11 @@ const RDMA_OPTION_ID_ACK_TIMEOUT: i32 = 3;
 const READ_DEPTH: u8 = 4;
 /// Completions taken from the completion queue per `ibv_poll_cq` call.
 const POLL_BATCH: usize = 32;
+/// The most completions one [`Link::poll_unarmed`] or [`Link::poll_and_arm`] takes, so one peer
+/// streaming SENDs cannot keep a thread that serves many links in one link's poll: the rest
+/// stay queued, in order, for the next call. As many as a default link's receives and send
+/// slots together: one call can still take a whole window.
+pub const COMPLETIONS_PER_POLL_MAX: usize = 64;
 /// Connection requests the listener queues before the CM refuses more.
 const LISTEN_BACKLOG: i32 = 128;
 /// The most a client's greeting (connect private data) may carry. An RC connect request has room
@@ -73,11 +86,64 @@ pub struct Completions {
     pub messages: usize,
     /// Sends the peer acknowledged (each freed a send slot).
     pub sends: usize,
+    /// The poll stopped at [`COMPLETIONS_PER_POLL_MAX`]: more may be queued, and no wake-up
+    /// announces them (the completion fd was not armed for them). Poll again soon.
+    pub more: bool,
 }
 
 impl Completions {
     pub fn any(&self) -> bool {
-        self.messages + self.sends > 0
+        self.total() > 0
+    }
+
+    fn total(&self) -> usize {
+        self.messages + self.sends
+    }
+
+    /// This poll followed by `later`.
+    fn then(self, later: Completions) -> Completions {
+        Completions {
+            messages: self.messages + later.messages,
+            sends: self.sends + later.sends,
+            more: later.more,
+        }
+    }
+}
+
+/// A link's buffers: one heap allocation that the NIC reads and writes once it is registered.
+/// The NIC may write any posted receive buffer at any moment, so no reference ever spans the
+/// allocation; one buffer at a time is reached through its raw pointer, while the NIC does not
+/// own that buffer.
+struct Buffers {
+    base: ptr::NonNull<u8>,
+    bytes: usize,
+}
+
+impl Buffers {
+    fn new(bytes: usize) -> Buffers {
+        let allocation = Box::into_raw(vec![0u8; bytes].into_boxed_slice());
+        Buffers {
+            base: ptr::NonNull::new(allocation.cast::<u8>()).expect("a Box is never null"),
+            bytes,
+        }
+    }
+
+    /// Where buffer `index` of `buffer_bytes` starts (only computed here; whoever reads or
+    /// writes through it shows that the buffer is the link's and not the NIC's at that moment).
+    fn at(&self, index: u32, buffer_bytes: u32) -> *mut u8 {
+        let offset = index as usize * buffer_bytes as usize;
+        debug_assert!(offset < self.bytes);
+        self.base.as_ptr().wrapping_add(offset)
+    }
+}
+
+impl Drop for Buffers {
+    fn drop(&mut self) {
+        let allocation = ptr::slice_from_raw_parts_mut(self.base.as_ptr(), self.bytes);
+        // SAFETY: made by Box::into_raw in `new` with this length, freed only here; a Link drops
+        // its fields (this one) after its own Drop has deregistered the region and destroyed the
+        // QP, so the NIC no longer touches it.
+        drop(unsafe { Box::from_raw(allocation) });
     }
 }
 
@@ -196,9 +262,10 @@ impl EventChannel {
         unsafe { (*self.0).fd }
     }
 
-    /// The next event, or None when the (non-blocking) channel has none now. The caller must
-    /// `rdma_ack_cm_event` it.
-    fn next(&self) -> Result<Option<*mut rdma_cm_event>, VerbsError> {
+    /// The next event, copied out and acked, or None when the (non-blocking) channel has none
+    /// now. The one place events are read: whatever a caller needs of one is copied here, since
+    /// the ack frees it.
+    fn next(&self) -> Result<Option<Received>, VerbsError> {
         let mut event = ptr::null_mut();
         // SAFETY: the channel is live and `event` is a valid out-pointer.
         if unsafe { rdma_get_cm_event(self.0, &mut event) } != 0 {
@@ -211,11 +278,23 @@ impl EventChannel {
                 source: error,
             });
         }
-        Ok(Some(event))
+        // SAFETY: `event` came from rdma_get_cm_event and is not acked yet.
+        let (kind, id, status) = unsafe { ((*event).event, (*event).id, (*event).status) };
+        let greeting = (kind == rdma_cm_event_type::RDMA_CM_EVENT_CONNECT_REQUEST)
+            // SAFETY: a connect request, not acked yet.
+            .then(|| unsafe { greeting_of(event) });
+        // SAFETY: acked exactly once, after everything needed was copied out of it.
+        unsafe { rdma_ack_cm_event(event) };
+        Ok(Some(Received {
+            kind,
+            id,
+            status,
+            greeting,
+        }))
     }
 
     /// Blocks (by poll) until the next event or the deadline.
-    fn wait(&self, deadline: Instant, timeout: Duration) -> Result<*mut rdma_cm_event, VerbsError> {
+    fn wait(&self, deadline: Instant, timeout: Duration) -> Result<Received, VerbsError> {
         loop {
             if let Some(event) = self.next()? {
                 return Ok(event);
@@ -235,7 +314,7 @@ impl EventChannel {
         }
     }
 
-    /// Waits for one event of type `expected` on `id`'s channel and acks it.
+    /// Waits for one event of type `expected` on this channel.
     fn expect(
         &self,
         expected: rdma_cm_event_type::Type,
@@ -244,19 +323,24 @@ impl EventChannel {
         timeout: Duration,
     ) -> Result<(), VerbsError> {
         let event = self.wait(deadline, timeout)?;
-        // SAFETY: `event` came from rdma_get_cm_event and is acked right after being read.
-        let (kind, status) = unsafe { ((*event).event, (*event).status) };
-        // SAFETY: as above; acked exactly once.
-        unsafe { rdma_ack_cm_event(event) };
-        if kind != expected {
+        if event.kind != expected {
             return Err(VerbsError::UnexpectedEvent {
                 expected: expected_name,
-                got: event_name(kind),
-                status,
+                got: event_name(event.kind),
+                status: event.status,
             });
         }
         Ok(())
     }
+}
+
+/// A connection-manager event as read, already acked.
+struct Received {
+    kind: rdma_cm_event_type::Type,
+    id: *mut rdma_cm_id,
+    status: i32,
+    /// A connect request's private data (None for every other kind).
+    greeting: Option<Vec<u8>>,
 }
 
 impl Drop for EventChannel {
@@ -285,8 +369,53 @@ pub enum Event {
     Request(Request),
     /// A link on this channel was established (data may flow).
     Established(LinkId),
-    /// A link on this channel went away (or failed to connect): drop the link with this id.
+    /// The peer of a link on this channel disconnected: drop the link with this id.
     Disconnected(LinkId),
+    /// A link accepted on this channel never came up: the client's side failed
+    /// (CONNECT_ERROR), could not be reached (UNREACHABLE) or refused it (REJECTED). Drop it.
+    Failed {
+        id: LinkId,
+        event: String,
+        status: i32,
+    },
+    /// The RDMA device under this id (a link or a listener) was removed: its links are dead and
+    /// a listener on it hears no more requests. Drop whatever has this id.
+    DeviceRemoved(LinkId),
+    /// The network address of this id moved to another device (ADDR_CHANGE): its links may
+    /// fail, a listener on it may hear no more requests.
+    AddressChanged(LinkId),
+    /// Anything else: TIMEWAIT_EXIT (a disconnected QP may be reused), or events of the client
+    /// side or of multicast, which a channel of listeners and accepted links does not expect.
+    Other {
+        id: LinkId,
+        event: String,
+        status: i32,
+    },
+}
+
+impl Event {
+    /// The event of any kind but a connect request (which carries a [`Request`]).
+    fn of(kind: rdma_cm_event_type::Type, id: LinkId, status: i32) -> Event {
+        use rdma_cm_event_type::*;
+        match kind {
+            RDMA_CM_EVENT_ESTABLISHED => Event::Established(id),
+            RDMA_CM_EVENT_DISCONNECTED => Event::Disconnected(id),
+            RDMA_CM_EVENT_CONNECT_ERROR | RDMA_CM_EVENT_UNREACHABLE | RDMA_CM_EVENT_REJECTED => {
+                Event::Failed {
+                    id,
+                    event: event_name(kind),
+                    status,
+                }
+            }
+            RDMA_CM_EVENT_DEVICE_REMOVAL => Event::DeviceRemoved(id),
+            RDMA_CM_EVENT_ADDR_CHANGE => Event::AddressChanged(id),
+            _ => Event::Other {
+                id,
+                event: event_name(kind),
+                status,
+            },
+        }
+    }
 }
 
 /// Identifies a link in [`Event`]s: the address of its CM id.
@@ -318,23 +447,14 @@ impl Events {
         let Some(event) = self.channel.next()? else {
             return Ok(None);
         };
-        // SAFETY: `event` is live until acked below.
-        let (kind, id) = unsafe { ((*event).event, (*event).id) };
-        let answer = match kind {
-            rdma_cm_event_type::RDMA_CM_EVENT_CONNECT_REQUEST => Event::Request(Request {
-                id,
-                // SAFETY: a connect request not yet acked (it is acked below).
-                greeting: unsafe { greeting_of(event) },
+        Ok(Some(match event.greeting {
+            Some(greeting) => Event::Request(Request {
+                id: event.id,
+                greeting,
                 channel: Arc::clone(&self.channel),
             }),
-            rdma_cm_event_type::RDMA_CM_EVENT_ESTABLISHED => {
-                Event::Established(LinkId(id as usize))
-            }
-            _ => Event::Disconnected(LinkId(id as usize)),
-        };
-        // SAFETY: acked exactly once, after its fields were read (the greeting was copied).
-        unsafe { rdma_ack_cm_event(event) };
-        Ok(Some(answer))
+            None => Event::of(event.kind, LinkId(event.id as usize), event.status),
+        }))
     }
 }
 
@@ -444,6 +564,11 @@ impl Listener {
         })?;
         Ok(listener)
     }
+
+    /// The id this listener's [`Event`]s carry (a device removal, an address change).
+    pub fn id(&self) -> LinkId {
+        LinkId(self.id as usize)
+    }
 }
 
 impl Drop for Listener {
@@ -460,7 +585,7 @@ pub struct Link {
     completion_channel: *mut ibv_comp_channel,
     completion_queue: *mut ibv_cq,
     region: *mut ibv_mr,
-    buffers: Box<[u8]>,
+    buffers: Buffers,
     config: LinkConfig,
     /// Send slots not in flight, as buffer indices.
     free_send_slots: Vec<u32>,
@@ -564,7 +689,7 @@ impl Link {
             completion_channel: ptr::null_mut(),
             completion_queue: ptr::null_mut(),
             region: ptr::null_mut(),
-            buffers: vec![0u8; total].into_boxed_slice(),
+            buffers: Buffers::new(total),
             config,
             free_send_slots: (config.receive_buffers..config.receive_buffers + config.send_slots)
                 .rev()
@@ -636,13 +761,13 @@ impl Link {
         })?;
         self.queue_pair_made = true;
         let access = ibv_access_flags::IBV_ACCESS_LOCAL_WRITE.0;
-        // SAFETY: the buffer lives in `self` (boxed: it never moves) until the region is
-        // deregistered in Drop.
+        // SAFETY: the allocation lives in `self` (on the heap: it never moves) until the region
+        // is deregistered in Drop; it is passed as a raw pointer, no reference is made of it.
         self.region = unsafe {
             __ibv_reg_mr(
                 self.protection_domain,
-                self.buffers.as_mut_ptr().cast(),
-                self.buffers.len(),
+                self.buffers.base.as_ptr().cast(),
+                self.buffers.bytes,
                 access,
                 1,
             )
@@ -657,7 +782,7 @@ impl Link {
     }
 
     fn buffer_address(&self, index: u32) -> u64 {
-        self.buffers.as_ptr() as u64 + u64::from(index) * u64::from(self.config.buffer_bytes)
+        self.buffers.at(index, self.config.buffer_bytes) as u64
     }
 
     fn sge(&self, index: u32, length: u32) -> ibv_sge {
@@ -714,8 +839,11 @@ impl Link {
         let Some(index) = self.free_send_slots.pop() else {
             return Ok(false);
         };
-        let start = index as usize * self.config.buffer_bytes as usize;
-        self.buffers[start..start + message.len()].copy_from_slice(message);
+        let slot = self.buffers.at(index, self.config.buffer_bytes);
+        // SAFETY: the slot is one of the link's send slots (inside the allocation) and was free,
+        // so the NIC is not reading it; `message` fits in it (checked above) and is the caller's
+        // memory, not the region.
+        unsafe { ptr::copy_nonoverlapping(message.as_ptr(), slot, message.len()) };
         let mut sge = self.sge(index, message.len() as u32);
         // SAFETY: plain-data struct; zero is the right value for every field not set below.
         let mut request: ibv_send_wr = unsafe { std::mem::zeroed() };
@@ -762,22 +890,45 @@ impl Link {
     }
 
     /// Takes every waiting completion: each received message goes to `on_message` (then its
-    /// buffer is posted again), each finished send frees its slot. Re-arms the completion fd.
+    /// buffer is posted again), each finished send frees its slot. Arms the completion fd.
     /// Returns the number of messages received. An error means the link is broken: drop it.
+    /// For a client alone with its link; a thread serving many links calls
+    /// [`Link::poll_and_arm`], which takes a bounded batch.
     pub fn poll(&mut self, mut on_message: impl FnMut(&[u8])) -> Result<usize, VerbsError> {
-        self.take_wakeup();
-        // Drain, arm, drain again: a completion landing between the last drain and the arm
-        // would otherwise wait for the next wake-up.
-        let before = self.drain(&mut on_message)?;
-        self.arm()?;
-        let after = self.drain(&mut on_message)?;
-        Ok(before.messages + after.messages)
+        let mut messages = 0;
+        loop {
+            let taken = self.poll_and_arm(&mut on_message)?;
+            messages += taken.messages;
+            if !taken.more {
+                return Ok(messages);
+            }
+        }
     }
 
-    /// Takes every waiting completion like [`Link::poll`] but leaves the completion fd unarmed:
-    /// for busy polling, where the caller polls again soon and needs no wake-up. No system
-    /// call unless `woken` (the completion fd was readable: its event is consumed first). End a
-    /// busy spell with [`Link::poll`], or the fd never wakes the caller again.
+    /// Takes waiting completions like [`Link::poll`], at most [`COMPLETIONS_PER_POLL_MAX`], and
+    /// arms the completion fd once the queue is empty. When the bound stops it first
+    /// (`Completions::more`), the fd is left unarmed: the caller must poll again soon.
+    pub fn poll_and_arm(
+        &mut self,
+        mut on_message: impl FnMut(&[u8]),
+    ) -> Result<Completions, VerbsError> {
+        self.take_wakeup();
+        let before = self.drain(COMPLETIONS_PER_POLL_MAX, &mut on_message)?;
+        if before.more {
+            return Ok(before);
+        }
+        // Drain, arm, drain again: a completion landing between the last drain and the arm
+        // would otherwise wait for the next wake-up.
+        self.arm()?;
+        let budget = COMPLETIONS_PER_POLL_MAX - before.total();
+        Ok(before.then(self.drain(budget, &mut on_message)?))
+    }
+
+    /// Takes waiting completions like [`Link::poll_and_arm`] (at most
+    /// [`COMPLETIONS_PER_POLL_MAX`]) but leaves the completion fd unarmed: for busy polling,
+    /// where the caller polls again soon and needs no wake-up. No system call unless `woken`
+    /// (the completion fd was readable: its event is consumed first). End a busy spell with
+    /// [`Link::poll_and_arm`], or the fd never wakes the caller again.
     pub fn poll_unarmed(
         &mut self,
         woken: bool,
@@ -786,20 +937,25 @@ impl Link {
         if woken {
             self.take_wakeup();
         }
-        self.drain(&mut on_message)
+        self.drain(COMPLETIONS_PER_POLL_MAX, &mut on_message)
     }
 
-    /// Takes completions until the queue is empty.
-    fn drain(&mut self, on_message: &mut impl FnMut(&[u8])) -> Result<Completions, VerbsError> {
+    /// Takes completions until the queue is empty or `budget` were taken (then `more`).
+    fn drain(
+        &mut self,
+        budget: usize,
+        on_message: &mut impl FnMut(&[u8]),
+    ) -> Result<Completions, VerbsError> {
         let mut taken = Completions::default();
-        loop {
+        while taken.total() < budget {
+            let wanted = POLL_BATCH.min(budget - taken.total());
             // SAFETY: ibv_wc is plain data; zero is valid.
             let mut completions: [ibv_wc; POLL_BATCH] = unsafe { std::mem::zeroed() };
-            // SAFETY: the CQ is live and the array holds POLL_BATCH entries.
+            // SAFETY: the CQ is live and the array holds at least `wanted` entries.
             let count = unsafe {
                 ibv_poll_cq(
                     self.completion_queue,
-                    POLL_BATCH as i32,
+                    wanted as i32,
                     completions.as_mut_ptr(),
                 )
             };
@@ -813,10 +969,12 @@ impl Link {
                     taken.sends += 1;
                 }
             }
-            if (count as usize) < POLL_BATCH {
+            if (count as usize) < wanted {
                 return Ok(taken);
             }
         }
+        taken.more = true;
+        Ok(taken)
     }
 
     /// Handles one completion; true when it was a received message, false for a finished send.
@@ -838,9 +996,12 @@ impl Link {
             self.free_send_slots.push(index);
             return Ok(false);
         }
-        let start = index as usize * self.config.buffer_bytes as usize;
         let length = (completion.byte_len as usize).min(self.config.buffer_bytes as usize);
-        on_message(&self.buffers[start..start + length]);
+        let buffer = self.buffers.at(index, self.config.buffer_bytes);
+        // SAFETY: `index` is the wr_id we posted receive buffer `index` with (inside the
+        // allocation); it has completed, so the NIC is done with it until it is posted again
+        // below (after the slice's last use); `length` keeps the slice inside it.
+        on_message(unsafe { std::slice::from_raw_parts(buffer, length) });
         self.post_receive(index)?;
         Ok(true)
     }
@@ -875,7 +1036,7 @@ impl Link {
         Some(SocketAddrV4::new(ip, u16::from_be(ipv4.sin_port)))
     }
 
-    /// The id listener events use for this link.
+    /// The id this link's [`Event`]s carry.
     pub fn id(&self) -> LinkId {
         LinkId(self.id as usize)
     }
@@ -888,11 +1049,7 @@ impl Link {
         let Some(event) = self.channel.next()? else {
             return Ok(false);
         };
-        // SAFETY: read then acked once.
-        let kind = unsafe { (*event).event };
-        // SAFETY: as above.
-        unsafe { rdma_ack_cm_event(event) };
-        Ok(kind == rdma_cm_event_type::RDMA_CM_EVENT_DISCONNECTED)
+        Ok(event.kind == rdma_cm_event_type::RDMA_CM_EVENT_DISCONNECTED)
     }
 }
 
@@ -952,6 +1109,78 @@ impl Drop for Link {
             if !self.id.is_null() {
                 rdma_destroy_id(self.id);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_event_kind_maps_to_what_it_is() {
+        use rdma_cm_event_type::*;
+        let id = LinkId(7);
+        assert!(
+            matches!(Event::of(RDMA_CM_EVENT_ESTABLISHED, id, 0), Event::Established(got) if got == id)
+        );
+        assert!(
+            matches!(Event::of(RDMA_CM_EVENT_DISCONNECTED, id, 0), Event::Disconnected(got) if got == id)
+        );
+        for (kind, name) in [
+            (RDMA_CM_EVENT_CONNECT_ERROR, "RDMA_CM_EVENT_CONNECT_ERROR"),
+            (RDMA_CM_EVENT_UNREACHABLE, "RDMA_CM_EVENT_UNREACHABLE"),
+            (RDMA_CM_EVENT_REJECTED, "RDMA_CM_EVENT_REJECTED"),
+        ] {
+            match Event::of(kind, id, -110) {
+                Event::Failed {
+                    id: got,
+                    event,
+                    status,
+                } => {
+                    assert_eq!((got, event.as_str(), status), (id, name, -110));
+                }
+                _ => panic!("{name} is not a failure"),
+            }
+        }
+        assert!(
+            matches!(Event::of(RDMA_CM_EVENT_DEVICE_REMOVAL, id, 0), Event::DeviceRemoved(got) if got == id)
+        );
+        assert!(
+            matches!(Event::of(RDMA_CM_EVENT_ADDR_CHANGE, id, 0), Event::AddressChanged(got) if got == id)
+        );
+        match Event::of(RDMA_CM_EVENT_TIMEWAIT_EXIT, id, 0) {
+            Event::Other { id: got, event, .. } => {
+                assert_eq!((got, event.as_str()), (id, "RDMA_CM_EVENT_TIMEWAIT_EXIT"));
+            }
+            _ => panic!("TIMEWAIT_EXIT is no link event"),
+        }
+    }
+
+    #[test]
+    fn a_poll_followed_by_another_adds_up_and_keeps_the_later_bound() {
+        let first = Completions {
+            messages: 3,
+            sends: 2,
+            more: true,
+        };
+        let second = Completions {
+            messages: 1,
+            sends: 0,
+            more: false,
+        };
+        let both = first.then(second);
+        assert_eq!((both.messages, both.sends, both.more), (4, 2, false));
+        assert!(both.any());
+        assert!(!Completions::default().any());
+    }
+
+    #[test]
+    fn buffers_lie_end_to_end_inside_the_allocation() {
+        let buffers = Buffers::new(4 * 64);
+        let base = buffers.base.as_ptr() as usize;
+        for index in 0..4 {
+            assert_eq!(buffers.at(index, 64) as usize, base + index as usize * 64);
         }
     }
 }

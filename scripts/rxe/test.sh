@@ -48,6 +48,7 @@ run_pair link-pair scripts/rxe/scenarios/link-pair.sh "$kdir/bin/rdma_link"
 server_binaries=(target/release/ferrite target/release/ferrite-cli target/release/loadgen)
 run_single server scripts/rxe/scenarios/server.sh "${server_binaries[@]}"
 run_pair server-pair scripts/rxe/scenarios/server.sh "${server_binaries[@]}"
+run_single device-removal scripts/rxe/scenarios/device-removal.sh "${server_binaries[@]}"
 # RDMA vs TCP figures from the runs above, for the README
 grep -ah '^FERRITE-BENCH' "$kdir"/server.log "$kdir"/server-pair-b.log >"$kdir/bench.csv" || true
 exit "$failed"

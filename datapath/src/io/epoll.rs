@@ -127,7 +127,7 @@ pub fn run(
             STORE_TICK_MS as i32
         };
         // A busy-polled RDMA link needs the loop back at once: no sleep.
-        let rdma_busy = rdma.as_ref().is_some_and(RdmaPort::busy_polling);
+        let rdma_busy = rdma.as_ref().is_some_and(RdmaPort::busy);
         if !rdma_busy && shard.mailbox.prepare_to_sleep() {
             epoll.wait(&mut events, timeout)?;
         } else {
@@ -140,15 +140,11 @@ pub fn run(
             if token == TOKEN_DOORBELL {
                 shard.mailbox.doorbell().drain();
             } else if let (Some(port), TOKEN_RDMA_EVENTS) = (rdma.as_mut(), token) {
-                port.events_ready(shard, &mut rdma_changes);
+                port.events_ready(shard);
             } else if let (Some(port), TOKEN_RDMA_LINK_BASE..TOKEN_RDMA_EVENTS) =
                 (rdma.as_mut(), token)
             {
-                port.link_ready(
-                    shard,
-                    (token - TOKEN_RDMA_LINK_BASE) as u32,
-                    &mut rdma_changes,
-                );
+                port.link_ready(shard, (token - TOKEN_RDMA_LINK_BASE) as u32);
             } else if token >= TOKEN_LISTENER_BASE {
                 let index = (token - TOKEN_LISTENER_BASE) as usize;
                 if let Some(listener) = &listeners[index] {
@@ -165,7 +161,7 @@ pub fn run(
             }
         }
         if let Some(port) = rdma.as_mut() {
-            port.tick(shard, &mut rdma_changes);
+            port.tick(shard);
         }
         shard.deliver_mail();
         shard.end_tick(&mut wake);
@@ -177,21 +173,19 @@ pub fn run(
         for index in dirty.drain(..) {
             let sent_by_rdma = rdma
                 .as_mut()
-                .is_some_and(|port| port.write_out(shard, index, &mut rdma_changes));
+                .is_some_and(|port| port.write_out(shard, index));
             if !sent_by_rdma {
                 write_out(shard, &epoll, &mut sockets, index)?;
             }
+        }
+        if let Some(port) = rdma.as_mut() {
+            port.take_fd_changes(&mut rdma_changes);
         }
         for change in rdma_changes.drain(..) {
             // A forgotten link's descriptor is already closed, which took it out of the set.
             let FdChange::Watch { index, fd } = change else {
                 continue;
             };
-            // A link adopted and closed in this same iteration has no fd left to watch (its
-            // number may even belong to a newer link, already watched).
-            if rdma.as_ref().and_then(|port| port.completion_fd(index)) != Some(fd) {
-                continue;
-            }
             let token = TOKEN_RDMA_LINK_BASE + u64::from(index);
             match epoll.control(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, token) {
                 // EEXIST: a link closed and another opened at the same index with the same fd

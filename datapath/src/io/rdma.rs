@@ -22,9 +22,15 @@
 //! Both event loops drive an [`RdmaPort`] the same way: they watch [`RdmaPort::events_fd`] and
 //! each link's completion fd, call [`RdmaPort::events_ready`] and [`RdmaPort::link_ready`] when
 //! one is readable, call [`RdmaPort::tick`] once per loop iteration, and hand every connection
-//! with new output to [`RdmaPort::write_out`]. Each call reports the completion fds that appeared
-//! or went away in a `Vec<FdChange>`, so the loop can watch or forget them. While
-//! [`RdmaPort::busy_polling`] says so, the loop must not sleep.
+//! with new output to [`RdmaPort::write_out`]. The port collects the completion fds that appeared
+//! or went away meanwhile; [`RdmaPort::take_fd_changes`] hands them to the loop to watch or
+//! forget. While [`RdmaPort::busy`] says so, the loop must not sleep.
+//!
+//! Fairness: a link's poll takes at most `platform::verbs::COMPLETIONS_PER_POLL_MAX`
+//! completions; a link that had more left is polled again next iteration (without sleeping)
+//! instead of being drained while the shard's other clients wait. Likewise at most
+//! [`ADOPTIONS_PER_TICK_MAX`] handed-over requests become links per iteration (each registers
+//! its buffers); the rest wait in the handover queue for the next.
 //!
 //! Busy polling: after a wake-up that found completions, a link's completion queue is polled
 //! again every loop iteration, without arming its completion fd, until it has been idle for the
@@ -51,7 +57,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 use platform::verbs::{
-    Event, Events, EventsAddress, Link, LinkConfig, LinkId, Listener, Request, VerbsError,
+    Completions, Event, Events, EventsAddress, Link, LinkConfig, LinkId, Listener, Request,
+    VerbsError,
 };
 
 use super::{ACCEPTS_PER_TICK_MAX, SHUTDOWN_DRAIN_MAX};
@@ -75,6 +82,11 @@ pub const BUSY_POLL_DEFAULT: Duration = Duration::ZERO;
 /// Connect requests waiting in one shard's handover queue; beyond this they are rejected (the
 /// shard is not keeping up, and the listener's own backlog is of the same order).
 pub const HANDOVER_REQUESTS_MAX: usize = 128;
+
+/// Handed-over requests made into links per loop iteration. Each allocates a protection domain,
+/// a completion queue and a queue pair and registers (pins) [`LINK_CONFIG`]'s 1 MiB, which takes
+/// the shard away from its other clients; a burst of connects is spread over iterations.
+pub const ADOPTIONS_PER_TICK_MAX: usize = 4;
 
 /// How often a stopping shard looks at its links' send completions.
 const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_micros(100);
@@ -135,11 +147,12 @@ enum Polling {
     /// Leave its completion fd unarmed (the caller polls again soon); `woken`: the fd was
     /// readable, so its event is consumed first.
     Busy { woken: bool },
-    /// Arm its completion fd, so the next completion wakes the loop.
+    /// Arm its completion fd, so the next completion wakes the loop (unless the poll stopped at
+    /// its bound: then the link is polled again next iteration).
     Arm,
 }
 
-/// A link being busy-polled, and when it last had a completion.
+/// A link being busy-polled or with completions left over, and when it last had a completion.
 #[derive(Clone, Copy, Debug)]
 struct HotLink {
     index: u32,
@@ -176,11 +189,15 @@ pub struct RdmaPort {
     links: Vec<Option<Box<Link>>>,
     indices: HashMap<LinkId, u32>,
     busy_poll: Duration,
+    /// Links polled every iteration: busy-polled ones, and those whose last poll stopped at its
+    /// bound.
     hot: Vec<HotLink>,
     /// `hot`'s twin, swapped in while `hot` is walked, so a tick allocates nothing.
     hot_spare: Vec<HotLink>,
     closing: Vec<Closing>,
     refused: Vec<Refused>,
+    /// Completion fds that appeared or went away since [`RdmaPort::take_fd_changes`].
+    changes: Vec<FdChange>,
 }
 
 impl RdmaPort {
@@ -223,6 +240,7 @@ impl RdmaPort {
                 hot_spare: Vec::new(),
                 closing: Vec::new(),
                 refused: Vec::new(),
+                changes: Vec::new(),
             })
             .collect())
     }
@@ -246,14 +264,30 @@ impl RdmaPort {
             .map(Link::completion_fd)
     }
 
-    /// Whether a link is being busy-polled: the loop must come back without sleeping.
-    pub fn busy_polling(&self) -> bool {
-        !self.hot.is_empty()
+    /// Whether there is work for the next iteration (a link busy-polled or with completions left
+    /// over, handed-over requests waiting): the loop must come back without sleeping.
+    pub fn busy(&self) -> bool {
+        !self.hot.is_empty() || !self.queue.is_empty()
+    }
+
+    /// Moves the completion fds to watch or forget since the last call into `into`. A link
+    /// adopted and closed in between has no fd left to watch (its number may even belong to a
+    /// newer link, already in `into`), so it is left out.
+    pub fn take_fd_changes(&mut self, into: &mut Vec<FdChange>) {
+        let links = &self.links;
+        into.extend(self.changes.drain(..).filter(|change| match *change {
+            FdChange::Watch { index, fd } => {
+                let link = links.get(index as usize).and_then(Option::as_deref);
+                link.map(Link::completion_fd) == Some(fd)
+            }
+            FdChange::Forget { .. } => true,
+        }));
     }
 
     /// Handles waiting connection-manager events (a bounded batch; the fd stays readable for
-    /// the rest): connect requests go to a shard, disconnected links are closed.
-    pub fn events_ready(&mut self, shard: &mut Shard, changes: &mut Vec<FdChange>) {
+    /// the rest): connect requests go to a shard, links that went away or never came up are
+    /// closed, and a removed device closes the listener on it (TCP goes on being served).
+    pub fn events_ready(&mut self, shard: &mut Shard) {
         for _ in 0..ACCEPTS_PER_TICK_MAX {
             let event = match self.events.next_event() {
                 Ok(Some(event)) => event,
@@ -264,19 +298,54 @@ impl RdmaPort {
                 }
             };
             match event {
-                Event::Request(request) => self.route(shard, request, changes),
+                Event::Request(request) => self.route(shard, request),
                 Event::Established(_) => {}
-                Event::Disconnected(id) => {
-                    if let Some(&index) = self.indices.get(&id) {
-                        self.close(shard, index, changes);
-                    }
+                Event::Disconnected(id) => self.close_link(shard, id),
+                Event::Failed { id, event, status } => {
+                    tracing::debug!(%event, status, "RDMA link never came up");
+                    self.close_link(shard, id);
+                }
+                Event::DeviceRemoved(id) if self.is_listener(id) => {
+                    tracing::error!(
+                        shard = self.shard,
+                        "RDMA device removed: the RDMA listener is closed, no more RDMA clients \
+                         are accepted; TCP is served as before"
+                    );
+                    self.listener = None;
+                }
+                Event::DeviceRemoved(id) => {
+                    tracing::warn!(shard = self.shard, "RDMA device removed under a link");
+                    self.close_link(shard, id);
+                }
+                Event::AddressChanged(id) if self.is_listener(id) => tracing::warn!(
+                    "the RDMA listener's address moved to another device: new RDMA clients may fail"
+                ),
+                Event::AddressChanged(_) => {
+                    tracing::debug!("an RDMA link's address moved to another device")
+                }
+                Event::Other { event, status, .. } => {
+                    tracing::debug!(%event, status, "RDMA connection manager event ignored")
                 }
             }
         }
     }
 
-    /// Sends a connect request to the shard that takes it (dropping a request rejects it).
-    fn route(&mut self, shard: &mut Shard, mut request: Request, changes: &mut Vec<FdChange>) {
+    fn is_listener(&self, id: LinkId) -> bool {
+        self.listener
+            .as_ref()
+            .is_some_and(|listener| listener.id() == id)
+    }
+
+    /// Closes the link the connection manager reported on, if it is (still) this shard's.
+    fn close_link(&mut self, shard: &mut Shard, id: LinkId) {
+        if let Some(&index) = self.indices.get(&id) {
+            self.close(shard, index);
+        }
+    }
+
+    /// Sends a connect request to the shard that takes it (dropping a request rejects it),
+    /// through that shard's handover queue, this one's included: [`RdmaPort::tick`] adopts.
+    fn route(&mut self, shard: &Shard, mut request: Request) {
         if self.listener.is_none() {
             return;
         }
@@ -284,11 +353,13 @@ impl RdmaPort {
         let target = choose_shard(&handover.links_open, self.cursor);
         self.cursor = (target + 1) % handover.links_open.len();
         handover.links_open[target].fetch_add(1, Ordering::Relaxed);
-        if target == self.shard {
-            self.adopt(shard, request, changes);
-            return;
-        }
-        let refused = match request.migrate(&handover.events[target]) {
+        // This shard's own channel hears of the request already.
+        let migrated = if target == self.shard {
+            Ok(())
+        } else {
+            request.migrate(&handover.events[target])
+        };
+        let refused = match migrated {
             Err(error) => Some(error.to_string()),
             Ok(()) => match handover.queues[target].try_send(request) {
                 Ok(()) => None,
@@ -297,6 +368,8 @@ impl RdmaPort {
             },
         };
         match refused {
+            // This shard's tick runs later in the same iteration.
+            None if target == self.shard => {}
             None => shard.core.shared.addresses[target].doorbell().ring(),
             Some(why) => {
                 handover.links_open[target].fetch_sub(1, Ordering::Relaxed);
@@ -306,7 +379,7 @@ impl RdmaPort {
     }
 
     /// Makes a link of a request handed to this shard and registers it as a connection.
-    fn adopt(&mut self, shard: &mut Shard, request: Request, changes: &mut Vec<FdChange>) {
+    fn adopt(&mut self, shard: &mut Shard, request: Request) {
         let Some(protocol) = protocol_of(request.greeting()) else {
             tracing::warn!(greeting = ?request.greeting(), "RDMA client named no known protocol; rejected");
             self.link_gone();
@@ -341,7 +414,7 @@ impl RdmaPort {
             self.links.resize_with(position + 1, || None);
         }
         self.indices.insert(link.id(), index);
-        changes.push(FdChange::Watch {
+        self.changes.push(FdChange::Watch {
             index,
             fd: link.completion_fd(),
         });
@@ -349,12 +422,16 @@ impl RdmaPort {
         tracing::info!(shard = self.shard, index, %peer, ?protocol, "RDMA client connected");
     }
 
-    /// Once per loop iteration: adopts the requests handed to this shard, drops refused links
-    /// whose message has left, closes closing links past their deadline, and busy-polls the
-    /// links that had completions lately (arming each once it has been idle for the window).
-    pub fn tick(&mut self, shard: &mut Shard, changes: &mut Vec<FdChange>) {
-        while let Ok(request) = self.queue.try_recv() {
-            self.adopt(shard, request, changes);
+    /// Once per loop iteration: adopts requests handed to this shard (at most
+    /// [`ADOPTIONS_PER_TICK_MAX`]), drops refused links whose message has left, closes closing
+    /// links past their deadline, and polls the hot links: busy-polled ones (each armed once it
+    /// has been idle for the window) and those whose last poll stopped at its bound.
+    pub fn tick(&mut self, shard: &mut Shard) {
+        for _ in 0..ADOPTIONS_PER_TICK_MAX {
+            let Ok(request) = self.queue.try_recv() else {
+                break;
+            };
+            self.adopt(shard, request);
         }
         let now = Instant::now();
         self.refused.retain_mut(|refused| {
@@ -366,62 +443,62 @@ impl RdmaPort {
         while let Some(expired) = self.closing.iter().find(|closing| now >= closing.deadline) {
             let index = expired.index;
             tracing::debug!(index, "RDMA link closed with replies still in flight");
-            self.close(shard, index, changes);
+            self.close(shard, index);
         }
         if self.hot.is_empty() {
             return;
         }
         let mut hot = std::mem::replace(&mut self.hot, std::mem::take(&mut self.hot_spare));
         for entry in hot.drain(..) {
-            if now.duration_since(entry.active) >= self.busy_poll {
-                self.take_completions(shard, entry.index, Polling::Arm, changes);
-                continue;
-            }
-            let busy = Polling::Busy { woken: false };
-            match self.take_completions(shard, entry.index, busy, changes) {
-                Some(true) => self.hot.push(HotLink {
+            let idle = now.duration_since(entry.active) >= self.busy_poll;
+            let polling = if idle {
+                Polling::Arm
+            } else {
+                Polling::Busy { woken: false }
+            };
+            match self.take_completions(shard, entry.index, polling) {
+                Some(taken) if taken.more || (taken.any() && !idle) => self.hot.push(HotLink {
                     index: entry.index,
                     active: now,
                 }),
-                Some(false) => self.hot.push(entry),
-                None => {}
+                Some(_) if !idle => self.hot.push(entry),
+                // Armed, or closed.
+                _ => {}
             }
         }
         self.hot_spare = hot;
     }
 
     /// Link `index`'s completion fd is readable: takes its completions (received messages go to
-    /// the shard as input, finished sends free slots for the output still waiting). With busy
-    /// polling on, a link that had some stays unarmed and is polled again by [`RdmaPort::tick`].
-    pub fn link_ready(&mut self, shard: &mut Shard, index: u32, changes: &mut Vec<FdChange>) {
-        if self.busy_poll.is_zero() {
-            self.take_completions(shard, index, Polling::Arm, changes);
-            return;
-        }
-        match self.take_completions(shard, index, Polling::Busy { woken: true }, changes) {
-            Some(true) => {
-                let active = Instant::now();
-                match self.hot.iter_mut().find(|entry| entry.index == index) {
-                    Some(entry) => entry.active = active,
-                    None => self.hot.push(HotLink { index, active }),
-                }
+    /// the shard as input, finished sends free slots for the output still waiting). A link left
+    /// with completions beyond the poll's bound, or (busy polling on) one that had some, stays
+    /// unarmed and is polled again by [`RdmaPort::tick`].
+    pub fn link_ready(&mut self, shard: &mut Shard, index: u32) {
+        let taken = if self.busy_poll.is_zero() {
+            self.take_completions(shard, index, Polling::Arm)
+        } else {
+            match self.take_completions(shard, index, Polling::Busy { woken: true }) {
+                Some(taken) if !taken.any() => self.take_completions(shard, index, Polling::Arm),
+                polled => polled,
             }
-            Some(false) => {
-                self.take_completions(shard, index, Polling::Arm, changes);
+        };
+        if taken.is_some_and(|taken| taken.more || (taken.any() && !self.busy_poll.is_zero())) {
+            let active = Instant::now();
+            match self.hot.iter_mut().find(|entry| entry.index == index) {
+                Some(entry) => entry.active = active,
+                None => self.hot.push(HotLink { index, active }),
             }
-            None => {}
         }
     }
 
     /// Polls link `index` as `polling` says, then sends what its connection has waiting.
-    /// Returns whether completions came, or None when the link is (now) closed.
+    /// Returns what the poll took, or None when the link is (now) closed.
     fn take_completions(
         &mut self,
         shard: &mut Shard,
         index: u32,
         polling: Polling,
-        changes: &mut Vec<FdChange>,
-    ) -> Option<bool> {
+    ) -> Option<Completions> {
         let link = self.links.get_mut(index as usize)?.as_mut()?;
         // A closing connection reads no more; its link is polled only for its sends' completions.
         let closing = self.closing.iter().any(|closing| closing.index == index);
@@ -431,18 +508,18 @@ impl RdmaPort {
             }
         };
         let polled = match polling {
-            Polling::Busy { woken } => link.poll_unarmed(woken, deliver).map(|taken| taken.any()),
-            Polling::Arm => link.poll(deliver).map(|messages| messages > 0),
+            Polling::Busy { woken } => link.poll_unarmed(woken, deliver),
+            Polling::Arm => link.poll_and_arm(deliver),
         };
         match polled {
-            Ok(active) => {
-                self.write_out(shard, index, changes);
+            Ok(taken) => {
+                self.write_out(shard, index);
                 self.links.get(index as usize)?.as_ref()?;
-                Some(active)
+                Some(taken)
             }
             Err(error) => {
                 tracing::debug!(index, %error, "RDMA link failed");
-                self.close(shard, index, changes);
+                self.close(shard, index);
                 None
             }
         }
@@ -450,12 +527,7 @@ impl RdmaPort {
 
     /// Sends what connection `index` has in its output, as far as free send slots allow.
     /// Returns false when `index` is not an RDMA link (the loop's own sockets handle it).
-    pub fn write_out(
-        &mut self,
-        shard: &mut Shard,
-        index: u32,
-        changes: &mut Vec<FdChange>,
-    ) -> bool {
+    pub fn write_out(&mut self, shard: &mut Shard, index: u32) -> bool {
         let Some(link) = self.links.get_mut(index as usize).and_then(Option::as_mut) else {
             return false;
         };
@@ -463,14 +535,14 @@ impl RdmaPort {
             return true;
         };
         if conn.abort {
-            self.close(shard, index, changes);
+            self.close(shard, index);
             return true;
         }
         let sent = match link.send_stream(&conn.output) {
             Ok(sent) => sent,
             Err(error) => {
                 tracing::debug!(index, %error, "RDMA send failed");
-                self.close(shard, index, changes);
+                self.close(shard, index);
                 return true;
             }
         };
@@ -478,7 +550,7 @@ impl RdmaPort {
         // Replies still being made on other shards come before the close.
         if !conn.owes_replies() && conn.close_after_output {
             if link.sends_in_flight() == 0 {
-                self.close(shard, index, changes);
+                self.close(shard, index);
             } else if !self.closing.iter().any(|closing| closing.index == index) {
                 // take_completions calls back here as the last sends complete.
                 self.closing.push(Closing {
@@ -519,7 +591,7 @@ impl RdmaPort {
         self.handover.links_open[self.shard].fetch_sub(1, Ordering::Relaxed);
     }
 
-    fn close(&mut self, shard: &mut Shard, index: u32, changes: &mut Vec<FdChange>) {
+    fn close(&mut self, shard: &mut Shard, index: u32) {
         let Some(link) = self.links.get_mut(index as usize).and_then(Option::take) else {
             return;
         };
@@ -527,7 +599,7 @@ impl RdmaPort {
         self.hot.retain(|entry| entry.index != index);
         self.closing.retain(|closing| closing.index != index);
         self.link_gone();
-        changes.push(FdChange::Forget {
+        self.changes.push(FdChange::Forget {
             index,
             fd: link.completion_fd(),
         });

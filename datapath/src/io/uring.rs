@@ -277,18 +277,13 @@ impl Loop<'_> {
     /// holds its file open, so a closed link's poll is cancelled; the cancel is queued before any
     /// poll of a new link that reuses the index, and SQEs are processed in order.
     fn apply_rdma_changes(&mut self) -> io::Result<()> {
+        if let Some(port) = self.rdma.as_mut() {
+            port.take_fd_changes(&mut self.rdma_changes);
+        }
         for change in std::mem::take(&mut self.rdma_changes) {
             match change {
-                // A link adopted and closed in this same tick has no fd left: a poll of its
-                // number would watch whatever reused it, under this link's index.
                 FdChange::Watch { index, fd } => {
-                    let current = self
-                        .rdma
-                        .as_ref()
-                        .and_then(|port| port.completion_fd(index));
-                    if current == Some(fd) {
-                        self.arm_rdma_poll(fd, KIND_RDMA_LINK | u64::from(index))?
-                    }
+                    self.arm_rdma_poll(fd, KIND_RDMA_LINK | u64::from(index))?
                 }
                 FdChange::Forget { index, .. } => {
                     let entry = opcode::AsyncCancel::new(KIND_RDMA_LINK | u64::from(index))
@@ -340,7 +335,7 @@ impl Loop<'_> {
         let mut completions: Vec<(u64, i32, u32)> = Vec::with_capacity(RING_ENTRIES as usize * 4);
         loop {
             // A busy-polled RDMA link needs the loop back at once: no sleep.
-            let rdma_busy = self.rdma.as_ref().is_some_and(RdmaPort::busy_polling);
+            let rdma_busy = self.rdma.as_ref().is_some_and(RdmaPort::busy);
             let may_sleep = !rdma_busy && self.shard.mailbox.prepare_to_sleep();
             let sleep_ms = match (may_sleep, stopping.started()) {
                 (false, _) => 0,
@@ -390,7 +385,7 @@ impl Loop<'_> {
                 self.arm_recv(index)?;
             }
             if let Some(port) = self.rdma.as_mut() {
-                port.tick(self.shard, &mut self.rdma_changes);
+                port.tick(self.shard);
             }
             self.shard.deliver_mail();
             self.shard.end_tick(&mut self.wake);
@@ -403,7 +398,7 @@ impl Loop<'_> {
                 let sent_by_rdma = self
                     .rdma
                     .as_mut()
-                    .is_some_and(|port| port.write_out(self.shard, index, &mut self.rdma_changes));
+                    .is_some_and(|port| port.write_out(self.shard, index));
                 if !sent_by_rdma {
                     self.start_send(index)?;
                 }
@@ -483,7 +478,7 @@ impl Loop<'_> {
             KIND_MAIL | KIND_RDMA_CANCEL => {}
             KIND_RDMA_EVENTS => {
                 if let Some(port) = self.rdma.as_mut() {
-                    port.events_ready(self.shard, &mut self.rdma_changes);
+                    port.events_ready(self.shard);
                     let fd = port.events_fd();
                     self.arm_rdma_poll(fd, KIND_RDMA_EVENTS)?;
                 }
@@ -492,7 +487,7 @@ impl Loop<'_> {
             // its own.
             KIND_RDMA_LINK if result >= 0 => {
                 if let Some(port) = self.rdma.as_mut() {
-                    port.link_ready(self.shard, index, &mut self.rdma_changes);
+                    port.link_ready(self.shard, index);
                     if let Some(fd) = port.completion_fd(index) {
                         self.arm_rdma_poll(fd, KIND_RDMA_LINK | u64::from(index))?;
                     }

@@ -56,19 +56,20 @@ pub enum MetaMode {
 pub const DECODED_KEY_BYTES_MAX: usize = KEY_BYTES_MAX / 4 * 3;
 
 /// A meta command's key: the token as sent (echoed by the `k` flag) and, with the `b` flag, the
-/// binary key it decodes to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// binary key it decodes to (on the heap: base64 keys are rare, and a key buffer inline would
+/// double the size of every parsed command the batch moves).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetaKey<'a> {
     /// The key token as the client sent it.
     pub token: &'a [u8],
-    decoded: Option<([u8; DECODED_KEY_BYTES_MAX], u8)>,
+    decoded: Option<Box<[u8]>>,
 }
 
 impl<'a> MetaKey<'a> {
     /// The key to look up: the token itself, or the bytes it decodes to when `b` was given.
     pub fn bytes(&self) -> &[u8] {
         match &self.decoded {
-            Some((bytes, len)) => &bytes[..usize::from(*len)],
+            Some(bytes) => bytes,
             None => self.token,
         }
     }
@@ -223,10 +224,9 @@ pub fn parse_key<'a>(token: &'a [u8], flags: &MetaFlags<'_>) -> Result<MetaKey<'
     }
     let mut bytes = [0u8; DECODED_KEY_BYTES_MAX];
     let len = decode_base64(token, &mut bytes).ok_or(ErrorKind::KeyDecode)?;
-    // DECODED_KEY_BYTES_MAX < 256, so the length fits a byte.
     Ok(MetaKey {
         token,
-        decoded: Some((bytes, len as u8)),
+        decoded: Some(bytes[..len].into()),
     })
 }
 

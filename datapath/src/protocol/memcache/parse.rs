@@ -51,7 +51,7 @@ impl<'a> Keys<'a> {
 /// One memcached request, borrowing its key(s) and data from the input buffer.
 // A meta request carries its decoded base64 key inline; boxing it would allocate per request.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
     /// `get` / `gets` (`cas`: reply with CAS values).
     Get {
@@ -150,7 +150,7 @@ pub enum Command<'a> {
 
 /// What [`parse`] found at the start of the input.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Parsed<'a> {
     /// A whole request taking the first `consumed` bytes.
     Complete {
