@@ -368,6 +368,12 @@ REPLY_CASES = [
     (b"me\r\nme k v\r\n", b"CLIENT_ERROR bad command line format\r\nEN\r\n"),
     (b"mg k O" + b"1" * 32 + b"\r\nmg k O" + b"1" * 31 + b"\r\n",
      b"CLIENT_ERROR opaque token too long\r\nEN O" + b"1" * 31 + b"\r\n"),
+    # md and ma give every flag they cannot read one generic line; a mode is one upper-case letter.
+    (b"md k q q\r\nmd k Tx\r\nma k Dx\r\nma k MII\r\n",
+     b"CLIENT_ERROR invalid or duplicate flag\r\n" * 4),
+    (b"ma k Mi\r\nms k 1 Ms\r\nx\r\nms k 1 MSS\r\nx\r\nmg k Tx h h\r\n",
+     b"CLIENT_ERROR invalid mode for ma M token\r\nCLIENT_ERROR invalid mode for ms M token\r\n"
+     b"CLIENT_ERROR incorrect length for M token\r\nCLIENT_ERROR duplicate flag\r\n"),
     (b"ms m 3 q\r\nabcd\r\nmg m q q\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\nCLIENT_ERROR duplicate flag\r\n"),
 ]
 

@@ -24,6 +24,11 @@ pub enum ErrorKind {
     InvalidFlag,
     /// A meta flag given twice.
     DuplicateFlag,
+    /// Any flag `md` or `ma` cannot read (unknown, repeated, a bad token, a key that does not
+    /// decode): memcached gives these commands one word for all.
+    InvalidOrDuplicateFlag,
+    /// An `M` token of other than one letter.
+    ModeTokenLength,
     /// A meta flag whose token is not the number it must be.
     BadToken,
     /// An `O` (opaque) token over [`OPAQUE_BYTES_MAX`](super::OPAQUE_BYTES_MAX).
@@ -55,6 +60,8 @@ impl ErrorKind {
             }
             ErrorKind::InvalidFlag => "CLIENT_ERROR invalid flag",
             ErrorKind::DuplicateFlag => "CLIENT_ERROR duplicate flag",
+            ErrorKind::InvalidOrDuplicateFlag => "CLIENT_ERROR invalid or duplicate flag",
+            ErrorKind::ModeTokenLength => "CLIENT_ERROR incorrect length for M token",
             ErrorKind::BadToken => "CLIENT_ERROR bad token in command line format",
             ErrorKind::OpaqueTooLong => "CLIENT_ERROR opaque token too long",
             ErrorKind::InvalidStoreMode => "CLIENT_ERROR invalid mode for ms M token",

@@ -19,6 +19,25 @@ pub enum MetaKind {
 }
 
 impl MetaKind {
+    /// The error memcached answers when a flag of this command cannot be read: `md` and `ma` give
+    /// every such error one generic line, `mg` and `ms` each its own.
+    pub(super) fn flag_error(self, error: ErrorKind) -> ErrorKind {
+        let generic = matches!(self, MetaKind::Delete | MetaKind::Arithmetic)
+            && matches!(
+                error,
+                ErrorKind::InvalidFlag
+                    | ErrorKind::DuplicateFlag
+                    | ErrorKind::BadToken
+                    | ErrorKind::ModeTokenLength
+                    | ErrorKind::KeyDecode
+            );
+        if generic {
+            ErrorKind::InvalidOrDuplicateFlag
+        } else {
+            error
+        }
+    }
+
     /// The flag letters this command takes (`P` and `L` are proxy hints, taken and ignored by all).
     fn allowed_flags(self) -> &'static [u8] {
         match self {
@@ -154,36 +173,60 @@ pub fn parse_flags(kind: MetaKind, tokens: &[u8]) -> Result<MetaFlags<'_>, Error
         tokens,
         ..MetaFlags::default()
     };
+    // As memcached's `_meta_flag_preparse`: an unknown or repeated flag stops the reading at
+    // once; a token that does not read is reported after the others were read (the last one).
+    let mut unreadable = None;
+    let mut mode = None;
     for (flag, token) in flags.in_order() {
         let bit = match flag_bit(flag) {
             Some(bit) if kind.allowed_flags().contains(&flag) => bit,
-            _ => return Err(ErrorKind::InvalidFlag),
+            _ => return Err(kind.flag_error(ErrorKind::InvalidFlag)),
         };
         if flags.present & bit != 0 {
-            return Err(ErrorKind::DuplicateFlag);
+            return Err(kind.flag_error(ErrorKind::DuplicateFlag));
         }
         flags.present |= bit;
-        match flag {
-            b'O' if 1 + token.len() > OPAQUE_BYTES_MAX => return Err(ErrorKind::OpaqueTooLong),
-            b'O' => flags.opaque = Some(token),
-            // memcached answers a bad client-flags token with the general format error.
-            b'F' => {
-                flags.client_flags = Some(
-                    parse_unsigned(token)
-                        .and_then(|value| u32::try_from(value).ok())
-                        .ok_or(ErrorKind::BadCommandLine)?,
-                )
+        let read = match flag {
+            b'O' => {
+                flags.opaque = Some(token);
+                Ok(())
             }
-            b'T' => flags.ttl = Some(time_token(token)?),
-            b'N' => flags.vivify_ttl = Some(time_token(token)?),
-            b'R' => flags.recache_ttl = Some(time_token(token)?),
-            b'C' => flags.compare_cas = Some(number_token(token)?),
-            b'E' => flags.new_cas = Some(number_token(token)?),
-            b'D' => flags.delta = Some(number_token(token)?),
-            b'J' => flags.initial = Some(number_token(token)?),
-            b'M' => flags.mode = Some(mode_token(kind, token)?),
-            _ => {}
+            // memcached answers a bad client-flags token with the general format error.
+            b'F' => parse_unsigned(token)
+                .and_then(|value| u32::try_from(value).ok())
+                .map(|value| flags.client_flags = Some(value))
+                .ok_or(ErrorKind::BadCommandLine),
+            b'T' => time_token(token).map(|ttl| flags.ttl = Some(ttl)),
+            b'N' => time_token(token).map(|ttl| flags.vivify_ttl = Some(ttl)),
+            b'R' => time_token(token).map(|ttl| flags.recache_ttl = Some(ttl)),
+            b'C' => number_token(token).map(|cas| flags.compare_cas = Some(cas)),
+            b'E' => number_token(token).map(|cas| flags.new_cas = Some(cas)),
+            b'D' => number_token(token).map(|delta| flags.delta = Some(delta)),
+            b'J' => number_token(token).map(|initial| flags.initial = Some(initial)),
+            b'M' => match token {
+                &[letter] => {
+                    mode = Some(letter);
+                    Ok(())
+                }
+                _ => Err(ErrorKind::ModeTokenLength),
+            },
+            _ => Ok(()),
+        };
+        if let Err(error) = read {
+            unreadable = Some(error);
         }
+    }
+    if let Some(error) = unreadable {
+        return Err(kind.flag_error(error));
+    }
+    if let Some(letter) = mode {
+        flags.mode = Some(mode_of(kind, letter)?);
+    }
+    if flags
+        .opaque
+        .is_some_and(|opaque| 1 + opaque.len() > OPAQUE_BYTES_MAX)
+    {
+        return Err(ErrorKind::OpaqueTooLong);
     }
     Ok(flags)
 }
@@ -196,16 +239,17 @@ fn number_token(token: &[u8]) -> Result<u64, ErrorKind> {
     parse_unsigned(token).ok_or(ErrorKind::BadToken)
 }
 
-fn mode_token(kind: MetaKind, token: &[u8]) -> Result<MetaMode, ErrorKind> {
-    match (kind, token.first()) {
-        (MetaKind::Set, Some(b'S' | b's')) => Ok(MetaMode::Set),
-        (MetaKind::Set, Some(b'E' | b'e')) => Ok(MetaMode::Add),
-        (MetaKind::Set, Some(b'A' | b'a')) => Ok(MetaMode::Append),
-        (MetaKind::Set, Some(b'P' | b'p')) => Ok(MetaMode::Prepend),
-        (MetaKind::Set, Some(b'R' | b'r')) => Ok(MetaMode::Replace),
+/// The `M` flag's mode letter (upper case only, as memcached takes it).
+fn mode_of(kind: MetaKind, letter: u8) -> Result<MetaMode, ErrorKind> {
+    match (kind, letter) {
+        (MetaKind::Set, b'S') => Ok(MetaMode::Set),
+        (MetaKind::Set, b'E') => Ok(MetaMode::Add),
+        (MetaKind::Set, b'A') => Ok(MetaMode::Append),
+        (MetaKind::Set, b'P') => Ok(MetaMode::Prepend),
+        (MetaKind::Set, b'R') => Ok(MetaMode::Replace),
         (MetaKind::Set, _) => Err(ErrorKind::InvalidStoreMode),
-        (_, Some(b'I' | b'i' | b'+')) => Ok(MetaMode::Increment),
-        (_, Some(b'D' | b'd' | b'-')) => Ok(MetaMode::Decrement),
+        (_, b'I' | b'+') => Ok(MetaMode::Increment),
+        (_, b'D' | b'-') => Ok(MetaMode::Decrement),
         _ => Err(ErrorKind::InvalidArithmeticMode),
     }
 }

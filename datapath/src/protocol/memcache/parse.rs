@@ -3,7 +3,7 @@
 
 use super::error::{Error, ErrorKind};
 use super::meta::{parse_flags, parse_key, MetaFlags, MetaKey, MetaKind};
-use super::{check_key, parse_signed, parse_unsigned, Limits, DATA_BYTES_CLAIM_MAX};
+use super::{check_key, parse_signed, parse_unsigned, Limits, DATA_BYTES_CLAIM_MAX, KEY_BYTES_MAX};
 
 /// First byte of every binary-protocol request (the request magic).
 const BINARY_REQUEST_MAGIC: u8 = 0x80;
@@ -307,8 +307,12 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Error> 
                 ErrorKind::UnknownCommand
             };
             let key = words.next().ok_or(refuse(missing_key))?;
+            // memcached checks the key's length before its flags.
+            if key.len() > KEY_BYTES_MAX {
+                return Err(refuse(ErrorKind::BadCommandLine));
+            }
             let flags = parse_flags(kind, &line[offset_after(line, key)..]).map_err(refuse)?;
-            let key = parse_key(key, &flags).map_err(refuse)?;
+            let key = parse_key(key, &flags).map_err(|error| refuse(kind.flag_error(error)))?;
             Command::Meta {
                 kind,
                 key,

@@ -695,9 +695,28 @@ fn meta_other_commands() {
         b"md k q I T30 x C9\r\n",
         r#"19: Delete key="k" flags=qITxC T=30 C=9"#,
     );
+    // md and ma answer every flag they cannot read with one generic line, as memcached does.
+    let generic = "CLIENT_ERROR invalid or duplicate flag";
+    check(b"md k v\r\n", &format!("{generic} (consumed 8, swallow 0)"));
     check(
-        b"md k v\r\n",
-        "CLIENT_ERROR invalid flag (consumed 8, swallow 0)",
+        b"md k q q\r\n",
+        &format!("{generic} (consumed 10, swallow 0)"),
+    );
+    check(
+        b"md k Tx\r\n",
+        &format!("{generic} (consumed 9, swallow 0)"),
+    );
+    check(
+        b"md mk b\r\n",
+        &format!("{generic} (consumed 9, swallow 0)"),
+    );
+    check(
+        b"ma k MII\r\n",
+        &format!("{generic} (consumed 10, swallow 0)"),
+    );
+    check(
+        b"ma k MX v v\r\n",
+        &format!("{generic} (consumed 13, swallow 0)"),
     );
     check(b"ma k\r\n", r#"6: Arithmetic key="k" flags="#);
     check(
@@ -714,11 +733,44 @@ fn meta_other_commands() {
     );
     check(
         b"ma k Dx\r\n",
-        "CLIENT_ERROR bad token in command line format (consumed 9, swallow 0)",
+        &format!("{generic} (consumed 9, swallow 0)"),
     );
     check(
         b"ma k D-1\r\n",
-        "CLIENT_ERROR bad token in command line format (consumed 10, swallow 0)",
+        &format!("{generic} (consumed 10, swallow 0)"),
+    );
+    // Mode letters are upper case; a mode is one letter.
+    check(
+        b"ma k Mi\r\n",
+        "CLIENT_ERROR invalid mode for ma M token (consumed 9, swallow 0)",
+    );
+    check(
+        b"ms k 2 Ms\r\n",
+        "CLIENT_ERROR invalid mode for ms M token (consumed 11, swallow 4)",
+    );
+    check(
+        b"ms k 2 MSS\r\n",
+        "CLIENT_ERROR incorrect length for M token (consumed 12, swallow 4)",
+    );
+    // An unknown or repeated flag is reported before a token that does not read, a mode or an
+    // opaque token, and the key's length before any flag.
+    check(
+        b"ms k 2 MX v Cx C1\r\n",
+        "CLIENT_ERROR invalid flag (consumed 19, swallow 4)",
+    );
+    check(
+        b"mg k Tx h h\r\n",
+        "CLIENT_ERROR duplicate flag (consumed 13, swallow 0)",
+    );
+    let opaque = "1".repeat(32);
+    check(
+        format!("ms k 2 O{opaque} MX\r\n").as_bytes(),
+        "CLIENT_ERROR invalid mode for ms M token (consumed 45, swallow 4)",
+    );
+    let long_key = format!("mg {} Y\r\n", "k".repeat(251));
+    assert_eq!(
+        parse(long_key.as_bytes(), &Limits::default()).map_err(|error| error.kind),
+        Err(ErrorKind::BadCommandLine)
     );
     check(b"me k\r\n", r#"6: Debug key="k" flags="#);
     check(b"me bWs= b\r\n", r#"11: Debug key="mk" base64 flags=b"#);
