@@ -49,8 +49,8 @@ fuzz_target!(|data: &[u8]| {
         );
     }
 
-    if let Ok(Parsed::Complete { command, consumed }) = outcome {
-        assert_eq!(parse(&input[..consumed], &limits), outcome);
+    if let Ok(Parsed::Complete { command, consumed }) = &outcome {
+        assert_eq!(parse(&input[..*consumed], &limits), outcome);
         let mut out = Vec::new();
         match command {
             Command::Get { keys, .. } | Command::GetAndTouch { keys, .. } => {
@@ -77,18 +77,18 @@ fuzz_target!(|data: &[u8]| {
                 };
                 reply::meta(
                     &mut out,
-                    kind,
-                    &key,
-                    &flags,
+                    *kind,
+                    key,
+                    flags,
                     reply::MetaStatus::Value,
                     Some(&item),
                     data,
                 );
                 reply::meta(
                     &mut out,
-                    kind,
-                    &key,
-                    &flags,
+                    *kind,
+                    key,
+                    flags,
                     reply::MetaStatus::Miss,
                     None,
                     b"",

@@ -374,6 +374,9 @@ REPLY_CASES = [
     (b"ma k Mi\r\nms k 1 Ms\r\nx\r\nms k 1 MSS\r\nx\r\nmg k Tx h h\r\n",
      b"CLIENT_ERROR invalid mode for ma M token\r\nCLIENT_ERROR invalid mode for ms M token\r\n"
      b"CLIENT_ERROR incorrect length for M token\r\nCLIENT_ERROR duplicate flag\r\n"),
+    # Every meta command takes every flag memcached knows and ignores those it has no use for.
+    (b"ms a 1 v t f s h l u R5 J1 D1\r\nx\r\nmd a v t f s N5 R5 J1 F1 MZ\r\nmg a C5 MZ D3 J4 F1 I v\r\n",
+     b"HD\r\nHD\r\nEN\r\n"),
     (b"ms m 3 q\r\nabcd\r\nmg m q q\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\nCLIENT_ERROR duplicate flag\r\n"),
 ]
 

@@ -37,19 +37,11 @@ impl MetaKind {
             error
         }
     }
-
-    /// The flag letters this command takes (`P` and `L` are proxy hints, taken and ignored by all).
-    fn allowed_flags(self) -> &'static [u8] {
-        match self {
-            MetaKind::Get => b"bcfhklOqstuvNRTEPL",
-            MetaKind::Set => b"bcCEFIkMNOqTPL",
-            MetaKind::Delete => b"bCEIkOqTxPL",
-            MetaKind::Arithmetic => b"bCENJDTMqtcvkOPL",
-            // `me` is read apart: a leading bare `b`, nothing else (see `parse_flags`).
-            MetaKind::Debug => b"b",
-        }
-    }
 }
+
+/// The flag letters memcached knows. As memcached does, every meta command (but `me`, read apart)
+/// takes any of them and ignores those it has no use for; `P` and `L` are proxy hints.
+const KNOWN_FLAGS: &[u8] = b"bcCDEfFhIJklLMNOPqRstTuvx";
 
 /// The `M` flag's mode: storage modes for `ms`, direction for `ma`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,7 +171,7 @@ pub fn parse_flags(kind: MetaKind, tokens: &[u8]) -> Result<MetaFlags<'_>, Error
     let mut mode = None;
     for (flag, token) in flags.in_order() {
         let bit = match flag_bit(flag) {
-            Some(bit) if kind.allowed_flags().contains(&flag) => bit,
+            Some(bit) if KNOWN_FLAGS.contains(&flag) => bit,
             _ => return Err(kind.flag_error(ErrorKind::InvalidFlag)),
         };
         if flags.present & bit != 0 {
@@ -220,7 +212,7 @@ pub fn parse_flags(kind: MetaKind, tokens: &[u8]) -> Result<MetaFlags<'_>, Error
         return Err(kind.flag_error(error));
     }
     if let Some(letter) = mode {
-        flags.mode = Some(mode_of(kind, letter)?);
+        flags.mode = mode_of(kind, letter)?;
     }
     if flags
         .opaque
@@ -239,19 +231,21 @@ fn number_token(token: &[u8]) -> Result<u64, ErrorKind> {
     parse_unsigned(token).ok_or(ErrorKind::BadToken)
 }
 
-/// The `M` flag's mode letter (upper case only, as memcached takes it).
-fn mode_of(kind: MetaKind, letter: u8) -> Result<MetaMode, ErrorKind> {
-    match (kind, letter) {
-        (MetaKind::Set, b'S') => Ok(MetaMode::Set),
-        (MetaKind::Set, b'E') => Ok(MetaMode::Add),
-        (MetaKind::Set, b'A') => Ok(MetaMode::Append),
-        (MetaKind::Set, b'P') => Ok(MetaMode::Prepend),
-        (MetaKind::Set, b'R') => Ok(MetaMode::Replace),
-        (MetaKind::Set, _) => Err(ErrorKind::InvalidStoreMode),
-        (_, b'I' | b'+') => Ok(MetaMode::Increment),
-        (_, b'D' | b'-') => Ok(MetaMode::Decrement),
-        _ => Err(ErrorKind::InvalidArithmeticMode),
-    }
+/// The `M` flag's mode letter (upper case only, as memcached takes it); `mg` and `md` ignore it.
+fn mode_of(kind: MetaKind, letter: u8) -> Result<Option<MetaMode>, ErrorKind> {
+    let mode = match (kind, letter) {
+        (MetaKind::Set, b'S') => MetaMode::Set,
+        (MetaKind::Set, b'E') => MetaMode::Add,
+        (MetaKind::Set, b'A') => MetaMode::Append,
+        (MetaKind::Set, b'P') => MetaMode::Prepend,
+        (MetaKind::Set, b'R') => MetaMode::Replace,
+        (MetaKind::Set, _) => return Err(ErrorKind::InvalidStoreMode),
+        (MetaKind::Arithmetic, b'I' | b'+') => MetaMode::Increment,
+        (MetaKind::Arithmetic, b'D' | b'-') => MetaMode::Decrement,
+        (MetaKind::Arithmetic, _) => return Err(ErrorKind::InvalidArithmeticMode),
+        (MetaKind::Get | MetaKind::Delete | MetaKind::Debug, _) => return Ok(None),
+    };
+    Ok(Some(mode))
 }
 
 /// Checks a meta key token, decoding it when the `b` flag is given.

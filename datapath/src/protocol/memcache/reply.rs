@@ -194,6 +194,8 @@ pub fn meta(
                     out.extend_from_slice(b" b");
                 }
             }
+            // A command ignores the flags it has no use for.
+            _ if !returns_value(kind, flag) => {}
             (b'c', Some(item)) => flag_number(out, b'c', item.cas),
             // ms answers c0 when it stored nothing.
             (b'c', None) if kind == MetaKind::Set => flag_number(out, b'c', 0),
@@ -224,6 +226,16 @@ pub fn meta(
     if status == MetaStatus::Value {
         out.extend_from_slice(data);
         out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Whether a `kind` reply returns `flag` with a value (`O` and `k` come back from every command).
+fn returns_value(kind: MetaKind, flag: u8) -> bool {
+    match kind {
+        MetaKind::Get => b"cfhlst".contains(&flag),
+        MetaKind::Set => flag == b'c',
+        MetaKind::Arithmetic => b"ct".contains(&flag),
+        MetaKind::Delete | MetaKind::Debug => false,
     }
 }
 
