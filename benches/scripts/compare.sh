@@ -10,6 +10,8 @@
 #   SERVERS defaults to "ferrite-uring ferrite-epoll redis memcached-t1 memcached-t2";
 #   ferrite-IO-tN runs ferrite with N shards (--threads N) instead of one per core;
 #   each server is measured on the protocols it speaks (ferrite: redis, memcache, memcache-meta).
+#   PIN=1 runs every server on CPU 0 and the load generator on CPU 1 (taskset), so no server
+#   time-shares a core with its client; ferrite then takes one shard (the one CPU it is allowed).
 # Every server listens on 127.0.0.1 on a free port and is stopped by its PID.
 NAME=compare
 # shellcheck source=common.sh
@@ -26,6 +28,11 @@ VALUE=${VALUE:-100}
 REPEAT=${REPEAT:-3}
 MAX_S=${MAX_S:-20}
 need "redis-server memcached iproute2" redis-server memcached ss
+on_server=() on_client=()
+if [[ ${PIN:-0} == 1 ]]; then
+    need util-linux taskset
+    on_server=(taskset -c 0) on_client=(taskset -c 1)
+fi
 
 # start SERVER -> sets pid, and ports[protocol]
 declare -A ports
@@ -38,14 +45,14 @@ start() {
         local io=${server#ferrite-} threads=()
         if [[ $io == *-t* ]]; then threads=(--threads "${io##*-t}"); io=${io%-t*}; fi
         port=$(free_port) mport=$(free_port)
-        target/release/ferrite --bind 127.0.0.1 --port "$port" --memcache-port "$mport" \
+        "${on_server[@]}" target/release/ferrite --bind 127.0.0.1 --port "$port" --memcache-port "$mport" \
             --io "$io" "${threads[@]}" ${FERRITE_ARGS:-} >"$work/$server.log" 2>&1 &
         pid=$!
         ports=([redis]=$port [memcache]=$mport [memcache-meta]=$mport)
         wait_port "$port"; wait_port "$mport" ;;
     redis)
         port=$(free_port)
-        redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+        "${on_server[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
             --dir "$work" >"$work/redis.log" 2>&1 &
         pid=$!
         ports=([redis]=$port)
@@ -54,7 +61,7 @@ start() {
         port=$(free_port)
         local as_root=()
         ((EUID == 0)) && as_root=(-u root)
-        memcached "${as_root[@]}" -l 127.0.0.1 -p "$port" -U 0 -t "${server#memcached-t}" -m 1024 -c 4096 \
+        "${on_server[@]}" memcached "${as_root[@]}" -l 127.0.0.1 -p "$port" -U 0 -t "${server#memcached-t}" -m 1024 -c 4096 \
             >"$work/$server.log" 2>&1 &
         pid=$!
         ports=([memcache]=$port [memcache-meta]=$port)
@@ -71,13 +78,13 @@ for round in $(seq "$REPEAT"); do
         start "$server"
         for proto in $PROTOCOLS; do
             [[ -n ${ports[$proto]:-} ]] || continue
-            "$loadgen" --proto "$proto" --port "${ports[$proto]}" --mode load --requests "$KEYSPACE" \
+            "${on_client[@]}" "$loadgen" --proto "$proto" --port "${ports[$proto]}" --mode load --requests "$KEYSPACE" \
                 --value-size "$VALUE" --conns 8 --pipeline 64 >/dev/null
             for p in $PIPELINES; do
                 for op in $OPS; do
                     requests=$REQ_P1; ((p > 1)) && requests=$REQ_P16
                     log "round $round: $server $proto $op P=$p"
-                    line=$("$loadgen" --proto "$proto" --port "${ports[$proto]}" --mode "$op" --conns "$CONNS" \
+                    line=$("${on_client[@]}" "$loadgen" --proto "$proto" --port "${ports[$proto]}" --mode "$op" --conns "$CONNS" \
                         --pipeline "$p" --requests "$requests" --keyspace "$KEYSPACE" --value-size "$VALUE" \
                         --max-seconds "$MAX_S" --server-pid "$pid") || log "loadgen reported errors: $line"
                     # label,proto,op,P,conns,threads,requests,wall,ops,avg,p50,p99,p999,max,hits,misses,errors,cli,srv,machine

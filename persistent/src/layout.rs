@@ -562,8 +562,9 @@ impl NewItem<'_> {
         self.header_len() + self.key.len() + self.stored_len()
     }
 
-    /// Writes the item into `out` (exactly `encoded_len()` bytes), sealing it with its CRC last.
-    pub fn write(&self, out: &mut [u8], generation: u64, offload: &mut dyn Offload) {
+    /// Writes the item into `out` (exactly `encoded_len()` bytes) with a zero checksum; [`seal`]
+    /// sets the checksum where it will be checked.
+    pub fn write(&self, out: &mut [u8]) {
         debug_assert_eq!(out.len(), self.encoded_len());
         let mut form = match self.encoding {
             Encoding::Raw => 0,
@@ -597,9 +598,15 @@ impl NewItem<'_> {
             out[cursor..cursor + part.len()].copy_from_slice(part);
             cursor += part.len();
         }
-        let crc = item_crc64(out, generation, offload);
-        out[0..8].copy_from_slice(&crc.to_le_bytes());
+        out[0..8].fill(0);
     }
+}
+
+/// Seals the item [`NewItem::write`] left at the start of `item` (exactly its length) with its
+/// checksum for a segment of `generation`; [`verify`] checks it.
+pub(crate) fn seal(item: &mut [u8], generation: u64, offload: &mut dyn Offload) {
+    let crc = item_crc64(item, generation, offload);
+    item[0..8].copy_from_slice(&crc.to_le_bytes());
 }
 
 pub(crate) fn read_u32(bytes: &[u8], offset: usize) -> u32 {
@@ -737,7 +744,8 @@ mod tests {
             usage: ItemUse::written_at(1_700_000_000_000),
         };
         let mut out = vec![0u8; item.encoded_len()];
-        item.write(&mut out, 5, &mut engine);
+        item.write(&mut out);
+        seal(&mut out, 5, &mut engine);
         let header = ItemHeader::parse(&out).unwrap();
         assert_eq!(header.len, out.len());
         assert_eq!(header.key(&out), b"key");
@@ -788,7 +796,8 @@ mod tests {
             usage: ItemUse::written_at(written_ms),
         };
         let mut out = vec![0u8; item.encoded_len()];
-        item.write(&mut out, 3, &mut engine);
+        item.write(&mut out);
+        seal(&mut out, 3, &mut engine);
         let header = ItemHeader::parse(&out).unwrap();
         assert_eq!(header.usage, ItemUse::written_at(written_ms));
         assert!(!header.usage.fetched && !header.usage.stale && !header.usage.win_token);
@@ -829,7 +838,8 @@ mod tests {
             usage: ItemUse::default(),
         };
         let mut out = vec![0u8; item.encoded_len()];
-        item.write(&mut out, 1, &mut engine);
+        item.write(&mut out);
+        seal(&mut out, 1, &mut engine);
         for cut in 0..out.len() {
             assert_eq!(ItemHeader::parse(&out[..cut]), None, "cut at {cut}");
         }

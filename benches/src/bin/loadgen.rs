@@ -153,8 +153,10 @@ fn main() -> ExitCode {
     let server = if arguments.server_pid.is_empty() {
         String::new()
     } else {
+        // One decimal: at a few tens of percent, a whole percent would be a 2-5 % error in
+        // the ops per server-CPU-second derived from it.
         format!(
-            "{:.0}",
+            "{:.1}",
             percent(server_seconds(&arguments.server_pid) - server_before)
         )
     };

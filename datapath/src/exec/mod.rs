@@ -536,7 +536,7 @@ impl Executor {
             Op::Stats => {
                 let stats = self.store().stats();
                 let tier = self.store().tier_stats().map(TierFigures::from);
-                Outcome::Figures(ShardFigures {
+                Outcome::Figures(Box::new(ShardFigures {
                     tier: tier.unwrap_or_default(),
                     items: stats.items,
                     bytes_used: stats.bytes_used,
@@ -549,7 +549,7 @@ impl Executor {
                     segments_free: stats.segments_free,
                     segments_in_use: stats.segments_in_use,
                     ..ShardFigures::default()
-                })
+                }))
             }
         }
     }

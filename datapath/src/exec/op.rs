@@ -585,7 +585,8 @@ pub enum Outcome<'a> {
         cursor: u64,
         keys: Vec<Vec<u8>>,
     },
-    Figures(ShardFigures),
+    /// Boxed: rare, and large enough to triple the size of every other outcome.
+    Figures(Box<ShardFigures>),
     Failed(OpError),
 }
 

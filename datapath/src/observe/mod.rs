@@ -19,7 +19,7 @@ pub mod hotkeys;
 pub mod report;
 pub mod slowlog;
 
-use std::time::Instant;
+use quanta::Instant;
 
 use hdrhistogram::Histogram;
 
@@ -345,6 +345,8 @@ pub struct Observer {
 
 impl Observer {
     pub fn new(shard: usize, shard_count: usize, settings: Settings) -> Observer {
+        // The TSC clock calibrates on first use (up to 200 ms): at start, not on a command.
+        Instant::now();
         Observer {
             shard,
             enabled: settings.enabled,

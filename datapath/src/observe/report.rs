@@ -31,10 +31,7 @@ pub struct Merged {
 /// The snapshots carried by `Op::Stats` outcomes.
 pub fn snapshots<'a>(outcomes: &'a [Outcome<'_>]) -> impl Iterator<Item = &'a Snapshot> {
     outcomes.iter().filter_map(|outcome| match outcome {
-        Outcome::Figures(ShardFigures {
-            observed: Some(snapshot),
-            ..
-        }) => Some(&**snapshot),
+        Outcome::Figures(figures) => figures.observed.as_deref(),
         _ => None,
     })
 }

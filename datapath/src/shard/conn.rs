@@ -71,7 +71,7 @@ pub struct Pending {
     bytes: usize,
     /// The command and when its read batch reached the shard: its latency is recorded when
     /// the last outcome arrives (None when timing is off).
-    pub timing: Option<(crate::observe::CommandId, std::time::Instant)>,
+    pub timing: Option<(crate::observe::CommandId, quanta::Instant)>,
 }
 
 #[derive(Debug)]

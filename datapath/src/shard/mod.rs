@@ -175,7 +175,7 @@ impl Core {
                 self.reset_stats(*scope);
                 return Outcome::Integer(0);
             }
-            Op::Stats => return Outcome::Figures(self.figures(now)),
+            Op::Stats => return Outcome::Figures(Box::new(self.figures(now))),
             _ => {}
         }
         let outcome = self.executor.execute(op, now);
@@ -194,7 +194,7 @@ impl Core {
         figures.remote_requests = self.remote_requests;
         let recovery = RecoveryFigures::of(self.executor.recovery_report());
         figures.observed = Some(Box::new(self.observe.snapshot(recovery)));
-        figures
+        *figures
     }
 
     /// A command parsed from `conn`'s input ran; `seq` is the reply slot it would have taken

@@ -363,6 +363,11 @@ REPLY_CASES = [
     (b"set n 0 0 1\r\n5\r\nincr n +2\r\ndecr n 007\r\nflush_all +0\r\nverbosity 01\r\n",
      b"STORED\r\n7\r\n0\r\nOK\r\nOK\r\n"),
     (b"ms m +1 T007 F+3\r\nx\r\nmg m f v\r\nma n N0 J+5 D+1 v\r\n", b"HD\r\nVA 1 f3\r\nx\r\nVA 1\r\n5\r\n"),
+    # `me` wants a key and ignores flags other than a leading `b`; an opaque token is 32 bytes
+    # with its `O`.
+    (b"me\r\nme k v\r\n", b"CLIENT_ERROR bad command line format\r\nEN\r\n"),
+    (b"mg k O" + b"1" * 32 + b"\r\nmg k O" + b"1" * 31 + b"\r\n",
+     b"CLIENT_ERROR opaque token too long\r\nEN O" + b"1" * 31 + b"\r\n"),
     (b"ms m 3 q\r\nabcd\r\nmg m q q\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\nCLIENT_ERROR duplicate flag\r\n"),
 ]
 

@@ -26,7 +26,8 @@ impl MetaKind {
             MetaKind::Set => b"bcCEFIkMNOqTPL",
             MetaKind::Delete => b"bCEIkOqTxPL",
             MetaKind::Arithmetic => b"bCENJDTMqtcvkOPL",
-            MetaKind::Debug => b"bPL",
+            // `me` is read apart: a leading bare `b`, nothing else (see `parse_flags`).
+            MetaKind::Debug => b"b",
         }
     }
 }
@@ -55,19 +56,20 @@ pub enum MetaMode {
 pub const DECODED_KEY_BYTES_MAX: usize = KEY_BYTES_MAX / 4 * 3;
 
 /// A meta command's key: the token as sent (echoed by the `k` flag) and, with the `b` flag, the
-/// binary key it decodes to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// binary key it decodes to (on the heap: base64 keys are rare, and a key buffer inline would
+/// double the size of every parsed command the batch moves).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetaKey<'a> {
     /// The key token as the client sent it.
     pub token: &'a [u8],
-    decoded: Option<([u8; DECODED_KEY_BYTES_MAX], u8)>,
+    decoded: Option<Box<[u8]>>,
 }
 
 impl<'a> MetaKey<'a> {
     /// The key to look up: the token itself, or the bytes it decodes to when `b` was given.
     pub fn bytes(&self) -> &[u8] {
         match &self.decoded {
-            Some((bytes, len)) => &bytes[..usize::from(*len)],
+            Some(bytes) => bytes,
             None => self.token,
         }
     }
@@ -136,6 +138,18 @@ fn flag_bit(flag: u8) -> Option<u64> {
 /// length for `ms`) for a `kind` command. The parser calls it; a reply produced later (on
 /// another shard's answer) calls it again on a copy of [`MetaFlags::text`].
 pub fn parse_flags(kind: MetaKind, tokens: &[u8]) -> Result<MetaFlags<'_>, ErrorKind> {
+    if kind == MetaKind::Debug {
+        // memcached's `me` looks only at whether its first flag is a bare `b`; the rest is ignored.
+        let first = tokens
+            .split(|&byte| byte == b' ')
+            .find(|token| !token.is_empty());
+        let tokens = first.filter(|token| *token == b"b").unwrap_or_default();
+        return Ok(MetaFlags {
+            present: flag_bit(b'b').filter(|_| !tokens.is_empty()).unwrap_or(0),
+            tokens,
+            ..MetaFlags::default()
+        });
+    }
     let mut flags = MetaFlags {
         tokens,
         ..MetaFlags::default()
@@ -150,7 +164,7 @@ pub fn parse_flags(kind: MetaKind, tokens: &[u8]) -> Result<MetaFlags<'_>, Error
         }
         flags.present |= bit;
         match flag {
-            b'O' if token.len() > OPAQUE_BYTES_MAX => return Err(ErrorKind::OpaqueTooLong),
+            b'O' if 1 + token.len() > OPAQUE_BYTES_MAX => return Err(ErrorKind::OpaqueTooLong),
             b'O' => flags.opaque = Some(token),
             // memcached answers a bad client-flags token with the general format error.
             b'F' => {
@@ -210,10 +224,9 @@ pub fn parse_key<'a>(token: &'a [u8], flags: &MetaFlags<'_>) -> Result<MetaKey<'
     }
     let mut bytes = [0u8; DECODED_KEY_BYTES_MAX];
     let len = decode_base64(token, &mut bytes).ok_or(ErrorKind::KeyDecode)?;
-    // DECODED_KEY_BYTES_MAX < 256, so the length fits a byte.
     Ok(MetaKey {
         token,
-        decoded: Some((bytes, len as u8)),
+        decoded: Some(bytes[..len].into()),
     })
 }
 

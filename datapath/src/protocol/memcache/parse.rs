@@ -51,7 +51,7 @@ impl<'a> Keys<'a> {
 /// One memcached request, borrowing its key(s) and data from the input buffer.
 // A meta request carries its decoded base64 key inline; boxing it would allocate per request.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
     /// `get` / `gets` (`cas`: reply with CAS values).
     Get {
@@ -150,7 +150,7 @@ pub enum Command<'a> {
 
 /// What [`parse`] found at the start of the input.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Parsed<'a> {
     /// A whole request taking the first `consumed` bytes.
     Complete {
@@ -300,7 +300,13 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Error> 
                 b"ma" => MetaKind::Arithmetic,
                 _ => MetaKind::Debug,
             };
-            let key = words.next().ok_or(refuse(ErrorKind::UnknownCommand))?;
+            // memcached answers `me` without a key as a bad line, the others with ERROR.
+            let missing_key = if kind == MetaKind::Debug {
+                ErrorKind::BadCommandLine
+            } else {
+                ErrorKind::UnknownCommand
+            };
+            let key = words.next().ok_or(refuse(missing_key))?;
             let flags = parse_flags(kind, &line[offset_after(line, key)..]).map_err(refuse)?;
             let key = parse_key(key, &flags).map_err(refuse)?;
             Command::Meta {

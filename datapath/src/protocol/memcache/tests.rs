@@ -617,10 +617,16 @@ fn meta_get() {
         b"mg k N\r\n",
         "CLIENT_ERROR bad token in command line format (consumed 8, swallow 0)",
     );
-    let opaque = format!("mg k O{}\r\n", "1".repeat(33));
+    // memcached counts the `O` in: 31 bytes of opaque at most.
+    let opaque = format!("mg k O{}\r\n", "1".repeat(32));
     check(
         opaque.as_bytes(),
-        "CLIENT_ERROR opaque token too long (consumed 41, swallow 0)",
+        "CLIENT_ERROR opaque token too long (consumed 40, swallow 0)",
+    );
+    let opaque = format!("mg k O{}\r\n", "1".repeat(31));
+    check(
+        opaque.as_bytes(),
+        &format!("39: Get key=\"k\" flags=O O={}", "1".repeat(31)),
     );
     check(
         b"mg mk b\r\n",
@@ -716,9 +722,12 @@ fn meta_other_commands() {
     );
     check(b"me k\r\n", r#"6: Debug key="k" flags="#);
     check(b"me bWs= b\r\n", r#"11: Debug key="mk" base64 flags=b"#);
+    // memcached's `me` takes a bare `b` as its first flag and ignores everything else.
+    check(b"me k v O1 b\r\n", r#"13: Debug key="k" flags="#);
+    check(b"me bWs= b v\r\n", r#"13: Debug key="mk" base64 flags=b"#);
     check(
-        b"me k v\r\n",
-        "CLIENT_ERROR invalid flag (consumed 8, swallow 0)",
+        b"me\r\n",
+        "CLIENT_ERROR bad command line format (consumed 4, swallow 0)",
     );
     check(b"mn\r\n", "4: mn");
     check(b"mn extra\r\n", "10: mn");
