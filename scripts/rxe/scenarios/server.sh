@@ -84,6 +84,14 @@ if [ "$role" = single ]; then
     done
     echo "RDMA links per shard: $(grep -o 'RDMA client connected shard=[0-9]*' /tmp/ferrite.log | sort | uniq -c | tr -s ' ' | tr '\n' ';')"
 fi
+# a burst of connects, more than a shard makes into links per loop iteration (the rest wait for
+# the next): every one is served
+burst=
+for n in 1 2 3 4 5 6 7 8 9 10 11 12; do
+    (expect PONG rdma PING) &
+    burst="$burst $!"
+done
+for pid in $burst; do wait "$pid" || fail "a link of the connect burst was not served"; done
 # the last reply before the server closes a link arrives: QUIT's +OK, a malformed request's
 # protocol error (then its link is closed); a message larger than the server's receive buffers
 # cuts that client off; the server goes on serving
