@@ -49,7 +49,7 @@ impl<'a> Keys<'a> {
 }
 
 /// One memcached request, borrowing its key(s) and data from the input buffer.
-// A meta request carries its decoded base64 key inline; boxing it would allocate per request.
+// A meta request carries its parsed flags inline; boxing them would allocate per request.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
