@@ -3,6 +3,11 @@
 use clap::Parser;
 use datapath::config::{Config, Flags};
 
+/// mimalloc rather than glibc malloc: cross-shard messages and their outcomes are allocated on
+/// one shard and freed on another, which glibc pays for in arena locks and consolidation.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let command_line: Vec<_> = std::env::args_os().collect();
     // --help, --version and malformed flags end here, with clap's own message and exit code.
