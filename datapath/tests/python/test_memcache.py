@@ -377,6 +377,9 @@ REPLY_CASES = [
     # Every meta command takes every flag memcached knows and ignores those it has no use for.
     (b"ms a 1 v t f s h l u R5 J1 D1\r\nx\r\nmd a v t f s N5 R5 J1 F1 MZ\r\nmg a C5 MZ D3 J4 F1 I v\r\n",
      b"HD\r\nHD\r\nEN\r\n"),
+    # A meta line takes at most 19 tokens; the refused ms block is read as a command.
+    (b"mg k c f h k l O1 s t u v P L I C1 D1 J1 F1 R1\r\nms k 1 c f h k l O1 s t u v P L I C1 D1 J1 F1\r\nx\r\n",
+     b"CLIENT_ERROR options flags are too long\r\nCLIENT_ERROR options flags too long\r\nERROR\r\n"),
     (b"ms m 3 q\r\nabcd\r\nmg m q q\r\n", b"CLIENT_ERROR bad data chunk\r\nERROR\r\nCLIENT_ERROR duplicate flag\r\n"),
 ]
 

@@ -29,6 +29,12 @@ pub enum ErrorKind {
     InvalidOrDuplicateFlag,
     /// An `M` token of other than one letter.
     ModeTokenLength,
+    /// An `ms`, `md` or `ma` line of more than [`META_TOKENS_MAX`](super::META_TOKENS_MAX)
+    /// tokens.
+    TooManyFlags,
+    /// An `mg` line of more than [`META_TOKENS_MAX`](super::META_TOKENS_MAX) tokens (memcached
+    /// words it apart).
+    TooManyGetFlags,
     /// A meta flag whose token is not the number it must be.
     BadToken,
     /// An `O` (opaque) token over [`OPAQUE_BYTES_MAX`](super::OPAQUE_BYTES_MAX).
@@ -62,6 +68,8 @@ impl ErrorKind {
             ErrorKind::DuplicateFlag => "CLIENT_ERROR duplicate flag",
             ErrorKind::InvalidOrDuplicateFlag => "CLIENT_ERROR invalid or duplicate flag",
             ErrorKind::ModeTokenLength => "CLIENT_ERROR incorrect length for M token",
+            ErrorKind::TooManyFlags => "CLIENT_ERROR options flags too long",
+            ErrorKind::TooManyGetFlags => "CLIENT_ERROR options flags are too long",
             ErrorKind::BadToken => "CLIENT_ERROR bad token in command line format",
             ErrorKind::OpaqueTooLong => "CLIENT_ERROR opaque token too long",
             ErrorKind::InvalidStoreMode => "CLIENT_ERROR invalid mode for ms M token",

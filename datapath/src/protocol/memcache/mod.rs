@@ -85,6 +85,10 @@ pub const VALUE_BYTES_MAX: usize = 1024 * 1024;
 /// or unreadable length is a bad command line, whose data block cannot be skipped.
 pub const DATA_BYTES_CLAIM_MAX: usize = i32::MAX as usize - 2;
 
+/// Most tokens a meta command line takes (command, key, `ms`'s data length and the flags):
+/// memcached's `MFLAG_MAX_OPT_LENGTH` (20), which counts its end-of-line marker too.
+pub const META_TOKENS_MAX: usize = 19;
+
 /// Longest `O` (opaque) token of a meta command, its `O` included: memcached's
 /// `MFLAG_MAX_OPAQUE_LENGTH`, so the opaque value itself is at most 31 bytes.
 pub const OPAQUE_BYTES_MAX: usize = 32;

@@ -3,7 +3,10 @@
 
 use super::error::{Error, ErrorKind};
 use super::meta::{parse_flags, parse_key, MetaFlags, MetaKey, MetaKind};
-use super::{check_key, parse_signed, parse_unsigned, Limits, DATA_BYTES_CLAIM_MAX, KEY_BYTES_MAX};
+use super::{
+    check_key, parse_signed, parse_unsigned, Limits, DATA_BYTES_CLAIM_MAX, KEY_BYTES_MAX,
+    META_TOKENS_MAX,
+};
 
 /// First byte of every binary-protocol request (the request magic).
 const BINARY_REQUEST_MAGIC: u8 = 0x80;
@@ -307,9 +310,16 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Error> 
                 ErrorKind::UnknownCommand
             };
             let key = words.next().ok_or(refuse(missing_key))?;
-            // memcached checks the key's length before its flags.
+            // memcached checks the key's length, then the token count, then the flags.
             if key.len() > KEY_BYTES_MAX {
                 return Err(refuse(ErrorKind::BadCommandLine));
+            }
+            if kind != MetaKind::Debug && tokens(line).count() > META_TOKENS_MAX {
+                return Err(refuse(if kind == MetaKind::Get {
+                    ErrorKind::TooManyGetFlags
+                } else {
+                    ErrorKind::TooManyFlags
+                }));
             }
             let flags = parse_flags(kind, &line[offset_after(line, key)..]).map_err(refuse)?;
             let key = parse_key(key, &flags).map_err(|error| refuse(kind.flag_error(error)))?;
@@ -493,6 +503,10 @@ fn parse_meta_set<'a>(
     let mut words = tokens(rest);
     let key = words.next().ok_or(refuse(ErrorKind::UnknownCommand))?;
     let length_token = words.next().ok_or(refuse(ErrorKind::BadCommandLine))?;
+    // Refused before the length is read, as memcached does: the block is not skipped.
+    if 1 + tokens(rest).count() > META_TOKENS_MAX {
+        return Err(refuse(ErrorKind::TooManyFlags));
+    }
     let length = data_length(length_token).ok_or(refuse(ErrorKind::BadCommandLine))?;
     let refuse_block = |kind| Error {
         swallow: length + 2,

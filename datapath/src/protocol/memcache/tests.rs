@@ -766,6 +766,30 @@ fn meta_other_commands() {
         format!("ms k 2 O{opaque} MX\r\n").as_bytes(),
         "CLIENT_ERROR invalid mode for ms M token (consumed 45, swallow 4)",
     );
+    // At most 19 tokens on a meta line, as memcached takes; a refused ms block is not skipped.
+    let outcome = |line: String| {
+        parse(line.as_bytes(), &Limits::default())
+            .map(|_| ())
+            .map_err(|error| (error.kind, error.swallow))
+    };
+    let flags = "c f h k l O1 s t u v P L I C1 D1 J1 F1";
+    assert_eq!(outcome(format!("mg k {flags}\r\n")), Ok(()));
+    assert_eq!(
+        outcome(format!("mg k {flags} R1\r\n")),
+        Err((ErrorKind::TooManyGetFlags, 0))
+    );
+    assert_eq!(
+        outcome(format!("md k {flags} R1\r\n")),
+        Err((ErrorKind::TooManyFlags, 0))
+    );
+    assert_eq!(
+        outcome("ms k 1 c f h k l O1 s t u v P L I C1 D1 J1\r\nx\r\n".into()),
+        Ok(())
+    );
+    assert_eq!(
+        outcome(format!("ms k 1 {flags}\r\nx\r\n")),
+        Err((ErrorKind::TooManyFlags, 0))
+    );
     let long_key = format!("mg {} Y\r\n", "k".repeat(251));
     assert_eq!(
         parse(long_key.as_bytes(), &Limits::default()).map_err(|error| error.kind),
