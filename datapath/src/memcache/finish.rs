@@ -1,10 +1,10 @@
 //! memcached replies made from store outcomes: the same code for a command run on the
 //! connection's shard and for one whose outcomes came back from other shards.
 
-use super::stats::{self, StatsRequest};
+use super::stats::{self, StatsRequest, Tally};
 use crate::exec::{Lifetime, MetaValue, OpError, Outcome};
 use crate::protocol::memcache::reply::{self, ItemInfo, MetaStatus, Status};
-use crate::protocol::memcache::{parse_flags, parse_key, MetaFlags, MetaKey, MetaKind};
+use crate::protocol::memcache::{parse_flags, parse_key, MetaFlags, MetaKey, MetaKind, MetaMode};
 
 /// memcached's reply when the store cannot take an item for want of room or a working medium.
 const OUT_OF_MEMORY: &str = "out of memory storing object";
@@ -16,8 +16,8 @@ const TOO_LARGE: &str = "object too large for cache";
 pub enum LineKind {
     /// `set` `add` `replace` `append` `prepend` `cas` (`cas_command`: a missing key is NOT_FOUND).
     Store { cas_command: bool },
-    /// `incr` / `decr`: the new value.
-    Arithmetic,
+    /// `incr` / `decr` (`decrement`): the new value.
+    Arithmetic { decrement: bool },
     /// `delete`: DELETED / NOT_FOUND.
     Delete,
     /// `touch`: TOUCHED / NOT_FOUND.
@@ -34,8 +34,14 @@ pub enum Finish {
         shard: usize,
     },
     /// VALUE lines for the keys found, in request order, then END. `keys` is the request's key
-    /// list as sent (keys separated by spaces), one allocation however many keys.
-    Values { keys: Box<[u8]>, cas: bool },
+    /// list as sent (keys separated by spaces), one allocation however many keys. `touch`
+    /// (`gat`, `gats`): each key counted a touch hit or miss in the stats of shard `shard`.
+    Values {
+        keys: Box<[u8]>,
+        cas: bool,
+        touch: bool,
+        shard: usize,
+    },
     /// `done` once every shard has answered (`flush_all`: OK, `stats reset`: RESET), a
     /// SERVER_ERROR if one failed.
     EveryShard { done: Status, noreply: bool },
@@ -88,13 +94,24 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], out: &mut Vec<u8>) {
             noreply,
             shard,
         } => {
+            if let Some(outcome) = outcomes.first() {
+                count_line(*kind, outcome, *shard);
+            }
             if !noreply {
                 line(out, *kind, outcomes.first(), *shard);
             }
         }
-        Finish::Values { keys, cas } => {
+        Finish::Values {
+            keys,
+            cas,
+            touch,
+            shard,
+        } => {
             let keys = keys.split(|&byte| byte == b' ');
             for (key, outcome) in keys.zip(outcomes) {
+                if *touch {
+                    count_touch(outcome, *shard);
+                }
                 value_line(out, key, outcome, *cas);
             }
             reply::status(out, Status::End);
@@ -164,7 +181,7 @@ fn line(out: &mut Vec<u8>, kind: LineKind, outcome: Option<&Outcome<'_>>, shard:
             _ if cas_command => reply::status(out, Status::NotFound),
             _ => reply::status(out, Status::NotStored),
         },
-        LineKind::Arithmetic => match outcome {
+        LineKind::Arithmetic { .. } => match outcome {
             Outcome::Unsigned(value) => reply::number(out, *value),
             Outcome::Integer(value) if *value >= 0 => reply::number(out, value.unsigned_abs()),
             _ => reply::status(out, Status::NotFound),
@@ -174,11 +191,106 @@ fn line(out: &mut Vec<u8>, kind: LineKind, outcome: Option<&Outcome<'_>>, shard:
     }
 }
 
+/// The hit or miss a one-line command's outcome counts in the stats (an op that failed counts
+/// nothing, as in memcached).
+fn count_line(kind: LineKind, outcome: &Outcome<'_>, shard: usize) {
+    let tally = match (kind, outcome) {
+        (_, Outcome::Failed(_)) => return,
+        (LineKind::Store { cas_command: true }, outcome) => cas_tally(outcome),
+        (LineKind::Store { .. }, _) => return,
+        (LineKind::Arithmetic { decrement }, outcome) => {
+            let hit = matches!(outcome, Outcome::Unsigned(_) | Outcome::Integer(0..));
+            arithmetic_tally(decrement, hit)
+        }
+        (LineKind::Delete, outcome) => {
+            hit_or_miss(counted(outcome), Tally::DeleteHits, Tally::DeleteMisses)
+        }
+        (LineKind::Touch, outcome) => {
+            hit_or_miss(counted(outcome), Tally::TouchHits, Tally::TouchMisses)
+        }
+    };
+    stats::tally(shard, tally);
+}
+
+/// The hit or miss a meta command's outcome counts in the stats, as memcached counts them: `mg`
+/// with `T` a touch hit, `md` a delete (an item kept stale or emptied counts nothing), `ma` an
+/// increment or decrement, `ms` with `C` in set or replace mode a CAS store.
+fn count_meta(kind: MetaKind, flags: &MetaFlags<'_>, outcome: &Outcome<'_>, shard: usize) {
+    let tally = match kind {
+        // memcached counts an mg with T that misses as a get miss.
+        MetaKind::Get if flags.ttl.is_some() => match outcome {
+            Outcome::MetaValue(_) => Tally::TouchHits,
+            _ => return,
+        },
+        MetaKind::Delete => match outcome {
+            Outcome::Stored { .. } => return,
+            outcome => hit_or_miss(counted(outcome), Tally::DeleteHits, Tally::DeleteMisses),
+        },
+        MetaKind::Arithmetic => match outcome {
+            Outcome::MetaValue(_) => {
+                arithmetic_tally(flags.mode == Some(MetaMode::Decrement), true)
+            }
+            Outcome::Missing => arithmetic_tally(flags.mode == Some(MetaMode::Decrement), false),
+            _ => return,
+        },
+        MetaKind::Set
+            if flags.compare_cas.is_some()
+                && matches!(flags.mode, None | Some(MetaMode::Set | MetaMode::Replace)) =>
+        {
+            cas_tally(outcome)
+        }
+        _ => return,
+    };
+    stats::tally(shard, tally);
+}
+
+/// A touching read (`gat`, `gats`): a touch hit or miss.
+pub(super) fn count_touch(outcome: &Outcome<'_>, shard: usize) {
+    stats::tally(shard, touch_tally(outcome));
+}
+
+fn touch_tally(outcome: &Outcome<'_>) -> Tally {
+    let hit = matches!(outcome, Outcome::Value(_) | Outcome::MetaValue(_));
+    hit_or_miss(hit, Tally::TouchHits, Tally::TouchMisses)
+}
+
+fn hit_or_miss(hit: bool, hits: Tally, misses: Tally) -> Tally {
+    if hit {
+        hits
+    } else {
+        misses
+    }
+}
+
+fn arithmetic_tally(decrement: bool, hit: bool) -> Tally {
+    match (decrement, hit) {
+        (false, true) => Tally::IncrHits,
+        (false, false) => Tally::IncrMisses,
+        (true, true) => Tally::DecrHits,
+        (true, false) => Tally::DecrMisses,
+    }
+}
+
+/// A CAS store: stored, refused for a newer CAS, or missing.
+fn cas_tally(outcome: &Outcome<'_>) -> Tally {
+    match outcome {
+        Outcome::Stored { .. } | Outcome::Integer(_) => Tally::CasHits,
+        Outcome::CasMismatch => Tally::CasBadval,
+        _ => Tally::CasMisses,
+    }
+}
+
+/// Whether a `delete` / `touch` op counted a key.
+fn counted(outcome: &Outcome<'_>) -> bool {
+    matches!(outcome, Outcome::Integer(count) if *count > 0)
+}
+
 /// `found` when the op counted a key (`delete`, `touch`), NOT_FOUND otherwise.
 fn found_or_not(out: &mut Vec<u8>, outcome: &Outcome<'_>, found: Status) {
-    let status = match outcome {
-        Outcome::Integer(count) if *count > 0 => found,
-        _ => Status::NotFound,
+    let status = if counted(outcome) {
+        found
+    } else {
+        Status::NotFound
     };
     reply::status(out, status);
 }
@@ -229,6 +341,7 @@ pub(super) fn meta(
     if let Outcome::Failed(error) = main {
         return failure(out, *error);
     }
+    count_meta(kind, flags, main, shard);
     let write = |out: &mut Vec<u8>, status, item: Option<&ItemInfo>, data: &[u8]| {
         reply::meta(out, kind, key, flags, status, item, data)
     };

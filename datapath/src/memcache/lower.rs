@@ -118,7 +118,8 @@ pub(super) fn run(
                 }),
                 create: false,
             };
-            line(core, conn_index, conn, op, LineKind::Arithmetic, noreply);
+            let kind = LineKind::Arithmetic { decrement };
+            line(core, conn_index, conn, op, kind, noreply);
         }
         Command::Delete { key, noreply } => {
             let op = Op::Delete {
@@ -239,8 +240,13 @@ fn retrieve(
     if keys.iter().all(|key| core.owner(key) == core.id) {
         // Every key is ours: read and encode straight into the reply, borrowing the values.
         let out = conn.reply_buffer();
+        let shard = core.id;
         for key in keys.iter() {
-            finish::value_line(out, key, &core.execute(&read(key, touch), now), cas);
+            let outcome = core.execute(&read(key, touch), now);
+            if touch.is_some() {
+                finish::count_touch(&outcome, shard);
+            }
+            finish::value_line(out, key, &outcome, cas);
         }
         reply::status(out, reply::Status::End);
         return;
@@ -255,6 +261,8 @@ fn retrieve(
     let finish = Finish::Values {
         keys: joined.into_boxed_slice(),
         cas,
+        touch: touch.is_some(),
+        shard: core.id,
     };
     let shards = core.shared.shard_count;
     let parts = keys

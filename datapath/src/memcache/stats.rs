@@ -30,7 +30,45 @@ pub struct Counters {
     pub cmd_flush: AtomicU64,
     /// Successful stores.
     pub total_items: AtomicU64,
+    /// The hits and misses of deletes, increments, CAS stores and touches, by [`Tally`].
+    tallies: [AtomicU64; TALLIES],
 }
+
+/// A hit or miss count memcached reports: `delete`/`md`, `incr`/`decr`/`ma`, `cas`/`ms C`,
+/// `touch`/`gat`/`gats`/`mg T`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Tally {
+    DeleteMisses,
+    DeleteHits,
+    IncrMisses,
+    IncrHits,
+    DecrMisses,
+    DecrHits,
+    CasMisses,
+    CasHits,
+    CasBadval,
+    TouchHits,
+    TouchMisses,
+}
+
+/// How many [`Tally`] counts there are.
+const TALLIES: usize = 11;
+const _: () = assert!(Tally::TouchMisses as usize + 1 == TALLIES);
+
+/// Each [`Tally`]'s `stats` name, in memcached's order (the enum's).
+const TALLY_NAMES: [&str; TALLIES] = [
+    "delete_misses",
+    "delete_hits",
+    "incr_misses",
+    "incr_hits",
+    "decr_misses",
+    "decr_hits",
+    "cas_misses",
+    "cas_hits",
+    "cas_badval",
+    "touch_hits",
+    "touch_misses",
+];
 
 impl Counters {
     const fn new() -> Counters {
@@ -40,6 +78,7 @@ impl Counters {
             cmd_touch: AtomicU64::new(0),
             cmd_flush: AtomicU64::new(0),
             total_items: AtomicU64::new(0),
+            tallies: [const { AtomicU64::new(0) }; TALLIES],
         }
     }
 
@@ -51,7 +90,7 @@ impl Counters {
             &self.cmd_flush,
             &self.total_items,
         ];
-        for counter in counters {
+        for counter in counters.into_iter().chain(&self.tallies) {
             counter.store(0, Ordering::Relaxed);
         }
     }
@@ -62,6 +101,11 @@ static COUNTERS: [Counters; COUNTER_SLOTS] = [const { Counters::new() }; COUNTER
 /// Adds `amount` to one of shard `shard`'s counters.
 pub(super) fn count(shard: usize, counter: impl Fn(&Counters) -> &AtomicU64, amount: u64) {
     counter(&COUNTERS[shard % COUNTER_SLOTS]).fetch_add(amount, Ordering::Relaxed);
+}
+
+/// Counts one `tally` for shard `shard`.
+pub(super) fn tally(shard: usize, tally: Tally) {
+    count(shard, |counters| &counters.tallies[tally as usize], 1);
 }
 
 fn total(counter: impl Fn(&Counters) -> &AtomicU64) -> u64 {
@@ -97,6 +141,7 @@ pub struct StatsRequest {
     cmd_touch: u64,
     cmd_flush: u64,
     total_items: u64,
+    tallies: [u64; TALLIES],
     /// Ferrite's observability settings, for `stats settings`.
     observe_settings: Vec<(String, String)>,
 }
@@ -129,6 +174,7 @@ pub(super) fn run(core: &mut Core, conn_index: u32, conn: &mut Conn, args: Keys<
         cmd_touch: total(|counters| &counters.cmd_touch),
         cmd_flush: total(|counters| &counters.cmd_flush),
         total_items: total(|counters| &counters.total_items),
+        tallies: std::array::from_fn(|index| total(|counters| &counters.tallies[index])),
         observe_settings: shared
             .settings
             .iter()
@@ -212,6 +258,9 @@ pub(super) fn encode(request: &StatsRequest, outcomes: &[Outcome<'_>], out: &mut
             number("cmd_touch", request.cmd_touch);
             number("get_hits", figures.hits);
             number("get_misses", figures.misses);
+            for (name, value) in TALLY_NAMES.iter().zip(request.tallies) {
+                number(name, value);
+            }
             number("evictions", figures.evicted_items);
             number("expired_unfetched", figures.expired_items);
             number("limit_maxbytes", figures.bytes_limit);

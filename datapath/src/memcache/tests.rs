@@ -90,13 +90,17 @@ fn one_line_replies() {
         "SERVER_ERROR out of memory storing object\r\n",
     );
     check_line(
-        LineKind::Arithmetic,
+        LineKind::Arithmetic { decrement: false },
         Outcome::Unsigned(u64::MAX),
         "18446744073709551615\r\n",
     );
-    check_line(LineKind::Arithmetic, Outcome::NotStored, "NOT_FOUND\r\n");
     check_line(
-        LineKind::Arithmetic,
+        LineKind::Arithmetic { decrement: false },
+        Outcome::NotStored,
+        "NOT_FOUND\r\n",
+    );
+    check_line(
+        LineKind::Arithmetic { decrement: false },
         Outcome::Failed(OpError::NotAnInteger),
         "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
     );
@@ -111,6 +115,8 @@ fn values_keep_request_order_and_skip_misses() {
     let finish = Finish::Values {
         keys: b"a b c".to_vec().into_boxed_slice(),
         cas: true,
+        touch: false,
+        shard: 0,
     };
     let outcomes = [value(b"1", 3, 10), Outcome::Missing, value(b"", 0, 11)];
     assert_eq!(
