@@ -314,7 +314,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Error> 
             if key.len() > KEY_BYTES_MAX {
                 return Err(refuse(ErrorKind::BadCommandLine));
             }
-            if kind != MetaKind::Debug && tokens(line).count() > META_TOKENS_MAX {
+            if kind != MetaKind::Debug && more_tokens_than(line, META_TOKENS_MAX) {
                 return Err(refuse(if kind == MetaKind::Get {
                     ErrorKind::TooManyGetFlags
                 } else {
@@ -356,6 +356,12 @@ fn line_limit(input: &[u8], limits: &Limits) -> usize {
 fn tokens(line: &[u8]) -> impl Iterator<Item = &[u8]> {
     line.split(|&byte| byte == b' ')
         .filter(|token| !token.is_empty())
+}
+
+/// Whether `text` has more than `max` tokens. A text too short to hold them (the common meta
+/// line) is not scanned: counting every line came to 1 % of a pipelined `mg`.
+fn more_tokens_than(text: &[u8], max: usize) -> bool {
+    text.len() > 2 * max && tokens(text).count() > max
 }
 
 /// Where the rest of `line` starts after `token`, a subslice of it.
@@ -504,7 +510,7 @@ fn parse_meta_set<'a>(
     let key = words.next().ok_or(refuse(ErrorKind::UnknownCommand))?;
     let length_token = words.next().ok_or(refuse(ErrorKind::BadCommandLine))?;
     // Refused before the length is read, as memcached does: the block is not skipped.
-    if 1 + tokens(rest).count() > META_TOKENS_MAX {
+    if more_tokens_than(rest, META_TOKENS_MAX - 1) {
         return Err(refuse(ErrorKind::TooManyFlags));
     }
     let length = data_length(length_token).ok_or(refuse(ErrorKind::BadCommandLine))?;
