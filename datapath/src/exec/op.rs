@@ -475,6 +475,35 @@ pub struct ShardFigures {
     pub tier: TierFigures,
 }
 
+impl ShardFigures {
+    /// The sum of the figures among `outcomes` (one `Op::Stats` outcome per shard); the
+    /// observability snapshots are merged apart (`observe::report::merge`).
+    pub fn total(outcomes: &[Outcome<'_>]) -> ShardFigures {
+        let mut total = ShardFigures::default();
+        for outcome in outcomes {
+            if let Outcome::Figures(figures) = outcome {
+                total.items += figures.items;
+                total.items_with_expiry += figures.items_with_expiry;
+                total.bytes_used += figures.bytes_used;
+                total.bytes_limit += figures.bytes_limit;
+                total.evicted_items += figures.evicted_items;
+                total.expired_items += figures.expired_items;
+                total.connections += figures.connections;
+                total.connections_total += figures.connections_total;
+                total.commands += figures.commands;
+                total.hits += figures.hits;
+                total.misses += figures.misses;
+                total.remote_requests += figures.remote_requests;
+                total.segments_total += figures.segments_total;
+                total.segments_free += figures.segments_free;
+                total.segments_in_use += figures.segments_in_use;
+                total.tier.add(&figures.tier);
+            }
+        }
+        total
+    }
+}
+
 /// One shard's tiered-store figures (see `persistent::TierStats`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TierFigures {

@@ -213,24 +213,6 @@ fn reset(core: &mut Core, conn_index: u32, conn: &mut Conn) {
     );
 }
 
-fn sum_figures(outcomes: &[Outcome<'_>]) -> ShardFigures {
-    let mut sum = ShardFigures::default();
-    for outcome in outcomes {
-        if let Outcome::Figures(figures) = outcome {
-            sum.items += figures.items;
-            sum.bytes_used += figures.bytes_used;
-            sum.bytes_limit += figures.bytes_limit;
-            sum.evicted_items += figures.evicted_items;
-            sum.expired_items += figures.expired_items;
-            sum.connections_total += figures.connections_total;
-            sum.hits += figures.hits;
-            sum.misses += figures.misses;
-            sum.tier.add(&figures.tier);
-        }
-    }
-    sum
-}
-
 /// Segments hold items of every size: `stats slabs` / `stats items` show one class, 1.
 const SLAB_CLASS: &str = "1";
 /// Bytes per page in `stats slabs`: the store's segment size.
@@ -238,7 +220,7 @@ const PAGE_BYTES: u64 = 1 << 20;
 
 /// Writes the `stats` reply.
 pub(super) fn encode(request: &StatsRequest, outcomes: &[Outcome<'_>], out: &mut Vec<u8>) {
-    let figures = sum_figures(outcomes);
+    let figures = ShardFigures::total(outcomes);
     let merged = report::merge(report::snapshots(outcomes));
     let mut number = |name: &str, value: u64| reply::stat_number(out, name, value);
     match request.kind {

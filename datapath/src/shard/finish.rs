@@ -196,7 +196,7 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], version: Version, out: 
         // on the request path; the client sees an error.
         Finish::MsetNx { .. } => reply.error(b"ERR internal error: MSETNX continuation missing"),
         Finish::Info(request) => {
-            let figures = sum_figures(outcomes);
+            let figures = ShardFigures::total(outcomes);
             let merged = report::merge(report::snapshots(outcomes));
             let text = info_text(request, &figures, &merged);
             reply.verbatim(b"txt", text.as_bytes());
@@ -272,31 +272,6 @@ pub fn substring(data: &[u8], start: i64, end: i64) -> &[u8] {
         return &[];
     }
     &data[start as usize..=end as usize]
-}
-
-fn sum_figures(outcomes: &[Outcome<'_>]) -> ShardFigures {
-    let mut total = ShardFigures::default();
-    for outcome in outcomes {
-        if let Outcome::Figures(figures) = outcome {
-            total.items += figures.items;
-            total.items_with_expiry += figures.items_with_expiry;
-            total.bytes_used += figures.bytes_used;
-            total.bytes_limit += figures.bytes_limit;
-            total.evicted_items += figures.evicted_items;
-            total.expired_items += figures.expired_items;
-            total.connections += figures.connections;
-            total.connections_total += figures.connections_total;
-            total.commands += figures.commands;
-            total.hits += figures.hits;
-            total.misses += figures.misses;
-            total.remote_requests += figures.remote_requests;
-            total.segments_total += figures.segments_total;
-            total.segments_free += figures.segments_free;
-            total.segments_in_use += figures.segments_in_use;
-            total.tier.add(&figures.tier);
-        }
-    }
-    total
 }
 
 fn info_text(request: &InfoRequest, figures: &ShardFigures, merged: &Merged) -> String {
