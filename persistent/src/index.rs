@@ -206,12 +206,12 @@ impl Index {
         })
     }
 
-    /// Loads the first word of both of `hash`'s buckets and returns them xored. Touching the
-    /// buckets of a batch of keys before inserting them lets their cache misses overlap
-    /// (recovery inserts millions of keys); the caller feeds the result to `black_box`.
-    pub fn touch(&self, hash: u64) -> u64 {
+    /// Asks the CPU for both of `hash`'s buckets without waiting for them: asking for a batch
+    /// of keys' buckets before looking any up lets their cache misses overlap.
+    pub fn prefetch(&self, hash: u64) {
         let [first, second] = self.choices(hash);
-        self.buckets[first].0[0] ^ self.buckets[second].0[0]
+        platform::cache::prefetch(&self.buckets[first]);
+        platform::cache::prefetch(&self.buckets[second]);
     }
 
     /// The first location of `hash`'s chains for which `matches` is true.

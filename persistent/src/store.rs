@@ -38,7 +38,7 @@ const COLD_CAS_BIT: u64 = 1 << 63;
 /// Set in the SCAN cursors of a tiered store's second pass, over its cold tier (index cursors
 /// stay below 2^26).
 pub const COLD_SCAN_BIT: u64 = 1 << 62;
-/// Recovery touches the index buckets of this many items before inserting them: enough
+/// Recovery asks for the index buckets of this many items before inserting them: enough
 /// overlapping cache misses to hide most of the memory latency.
 const RECOVERY_INDEX_BATCH: usize = 32;
 /// Decimal digits of the longest u64 / i64 (with sign) counter value.
@@ -908,12 +908,9 @@ impl Store {
     pub fn prefetch<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) {
         let mut hashes = [0u64; PREFETCH_KEYS_MAX];
         let mut count = 0;
-        // Independent loads whose results are folded together: the core issues them all before
-        // the first one returns.
-        let mut touched = 0u64;
         for key in keys.into_iter().take(PREFETCH_KEYS_MAX) {
             let hash = self.hash(key);
-            touched ^= self.index.touch(hash);
+            self.index.prefetch(hash);
             hashes[count] = hash;
             count += 1;
         }
@@ -928,10 +925,9 @@ impl Store {
             let end = (self.segment_start(location.segment) + meta.write_offset as usize)
                 .min(start + PREFETCH_ITEM_BYTES);
             for line in (start..end).step_by(CACHE_LINE_BYTES) {
-                touched ^= u64::from(bytes[line]);
+                platform::cache::prefetch(&bytes[line]);
             }
         }
-        std::hint::black_box(touched);
     }
 
     /// The item for `key`, unless missing or expired; the read is recorded in its usage.
@@ -1855,10 +1851,9 @@ impl Store {
             pending.push((location, hash, header.key_start, header.key_len));
         }
         for batch in pending.chunks(RECOVERY_INDEX_BATCH) {
-            let touched = batch.iter().fold(0, |touched, &(_, hash, ..)| {
-                touched ^ self.index.touch(hash)
-            });
-            std::hint::black_box(touched);
+            for &(_, hash, ..) in batch {
+                self.index.prefetch(hash);
+            }
             for &(location, hash, key_start, key_len) in batch {
                 if let Some(loser) = self.index_recovered(hash, location, key_start, key_len) {
                     report.items_superseded += 1;

@@ -8,6 +8,7 @@
 //!
 //! Non-goals: knowing what an item, a request or a connection is.
 
+pub mod cache;
 pub mod kernel;
 pub mod offload;
 pub mod rdma;
