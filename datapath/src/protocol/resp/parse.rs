@@ -270,14 +270,11 @@ fn parse_multibulk(
             return Err(length_error);
         }
         let data_end = data_start.saturating_add(length);
-        let terminator = input
-            .get(data_end..input.len().min(data_end.saturating_add(2)))
-            .unwrap_or_default();
-        if !b"\r\n".starts_with(terminator) {
-            return Err(ProtocolError::BulkNotTerminated);
-        }
-        if terminator.len() < 2 {
-            return Ok(Parsed::Incomplete);
+        // Matched by pattern: a slice compare of a run-time length is a memcmp call per bulk.
+        match input.get(data_end..).unwrap_or_default() {
+            [b'\r', b'\n', ..] => {}
+            [] | [b'\r'] => return Ok(Parsed::Incomplete),
+            _ => return Err(ProtocolError::BulkNotTerminated),
         }
         request.ranges.push(data_start..data_end);
         position = data_end + 2;
