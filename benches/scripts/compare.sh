@@ -12,6 +12,8 @@
 #   each server is measured on the protocols it speaks (ferrite: redis, memcache, memcache-meta).
 #   PIN=1 runs every server on CPU 0 and the load generator on CPU 1 (taskset), so no server
 #   time-shares a core with its client; ferrite then takes one shard (the one CPU it is allowed).
+#   null (RESP) and null-memcache (text) are the ceiling, not a peer: ../shared/bench/nullserver.rs,
+#   a do-nothing epoll server answering every request with a constant; left out of the ratio.
 # Every server listens on 127.0.0.1 on a free port and is stopped by its PID.
 NAME=compare
 # shellcheck source=common.sh
@@ -33,6 +35,14 @@ if [[ ${PIN:-0} == 1 ]]; then
     need util-linux taskset
     on_server=(taskset -c 0) on_client=(taskset -c 1)
 fi
+
+# The do-nothing server the shared bench kit ships, built once into $work.
+null_server() {
+    local source=../shared/bench/nullserver.rs
+    [[ -f $source ]] || { echo "compare: $source not found (the null server comes from the shared bench kit)" >&2; exit 1; }
+    [[ -x $work/nullserver ]] || rustc -O -o "$work/nullserver" "$source"
+    echo "$work/nullserver"
+}
 
 # start SERVER -> sets pid, and ports[protocol]
 declare -A ports
@@ -65,6 +75,14 @@ start() {
             >"$work/$server.log" 2>&1 &
         pid=$!
         ports=([memcache]=$port [memcache-meta]=$port)
+        wait_port "$port" ;;
+    null | null-memcache)
+        port=$(free_port)
+        local mode=() protocol=redis
+        [[ $server == null-memcache ]] && mode=(--memcache) protocol=memcache
+        "${on_server[@]}" "$(null_server)" --port "$port" "${mode[@]}" >"$work/$server.log" 2>&1 &
+        pid=$!
+        ports=([$protocol]=$port)
         wait_port "$port" ;;
     *) echo "compare: unknown server $server" >&2; exit 1 ;;
     esac
@@ -110,7 +128,7 @@ tail -n +2 "$csv" | sort -t, -k1,1 -k2,2 -k3,3 -k4,4n -k6,6n | awk -F, '
             efficiency = f[9] > 0 ? f[6] / (f[9] / 100) : 0
             median[key] = f[6] FS f[7] FS f[8] FS f[9] FS efficiency
             cell = f[2] FS f[3] FS f[4]
-            if (f[1] !~ /^ferrite/ && efficiency > best[cell]) best[cell] = efficiency
+            if (f[1] !~ /^(ferrite|null)/ && efficiency > best[cell]) best[cell] = efficiency
         }
         for (i = 1; i <= keys; i++) {
             key = order[i]; split(key, k, ","); split(median[key], m, ",")
