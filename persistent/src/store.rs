@@ -46,7 +46,7 @@ const COUNTER_DIGITS_MAX: usize = 20;
 /// Most keys one [`Store::prefetch`] looks at: about as many cache misses as a core keeps in
 /// flight at once.
 pub const PREFETCH_KEYS_MAX: usize = 16;
-/// Bytes of an item [`Store::prefetch`] touches from its start: header, key and the start of
+/// Bytes of an item [`Store::prefetch`] asks for from its start: header, key and the start of
 /// the value of a small item (four cache lines).
 const PREFETCH_ITEM_BYTES: usize = 256;
 const CACHE_LINE_BYTES: usize = 64;
