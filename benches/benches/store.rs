@@ -1,13 +1,14 @@
 //! The store's hot paths: get and set of 100-byte values in the DRAM and file arenas, with a
-//! `HashMap<Vec<u8>, Vec<u8>>` measured in the same run as the floor; and how long reopening
-//! (recovering) a 1 GiB file of 100-byte items takes.
+//! `HashMap<Vec<u8>, Vec<u8>>` measured in the same run as the floor; a pipelined batch of gets
+//! with and without `Store::prefetch` first; and how long reopening (recovering) a 1 GiB file of
+//! 100-byte items takes.
 //!
 //! `cargo bench -p ferrite-benches --bench store`
 use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
 };
-use persistent::{FlushPolicy, SetOptions, Store, StoreConfig};
+use persistent::{FlushPolicy, SetOptions, Store, StoreConfig, PREFETCH_KEYS_MAX};
 use platform::offload::SoftwareOffload;
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -152,6 +153,39 @@ fn get_and_set(criterion: &mut Criterion) {
     group.finish();
 }
 
+/// A pipelined batch as a shard runs it: `PREFETCH_KEYS_MAX` gets of keys spread over the store,
+/// after `Store::prefetch` of all of them (what the shard does) or one after another.
+fn batch_gets(criterion: &mut Criterion) {
+    let keys: Vec<Vec<u8>> = (0..KEYS).map(key).collect();
+    let order = order();
+    let mut store = filled(&StoreConfig::dram(ARENA_BYTES), &keys);
+    let mut group = criterion.benchmark_group("store_batch_100B");
+    group.throughput(Throughput::Elements(PREFETCH_KEYS_MAX as u64));
+    for (name, prefetched) in [("one_by_one", false), ("prefetched", true)] {
+        let mut next = 0usize;
+        group.bench_function(BenchmarkId::new("get", name), |bench| {
+            bench.iter(|| {
+                let batch = &order[next..next + PREFETCH_KEYS_MAX];
+                next = (next + PREFETCH_KEYS_MAX) % (KEYS - PREFETCH_KEYS_MAX);
+                if prefetched {
+                    store.prefetch(batch.iter().map(|&index| keys[index].as_slice()));
+                }
+                batch
+                    .iter()
+                    .map(|&index| {
+                        store
+                            .get(&keys[index], NOW_MS)
+                            .expect("present")
+                            .value
+                            .len()
+                    })
+                    .sum::<usize>()
+            })
+        });
+    }
+    group.finish();
+}
+
 fn recovery(criterion: &mut Criterion) {
     let path = temp_path("recovery");
     let _ = std::fs::remove_file(&path);
@@ -189,5 +223,5 @@ fn recovery(criterion: &mut Criterion) {
     let _ = std::fs::remove_file(&path);
 }
 
-criterion_group!(benches, get_and_set, recovery);
+criterion_group!(benches, get_and_set, batch_gets, recovery);
 criterion_main!(benches);
