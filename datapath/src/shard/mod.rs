@@ -855,7 +855,9 @@ impl Shard {
                     if was_paused && !conn.paused() && !conn.input.is_empty() {
                         self.resumable.push(ticket.conn);
                     }
-                    if !conn.output.is_empty() {
+                    // A closing connection is looked at again even when the reply added
+                    // nothing to send (noreply, meta q): it may owe nothing now, and close.
+                    if !conn.output.is_empty() || conn.close_after_output {
                         self.mark_dirty(ticket.conn);
                     }
                 } else if conn.abort {

@@ -399,6 +399,18 @@ def test_long_line_and_binary_protocol_close_the_connection(ferrite_server):
     assert reply.startswith(b"SERVER_ERROR binary protocol is not supported")
 
 
+def test_quit_after_silent_replies_from_another_shard_closes(server):
+    """quit after commands whose replies are empty (noreply, meta q) but come from the other
+    shard: once they are in, nothing is sent, and the connection must still close."""
+    keys = [f"silent-{index}".encode() for index in range(16)]
+    request = b"".join(b"set " + key + b" 0 0 1 noreply\r\nx\r\n" for key in keys)
+    request += b"".join(b"mg " + key + b"-missing q\r\n" for key in keys) + b"quit\r\n"
+    with socket.create_connection(("127.0.0.1", server.memcache_port), timeout=REPLY_TIMEOUT_S) as sock:
+        sock.sendall(request)
+        assert sock.recv(65536) == b"", "the connection stays open after quit"
+    assert client(server).get_many(keys) == {key: b"x" for key in keys}
+
+
 def test_split_reads_one_byte_at_a_time(server):
     request = b"set split 3 0 5\r\nhello\r\nms m 2 T0 F4\r\nhi\r\nget split\r\nmg m v f\r\nmn\r\n"
     expect = b"STORED\r\nHD\r\nVALUE split 3 5\r\nhello\r\nEND\r\nVA 2 f4\r\nhi\r\nMN\r\n"
