@@ -109,9 +109,7 @@ pub fn encode(finish: &Finish, outcomes: &[Outcome<'_>], out: &mut Vec<u8>) {
         } => {
             let keys = keys.split(|&byte| byte == b' ');
             for (key, outcome) in keys.zip(outcomes) {
-                if *touch {
-                    count_touch(outcome, *shard);
-                }
+                count_retrieval(outcome, *touch, *shard);
                 value_line(out, key, outcome, *cas);
             }
             reply::status(out, Status::End);
@@ -217,11 +215,17 @@ fn count_line(kind: LineKind, outcome: &Outcome<'_>, shard: usize) {
 /// increment or decrement, `ms` with `C` in set or replace mode a CAS store.
 fn count_meta(kind: MetaKind, flags: &MetaFlags<'_>, outcome: &Outcome<'_>, shard: usize) {
     let tally = match kind {
-        // memcached counts an mg with T that misses as a get miss.
-        MetaKind::Get if flags.ttl.is_some() => match outcome {
-            Outcome::MetaValue(_) => Tally::TouchHits,
-            _ => return,
-        },
+        // memcached counts an mg with T that hits as a touch, one that misses as a get.
+        MetaKind::Get if flags.ttl.is_some() => {
+            let hit = matches!(outcome, Outcome::MetaValue(_));
+            if hit {
+                stats::count(shard, |counters| &counters.cmd_touch, 1);
+            } else {
+                stats::count(shard, |counters| &counters.cmd_get, 1);
+            }
+            hit_or_miss(hit, Tally::TouchHits, Tally::GetMisses)
+        }
+        MetaKind::Get => retrieval_tally(outcome, false),
         MetaKind::Delete => match outcome {
             Outcome::Stored { .. } => return,
             outcome => hit_or_miss(counted(outcome), Tally::DeleteHits, Tally::DeleteMisses),
@@ -244,14 +248,18 @@ fn count_meta(kind: MetaKind, flags: &MetaFlags<'_>, outcome: &Outcome<'_>, shar
     stats::tally(shard, tally);
 }
 
-/// A touching read (`gat`, `gats`): a touch hit or miss.
-pub(super) fn count_touch(outcome: &Outcome<'_>, shard: usize) {
-    stats::tally(shard, touch_tally(outcome));
+/// One key of a retrieval (`get`, `gets`; `gat`, `gats` when `touching`): a get or, as
+/// memcached counts a touching read, a touch hit or miss.
+pub(super) fn count_retrieval(outcome: &Outcome<'_>, touching: bool, shard: usize) {
+    stats::tally(shard, retrieval_tally(outcome, touching));
 }
 
-fn touch_tally(outcome: &Outcome<'_>) -> Tally {
+fn retrieval_tally(outcome: &Outcome<'_>, touching: bool) -> Tally {
     let hit = matches!(outcome, Outcome::Value(_) | Outcome::MetaValue(_));
-    hit_or_miss(hit, Tally::TouchHits, Tally::TouchMisses)
+    match touching {
+        true => hit_or_miss(hit, Tally::TouchHits, Tally::TouchMisses),
+        false => hit_or_miss(hit, Tally::GetHits, Tally::GetMisses),
+    }
 }
 
 fn hit_or_miss(hit: bool, hits: Tally, misses: Tally) -> Tally {

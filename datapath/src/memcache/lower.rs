@@ -236,16 +236,17 @@ fn retrieve(
     cas: bool,
     now: u64,
 ) {
-    stats::count(core.id, |counters| &counters.cmd_get, keys.count() as u64);
+    // memcached counts a touching read as a touch only (cmd_touch, counted by the caller).
+    if touch.is_none() {
+        stats::count(core.id, |counters| &counters.cmd_get, keys.count() as u64);
+    }
     if keys.iter().all(|key| core.owner(key) == core.id) {
         // Every key is ours: read and encode straight into the reply, borrowing the values.
         let out = conn.reply_buffer();
         let shard = core.id;
         for key in keys.iter() {
             let outcome = core.execute(&read(key, touch), now);
-            if touch.is_some() {
-                finish::count_touch(&outcome, shard);
-            }
+            finish::count_retrieval(&outcome, touch.is_some(), shard);
             finish::value_line(out, key, &outcome, cas);
         }
         reply::status(out, reply::Status::End);
@@ -438,10 +439,8 @@ fn meta(
     now: u64,
 ) {
     match kind {
-        // memcached counts an mg that sets a TTL as a touch, not a get.
-        MetaKind::Get if flags.ttl.is_some() => {
-            stats::count(core.id, |counters| &counters.cmd_touch, 1)
-        }
+        // An mg that sets a TTL is a touch if it hits, a get if not: counted with its outcome.
+        MetaKind::Get if flags.ttl.is_some() => {}
         MetaKind::Get => stats::count(core.id, |counters| &counters.cmd_get, 1),
         MetaKind::Set => stats::count(core.id, |counters| &counters.cmd_set, 1),
         _ => {}

@@ -30,14 +30,16 @@ pub struct Counters {
     pub cmd_flush: AtomicU64,
     /// Successful stores.
     pub total_items: AtomicU64,
-    /// The hits and misses of deletes, increments, CAS stores and touches, by [`Tally`].
+    /// The hits and misses of reads, deletes, increments, CAS stores and touches, by [`Tally`].
     tallies: [AtomicU64; TALLIES],
 }
 
-/// A hit or miss count memcached reports: `delete`/`md`, `incr`/`decr`/`ma`, `cas`/`ms C`,
-/// `touch`/`gat`/`gats`/`mg T`.
+/// A hit or miss count memcached reports: `get`/`gets`/`mg` (not the store's hits, which RESP
+/// reads count too), `delete`/`md`, `incr`/`decr`/`ma`, `cas`/`ms C`, `touch`/`gat`/`gats`/`mg T`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Tally {
+    GetHits,
+    GetMisses,
     DeleteMisses,
     DeleteHits,
     IncrMisses,
@@ -52,11 +54,13 @@ pub(super) enum Tally {
 }
 
 /// How many [`Tally`] counts there are.
-const TALLIES: usize = 11;
+const TALLIES: usize = 13;
 const _: () = assert!(Tally::TouchMisses as usize + 1 == TALLIES);
 
 /// Each [`Tally`]'s `stats` name, in memcached's order (the enum's).
 const TALLY_NAMES: [&str; TALLIES] = [
+    "get_hits",
+    "get_misses",
     "delete_misses",
     "delete_hits",
     "incr_misses",
@@ -238,8 +242,6 @@ pub(super) fn encode(request: &StatsRequest, outcomes: &[Outcome<'_>], out: &mut
             number("cmd_set", request.cmd_set);
             number("cmd_flush", request.cmd_flush);
             number("cmd_touch", request.cmd_touch);
-            number("get_hits", figures.hits);
-            number("get_misses", figures.misses);
             for (name, value) in TALLY_NAMES.iter().zip(request.tallies) {
                 number(name, value);
             }
