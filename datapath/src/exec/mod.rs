@@ -672,6 +672,7 @@ impl Executor {
             },
             usage,
             won: item.won || created,
+            created,
         })
     }
 
@@ -689,6 +690,7 @@ impl Executor {
                 _ => {}
             }
         }
+        let mut created = false;
         let number = match change_unsigned(store, key, arithmetic.delta, now) {
             Ok(Some(number)) => number,
             Ok(None) => {
@@ -707,6 +709,7 @@ impl Executor {
                     Ok(_) => return Outcome::NotStored,
                     Err(error) => return Outcome::Failed(store_error(error)),
                 }
+                created = true;
                 arithmetic.initial
             }
             Err(error) => return Outcome::Failed(store_error(error)),
@@ -731,6 +734,7 @@ impl Executor {
             },
             usage: Usage::default(),
             won: false,
+            created,
         })
     }
 

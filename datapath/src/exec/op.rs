@@ -440,6 +440,8 @@ pub struct MetaValue<'a> {
     pub usage: Usage,
     /// This read was handed the win token (memcached `W`).
     pub won: bool,
+    /// This op made the item (`ma` with `N` on a miss), so memcached counts it as no hit.
+    pub created: bool,
 }
 
 /// Remaining lifetime of a key.
@@ -633,6 +635,7 @@ impl Outcome<'_> {
                 lifetime,
                 usage,
                 won,
+                created,
             }) => Outcome::MetaValue(MetaValue {
                 value: Value {
                     data: Cow::Owned(data.into_owned()),
@@ -642,6 +645,7 @@ impl Outcome<'_> {
                 lifetime,
                 usage,
                 won,
+                created,
             }),
             Outcome::Missing => Outcome::Missing,
             Outcome::Stored { cas } => Outcome::Stored { cas },

@@ -231,6 +231,8 @@ fn count_meta(kind: MetaKind, flags: &MetaFlags<'_>, outcome: &Outcome<'_>, shar
             outcome => hit_or_miss(counted(outcome), Tally::DeleteHits, Tally::DeleteMisses),
         },
         MetaKind::Arithmetic => match outcome {
+            // memcached counts an ma that creates its item (N) as neither hit nor miss.
+            Outcome::MetaValue(found) if found.created => return,
             Outcome::MetaValue(_) => {
                 arithmetic_tally(flags.mode == Some(MetaMode::Decrement), true)
             }

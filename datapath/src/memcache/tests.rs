@@ -185,6 +185,7 @@ fn found(
         lifetime,
         usage,
         won,
+        created: false,
     })
 }
 

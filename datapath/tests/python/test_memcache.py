@@ -653,8 +653,9 @@ def test_hit_and_miss_counters_as_memcached_counts_them(server, memcached):
               b"touch a 100\r\ntouch b 100\r\ngat 100 a b\r\nmg a T10\r\nmg b T10\r\n"
               b"get a b\r\ngets a\r\nmg a v\r\nmg b v\r\n"
               b"delete a\r\ndelete a\r\nms m 1\r\nx\r\nmd m\r\nmd m\r\n"
-              b"ma n\r\nms n 1\r\n5\r\nma n\r\nma n MD\r\nms n 1 C18446744073709551615\r\n7\r\nincr a 1 noreply\r\n")
-    expect = {"delete_misses": "2", "delete_hits": "2", "incr_misses": "3", "incr_hits": "2",
+              b"ma n\r\nms n 1\r\n5\r\nma n\r\nma n MD\r\nms n 1 C18446744073709551615\r\n7\r\nincr a 1 noreply\r\n"
+              b"ma v N0\r\nma v N0\r\n")
+    expect = {"delete_misses": "2", "delete_hits": "2", "incr_misses": "3", "incr_hits": "3",
               "decr_misses": "1", "decr_hits": "2", "cas_misses": "1", "cas_hits": "1", "cas_badval": "2",
               "touch_hits": "3", "touch_misses": "2", "get_hits": "4", "get_misses": "3",
               "cmd_get": "7", "cmd_touch": "5"}
