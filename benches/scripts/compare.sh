@@ -36,13 +36,13 @@ if [[ ${PIN:-0} == 1 ]]; then
     on_server=(taskset -c 0) on_client=(taskset -c 1)
 fi
 
-# The do-nothing server the shared bench kit ships, built once into $work.
-null_server() {
-    local source=../shared/bench/nullserver.rs
-    [[ -f $source ]] || { echo "compare: $source not found (the null server comes from the shared bench kit)" >&2; exit 1; }
-    [[ -x $work/nullserver ]] || rustc -O -o "$work/nullserver" "$source"
-    echo "$work/nullserver"
-}
+# The do-nothing server the shared bench kit ships, built once into $work when asked for.
+nullserver=$work/nullserver
+if [[ " $SERVERS " == *" null"* ]]; then
+    source_file=../shared/bench/nullserver.rs
+    [[ -f $source_file ]] || { echo "compare: $source_file not found (the null server comes from the shared bench kit)" >&2; exit 1; }
+    rustc -O -o "$nullserver" "$source_file"
+fi
 
 # start SERVER -> sets pid, and ports[protocol]
 declare -A ports
@@ -80,7 +80,7 @@ start() {
         port=$(free_port)
         local mode=() protocol=redis
         [[ $server == null-memcache ]] && mode=(--memcache) protocol=memcache
-        "${on_server[@]}" "$(null_server)" --port "$port" "${mode[@]}" >"$work/$server.log" 2>&1 &
+        "${on_server[@]}" "$nullserver" --port "$port" "${mode[@]}" >"$work/$server.log" 2>&1 &
         pid=$!
         ports=([$protocol]=$port)
         wait_port "$port" ;;

@@ -440,7 +440,8 @@ pub struct MetaValue<'a> {
     pub usage: Usage,
     /// This read was handed the win token (memcached `W`).
     pub won: bool,
-    /// This op made the item (`ma` with `N` on a miss), so memcached counts it as no hit.
+    /// This op made the item (`N` on a miss, `mg` or `ma`); memcached counts an `ma` that did
+    /// as neither hit nor miss.
     pub created: bool,
 }
 

@@ -258,9 +258,10 @@ pub(super) fn count_retrieval(outcome: &Outcome<'_>, touching: bool, shard: usiz
 
 fn retrieval_tally(outcome: &Outcome<'_>, touching: bool) -> Tally {
     let hit = matches!(outcome, Outcome::Value(_) | Outcome::MetaValue(_));
-    match touching {
-        true => hit_or_miss(hit, Tally::TouchHits, Tally::TouchMisses),
-        false => hit_or_miss(hit, Tally::GetHits, Tally::GetMisses),
+    if touching {
+        hit_or_miss(hit, Tally::TouchHits, Tally::TouchMisses)
+    } else {
+        hit_or_miss(hit, Tally::GetHits, Tally::GetMisses)
     }
 }
 
